@@ -1,0 +1,180 @@
+import type { Context } from 'koa';
+import type { Kek } from '../crypto/kek.ts';
+import type { Config } from '../config/index.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import { rotateSigningKey } from '../keys/rotate.ts';
+import { authenticateAdmin, createAdmin, listAdmins, revokeAdmin, type AdminIdentity } from '../registry/admins.ts';
+import { createClient, deleteClient, getClient, listClients, rotateClientSecret, updateClient } from '../registry/clients.ts';
+import { createIssuer, deleteIssuer, getIssuer, listIssuers, updateIssuer } from '../registry/issuers.ts';
+import { pageParams } from '../registry/pagination.ts';
+import { createResource, deleteResource, getResource, listResources, updateResource } from '../registry/resources.ts';
+import { check, compileSchema, ValidationError } from '../registry/validate.ts';
+import type { Logger } from '../ops/log.ts';
+import type { RateLimiter } from '../ops/rate_limit.ts';
+import type { Db } from '../store/db.ts';
+import { isStorageFailure } from '../store/errors.ts';
+import { BodyError, readJsonObject } from '../http/body.ts';
+import { sendError, sendRateLimited, sendUnavailable } from '../http/errors.ts';
+import { Router } from '../http/router.ts';
+
+export interface AdminDeps {
+  config: Config;
+  db: Db;
+  kek: Kek;
+  keyring: Keyring;
+  limiter: RateLimiter;
+  log: Logger;
+  /** Called after this process rotated the keys, so it need not wait for its own NOTIFY. */
+  onKeysChanged: () => Promise<void>;
+}
+
+const validateRotate = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  properties: { overlap_seconds: { type: 'integer', minimum: 0, maximum: 7 * 86_400 } },
+});
+
+function notFound(ctx: Context, what: string, field: string): void {
+  sendError(ctx, 404, 'not_found', `no ${what} with that ${field}`, { field });
+}
+
+function created(ctx: Context, body: unknown): void {
+  ctx.status = 201;
+  ctx.body = body;
+}
+
+function stringFilter(q: URLSearchParams, name: string): string | undefined {
+  const v = q.get(name);
+  if (v === null) return undefined;
+  if (v.length > 2000) throw new ValidationError(`${name} is too long`, name);
+  if (v.includes('\0')) throw new ValidationError(`${name} must not contain NUL`, name);
+  return v;
+}
+
+/** `/admin/api/*`: bearer-authenticated JSON REST over the registry, admins and keys. */
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged }: AdminDeps) {
+  const router = new Router();
+  const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
+  const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
+
+  router
+    .add('GET', '/admin/api/admins', async (ctx) => { ctx.body = await listAdmins(db, pageParams(ctx.URL.searchParams)); })
+    .add('POST', '/admin/api/admins', async (ctx) => created(ctx, await createAdmin(db, await body(ctx), who(ctx))))
+    .add('DELETE', '/admin/api/admins/:id', async (ctx, [id]) => {
+      if (await revokeAdmin(db, id!, who(ctx))) ctx.status = 204;
+      else notFound(ctx, 'admin', 'id');
+    })
+
+    .add('GET', '/admin/api/clients', async (ctx) => {
+      const q = ctx.URL.searchParams;
+      ctx.body = await listClients(db, pageParams(q), { grant_type: stringFilter(q, 'grant_type'), resource_server: stringFilter(q, 'resource_server') });
+    })
+    .add('POST', '/admin/api/clients', async (ctx) => created(ctx, await createClient(db, kek, await body(ctx), who(ctx))))
+    .add('GET', '/admin/api/clients/:id', async (ctx, [id]) => {
+      const c = await getClient(db, id!);
+      if (c) ctx.body = c;
+      else notFound(ctx, 'client', 'client_id');
+    })
+    .add('PATCH', '/admin/api/clients/:id', async (ctx, [id]) => {
+      const c = await updateClient(db, kek, id!, await body(ctx), who(ctx));
+      if (c) ctx.body = c;
+      else notFound(ctx, 'client', 'client_id');
+    })
+    .add('DELETE', '/admin/api/clients/:id', async (ctx, [id]) => {
+      if (await deleteClient(db, id!, who(ctx))) ctx.status = 204;
+      else notFound(ctx, 'client', 'client_id');
+    })
+    .add('POST', '/admin/api/clients/:id/secret', async (ctx, [id]) => {
+      const c = await rotateClientSecret(db, kek, id!, who(ctx));
+      if (c) ctx.body = c;
+      else notFound(ctx, 'client', 'client_id');
+    })
+
+    .add('GET', '/admin/api/resources', async (ctx) => { ctx.body = await listResources(db, pageParams(ctx.URL.searchParams)); })
+    .add('POST', '/admin/api/resources', async (ctx) => created(ctx, await createResource(db, await body(ctx), who(ctx))))
+    .add('GET', '/admin/api/resources/:id', async (ctx, [id]) => {
+      const r = await getResource(db, id!);
+      if (r) ctx.body = r;
+      else notFound(ctx, 'resource', 'identifier');
+    })
+    .add('PATCH', '/admin/api/resources/:id', async (ctx, [id]) => {
+      const r = await updateResource(db, id!, await body(ctx), who(ctx));
+      if (r) ctx.body = r;
+      else notFound(ctx, 'resource', 'identifier');
+    })
+    .add('DELETE', '/admin/api/resources/:id', async (ctx, [id]) => {
+      if (await deleteResource(db, id!, who(ctx))) ctx.status = 204;
+      else notFound(ctx, 'resource', 'identifier');
+    })
+
+    .add('GET', '/admin/api/issuers', async (ctx) => { ctx.body = await listIssuers(db, pageParams(ctx.URL.searchParams)); })
+    .add('POST', '/admin/api/issuers', async (ctx) => created(ctx, await createIssuer(db, await body(ctx), who(ctx))))
+    .add('GET', '/admin/api/issuers/:id', async (ctx, [id]) => {
+      const i = await getIssuer(db, id!);
+      if (i) ctx.body = i;
+      else notFound(ctx, 'issuer', 'issuer');
+    })
+    .add('PATCH', '/admin/api/issuers/:id', async (ctx, [id]) => {
+      const i = await updateIssuer(db, id!, await body(ctx), who(ctx));
+      if (i) ctx.body = i;
+      else notFound(ctx, 'issuer', 'issuer');
+    })
+    .add('DELETE', '/admin/api/issuers/:id', async (ctx, [id]) => {
+      if (await deleteIssuer(db, id!, who(ctx))) ctx.status = 204;
+      else notFound(ctx, 'issuer', 'issuer');
+    })
+
+    .add('GET', '/admin/api/keys', async (ctx) => {
+      const now = Date.now();
+      const active = keyring.active(now);
+      ctx.body = {
+        items: keyring.published(now).map((k) => ({
+          kid: k.kid,
+          alg: k.alg,
+          status: k === active ? 'active' : k.activatesAt > now ? 'next' : 'retired',
+          activates_at: new Date(k.activatesAt).toISOString(),
+        })),
+        next_cursor: null,
+      };
+    })
+    .add('POST', '/admin/api/keys/rotate', async (ctx) => {
+      const input = check<{ overlap_seconds?: number }>(validateRotate, await body(ctx));
+      const result = await rotateSigningKey(db, kek, config.signingAlg, input.overlap_seconds ?? config.rotationOverlap, who(ctx));
+      await onKeysChanged();
+      created(ctx, result);
+    });
+
+  return async (ctx: Context): Promise<void> => {
+    ctx.set('Cache-Control', 'no-store');
+    const byAddress = limiter.take(`admin-ip:${ctx.ip}`);
+    if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
+    try {
+      const auth = ctx.get('authorization');
+      const match = /^Bearer ([\x21-\x7E]+)$/i.exec(auth);
+      if (!match) {
+        ctx.set('WWW-Authenticate', 'Bearer realm="intentgate-admin"');
+        return sendError(ctx, 401, 'invalid_token', 'an admin bearer token is required');
+      }
+      const admin = await authenticateAdmin(db, match[1]!);
+      if (!admin) {
+        ctx.set('WWW-Authenticate', 'Bearer realm="intentgate-admin", error="invalid_token"');
+        return sendError(ctx, 401, 'invalid_token', 'the admin token is not valid or has been revoked');
+      }
+      ctx.state.admin = admin;
+      const byAdmin = limiter.take(`admin:${admin.id}`);
+      if (!byAdmin.ok) return sendRateLimited(ctx, byAdmin.retryAfter);
+      if (!(await router.dispatch(ctx))) sendError(ctx, 404, 'not_found', `no admin endpoint ${ctx.path}`);
+    } catch (err) {
+      if (err instanceof ValidationError) return sendError(ctx, err.status, err.code, err.message, { field: err.field ?? null });
+      if (err instanceof BodyError) return sendError(ctx, err.status, 'invalid_request', err.message, { field: null });
+      if (/^22/.test(String((err as { code?: unknown }).code))) {
+        return sendError(ctx, 400, 'invalid_request', 'a value was not accepted by storage', { field: null });
+      }
+      if (isStorageFailure(err)) {
+        log.warn('admin request failed: storage unavailable', { err });
+        return sendUnavailable(ctx);
+      }
+      throw err;
+    }
+  };
+}

@@ -1,0 +1,216 @@
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type Config } from './config/index.ts';
+import { loadKek, type Kek } from './crypto/kek.ts';
+import { rotateSigningKey } from './keys/rotate.ts';
+import { createAdmin, revokeAdmin } from './registry/admins.ts';
+import { createClient, listClients, rotateClientSecret } from './registry/clients.ts';
+import { createIssuer } from './registry/issuers.ts';
+import { createResource } from './registry/resources.ts';
+import { ValidationError } from './registry/validate.ts';
+import { createDb, type Db } from './store/db.ts';
+import { migrate } from './store/migrate.ts';
+import { startServer } from './server.ts';
+
+const USAGE = `usage: intentgate <command>
+
+  start-dev                      run in development mode (what \`npm start\` runs)
+  serve [--no-migrate]           run in production mode
+  migrate                        apply the database migrations
+  client create --name N [--client-id ID] [--grant-types a,b] [--scope "s1 s2"]
+                [--auth-method M] [--resource-server URI]
+  client list
+  client rotate-secret <client_id>
+  resource create --identifier URI --name N [--scope name:sensitivity:operation ...] [--ttl S]
+  issuer add --issuer URL (--jwks-uri URL | --jwks-file FILE) --audience A [--audience B ...]
+             [--algorithms RS256,ES256] [--typ JWT ...] [--scope-claim scope|scp]
+  admin token create --name N
+  admin token revoke <admin_id>
+  keys rotate [--overlap SECONDS]
+
+Configuration comes from the environment (DATABASE_URL, DATA_DIR, INTENTGATE_KEK, ...; see README).`;
+
+const CLI_ACTOR = 'cli';
+
+class UsageError extends Error {}
+
+function print(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * The embedded database is single-process: a running server marks DATA_DIR, and the CLI refuses to
+ * open the same files underneath it (use the admin API, or stop the server).
+ */
+function serverLock(config: Config): { take(): void; release(): void; held(): boolean } {
+  const file = path.join(config.dataDir, 'server.pid');
+  const alive = () => {
+    if (!existsSync(file)) return false;
+    const pid = Number(readFileSync(file, 'utf8'));
+    try {
+      process.kill(pid, 0);
+      return pid !== process.pid;
+    } catch {
+      return false;
+    }
+  };
+  return {
+    held: () => !config.databaseUrl && alive(),
+    take: () => { if (!config.databaseUrl) writeFileSync(file, String(process.pid)); },
+    release: () => { if (!config.databaseUrl) rmSync(file, { force: true }); },
+  };
+}
+
+async function withStore<T>(fn: (db: Db, kek: Kek, config: Config) => Promise<T>): Promise<T> {
+  const config = loadConfig('development');
+  if (serverLock(config).held()) throw new UsageError(`a server is running on the embedded database in ${config.dataDir}; stop it or use the admin API`);
+  const { kek } = loadKek(config.kek, config.dataDir, false);
+  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2 });
+  try {
+    await migrate(db);
+    return await fn(db, kek, config);
+  } finally {
+    await db.destroy();
+  }
+}
+
+async function run(config: Config, migrateAtStart: boolean): Promise<void> {
+  const lock = serverLock(config);
+  if (lock.held()) throw new UsageError(`another server is running on ${config.dataDir}`);
+  const server = await startServer(config, { migrate: migrateAtStart });
+  lock.take();
+  const dev = config.mode === 'development';
+  const lines = [
+    dev ? '  intentgate is running in DEVELOPMENT MODE: not for production use' : '  intentgate is running',
+    `  issuer:   ${config.issuer}`,
+    `  listening: ${server.url}`,
+    `  database: ${config.databaseUrl ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`}`,
+  ];
+  if (server.generatedAdminToken) {
+    lines.push('', `  admin token (shown once, stored hashed): ${server.generatedAdminToken}`);
+  }
+  const bar = '='.repeat(78);
+  process.stderr.write(`\n${bar}\n${lines.join('\n')}\n${bar}\n\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`received ${signal}; finishing in-flight requests\n`);
+    server.close().then(() => { lock.release(); process.exit(0); }, () => process.exit(1));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+function scopesFrom(values: string[] | undefined) {
+  return (values ?? []).map((v) => {
+    const [name, sensitivity, operation] = v.split(':');
+    if (!name || !sensitivity || !operation) throw new UsageError(`--scope takes name:sensitivity:operation, got ${v}`);
+    return { name, sensitivity, operation };
+  });
+}
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      'no-migrate': { type: 'boolean' },
+      name: { type: 'string' },
+      'client-id': { type: 'string' },
+      'grant-types': { type: 'string' },
+      scope: { type: 'string', multiple: true },
+      'auth-method': { type: 'string' },
+      'resource-server': { type: 'string' },
+      identifier: { type: 'string' },
+      ttl: { type: 'string' },
+      issuer: { type: 'string' },
+      'jwks-uri': { type: 'string' },
+      'jwks-file': { type: 'string' },
+      audience: { type: 'string', multiple: true },
+      algorithms: { type: 'string' },
+      typ: { type: 'string', multiple: true },
+      'scope-claim': { type: 'string' },
+      overlap: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const cmd = positionals.join(' ');
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const [a, b, c] = positionals;
+  switch (true) {
+    case cmd === 'start-dev':
+      return run(loadConfig('development'), true);
+    case cmd === 'serve':
+      return run(loadConfig('production'), !values['no-migrate']);
+    case cmd === 'migrate': {
+      const config = loadConfig('development');
+      const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 1 });
+      try {
+        print({ applied: await migrate(db) });
+      } finally {
+        await db.destroy();
+      }
+      return;
+    }
+    case cmd === 'client create':
+      return withStore(async (db, kek) => print(await createClient(db, kek, {
+        ...(values['client-id'] ? { client_id: values['client-id'] } : {}),
+        ...(values.name ? { client_name: values.name } : {}),
+        ...(values['grant-types'] ? { grant_types: values['grant-types'].split(',') } : {}),
+        ...(values.scope ? { scope: values.scope.join(' ') } : {}),
+        ...(values['auth-method'] ? { token_endpoint_auth_method: values['auth-method'] } : {}),
+        ...(values['resource-server'] ? { resource_server: values['resource-server'] } : {}),
+      }, CLI_ACTOR)));
+    case cmd === 'client list':
+      return withStore(async (db) => print(await listClients(db, { limit: 200, after: undefined }, {})));
+    case a === 'client' && b === 'rotate-secret' && c !== undefined && positionals.length === 3:
+      return withStore(async (db, kek) => {
+        const client = await rotateClientSecret(db, kek, c, CLI_ACTOR);
+        if (!client) throw new UsageError(`no client ${c}`);
+        print(client);
+      });
+    case cmd === 'resource create':
+      return withStore(async (db) => print(await createResource(db, {
+        identifier: values.identifier,
+        name: values.name,
+        scopes: scopesFrom(values.scope),
+        ...(values.ttl ? { access_token_ttl: Number(values.ttl) } : {}),
+      }, CLI_ACTOR)));
+    case cmd === 'issuer add':
+      return withStore(async (db) => print(await createIssuer(db, {
+        issuer: values.issuer,
+        ...(values['jwks-uri'] ? { jwks_uri: values['jwks-uri'] } : {}),
+        ...(values['jwks-file'] ? { jwks: JSON.parse(readFileSync(values['jwks-file'], 'utf8')) } : {}),
+        audiences: values.audience,
+        ...(values.algorithms ? { algorithms: values.algorithms.split(',') } : {}),
+        ...(values.typ ? { typs: values.typ } : {}),
+        ...(values['scope-claim'] ? { scope_claim: values['scope-claim'] } : {}),
+      }, CLI_ACTOR)));
+    case cmd === 'admin token create':
+      return withStore(async (db) => print(await createAdmin(db, { name: values.name }, CLI_ACTOR)));
+    case a === 'admin' && b === 'token' && c === 'revoke' && positionals.length === 4:
+      return withStore(async (db) => {
+        if (!(await revokeAdmin(db, positionals[3]!, CLI_ACTOR))) throw new UsageError(`no admin ${positionals[3]}`);
+        print({ revoked: positionals[3] });
+      });
+    case cmd === 'keys rotate':
+      return withStore(async (db, kek, config) => {
+        const overlap = values.overlap === undefined ? config.rotationOverlap : Number(values.overlap);
+        if (!Number.isInteger(overlap) || overlap < 0) throw new UsageError('--overlap takes a whole number of seconds');
+        print(await rotateSigningKey(db, kek, config.signingAlg, overlap, CLI_ACTOR));
+      });
+    default:
+      throw new UsageError(`unknown command: ${cmd}\n\n${USAGE}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  const known = err instanceof UsageError || err instanceof ConfigError || err instanceof ValidationError;
+  process.stderr.write(`intentgate: ${known ? (err as Error).message : (err as Error).stack ?? String(err)}\n`);
+  process.exit(known ? 2 : 1);
+});

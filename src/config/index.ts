@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { compileSchema, firstError } from '../registry/validate.ts';
+import { fileSchema } from './schema.ts';
+
+export type Mode = 'development' | 'production';
+export type SigningAlg = 'ES256' | 'EdDSA';
+export interface Bucket { burst: number; per_second: number }
+
+export interface Config {
+  mode: Mode;
+  issuer: string;
+  port: number;
+  host: string;
+  databaseUrl: string | undefined;
+  dataDir: string;
+  adminToken: string | undefined;
+  kek: string | undefined;
+  trustProxy: boolean;
+  logLevel: LogLevel;
+  accessTokenTtl: number;
+  signingAlg: SigningAlg;
+  rotationOverlap: number;
+  bodyLimit: number;
+  rateLimits: { token: Bucket; admin: Bucket };
+  oidcSweepInterval: number;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+export class ConfigError extends Error {}
+
+const validateFile = compileSchema(fileSchema);
+
+interface FileConfig {
+  tokens?: { access_token_ttl?: number };
+  keys?: { algorithm?: SigningAlg; rotation_overlap?: number };
+  limits?: { body_bytes?: number };
+  rate_limits?: { token?: Bucket; admin?: Bucket };
+  oidc_sweep_interval?: number;
+}
+
+function readFileConfig(file: string): FileConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read configuration file ${file}: ${(err as Error).message}`);
+  }
+  const parsed: unknown = YAML.parse(text) ?? {};
+  if (!validateFile(parsed)) {
+    const e = firstError(validateFile.errors);
+    throw new ConfigError(`${file}: ${e.field ?? '(root)'} ${e.message}`);
+  }
+  return parsed as FileConfig;
+}
+
+function parsePort(value: string | undefined): number {
+  if (value === undefined || value === '') return 3000;
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError(`PORT must be an integer 0-65535, got ${value}`);
+  return port;
+}
+
+/**
+ * Builds the one typed configuration object from the environment and the config file.
+ * `overrides` lets tests and embedders set file-level keys without writing a file.
+ */
+export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, overrides: FileConfig = {}): Config {
+  const file = env.INTENTGATE_CONFIG ?? path.resolve('config/default.yaml');
+  const fromFile = readFileConfig(file);
+  const merged: FileConfig = {
+    tokens: { ...fromFile.tokens, ...overrides.tokens },
+    keys: { ...fromFile.keys, ...overrides.keys },
+    limits: { ...fromFile.limits, ...overrides.limits },
+    rate_limits: { ...fromFile.rate_limits, ...overrides.rate_limits },
+    oidc_sweep_interval: overrides.oidc_sweep_interval ?? fromFile.oidc_sweep_interval,
+  };
+  if (!validateFile(merged)) {
+    const e = firstError(validateFile.errors);
+    throw new ConfigError(`configuration override: ${e.field ?? '(root)'} ${e.message}`);
+  }
+  const port = parsePort(env.PORT);
+  const logLevel = (env.LOG_LEVEL ?? 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const issuer = env.ISSUER ?? (mode === 'development' ? `http://localhost:${port}` : undefined);
+  if (issuer === undefined) throw new ConfigError('ISSUER is required in production mode');
+  checkIssuer(issuer, mode);
+
+  const config: Config = {
+    mode,
+    issuer: issuer.replace(/\/$/, ''),
+    port,
+    host: env.HOST ?? (mode === 'development' ? '127.0.0.1' : '0.0.0.0'),
+    databaseUrl: env.DATABASE_URL || undefined,
+    dataDir: path.resolve(env.DATA_DIR ?? './data'),
+    adminToken: env.ADMIN_TOKEN || undefined,
+    kek: env.INTENTGATE_KEK || undefined,
+    trustProxy: isTruthy(env.TRUST_PROXY),
+    logLevel,
+    accessTokenTtl: merged.tokens?.access_token_ttl ?? 300,
+    signingAlg: merged.keys?.algorithm ?? 'ES256',
+    rotationOverlap: merged.keys?.rotation_overlap ?? 600,
+    bodyLimit: merged.limits?.body_bytes ?? 65536,
+    rateLimits: {
+      token: merged.rate_limits?.token ?? { burst: 60, per_second: 30 },
+      admin: merged.rate_limits?.admin ?? { burst: 60, per_second: 30 },
+    },
+    oidcSweepInterval: merged.oidc_sweep_interval ?? 300,
+  };
+  if (mode === 'production') {
+    if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required in production mode');
+    if (!config.kek) throw new ConfigError('INTENTGATE_KEK is required in production mode');
+  }
+  return config;
+}
+
+function checkIssuer(issuer: string, mode: Mode): void {
+  let url: URL;
+  try {
+    url = new URL(issuer);
+  } catch {
+    throw new ConfigError(`ISSUER must be an absolute URL, got ${issuer}`);
+  }
+  if (url.search || url.hash) throw new ConfigError('ISSUER must not have a query or fragment');
+  if (url.protocol === 'https:') return;
+  const local = url.hostname === 'localhost' || url.hostname === '127.0.0.1' || url.hostname === '[::1]';
+  if (mode === 'development' && url.protocol === 'http:' && local) return;
+  throw new ConfigError(mode === 'production'
+    ? 'ISSUER must be an https URL in production mode'
+    : 'ISSUER must be https, or http://localhost in development mode');
+}
+
+function isTruthy(v: string | undefined): boolean {
+  return v !== undefined && ['1', 'true', 'yes', 'on'].includes(v.toLowerCase());
+}

@@ -1,0 +1,41 @@
+// The configuration file's shape. Validated once at load; the rest of the code trusts `Config`.
+const bucket = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['burst', 'per_second'],
+  properties: {
+    burst: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+    per_second: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000 },
+  },
+} as const;
+
+export const fileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    tokens: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { access_token_ttl: { type: 'integer', minimum: 10, maximum: 86_400 } },
+    },
+    keys: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        algorithm: { enum: ['ES256', 'EdDSA'] },
+        rotation_overlap: { type: 'integer', minimum: 0, maximum: 7 * 86_400 },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { body_bytes: { type: 'integer', minimum: 1024, maximum: 10_485_760 } },
+    },
+    rate_limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { token: bucket, admin: bucket },
+    },
+    oidc_sweep_interval: { type: 'integer', minimum: 1, maximum: 86_400 },
+  },
+} as const;

@@ -1,0 +1,44 @@
+import type { Context } from 'koa';
+
+export class BodyError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Reads the whole body, refusing more than `limit` bytes whatever Content-Length claims. */
+export async function readRawBody(ctx: Context, limit: number): Promise<Buffer> {
+  const declared = ctx.request.length;
+  if (declared !== undefined && declared > limit) throw new BodyError(413, `request body exceeds ${limit} bytes`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of ctx.req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      ctx.req.destroy();
+      throw new BodyError(413, `request body exceeds ${limit} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+/** A JSON body: `application/json`, UTF-8, within the limit, an object at the top. */
+export async function readJsonObject(ctx: Context, limit: number): Promise<Record<string, unknown>> {
+  if (!ctx.is('application/json')) throw new BodyError(415, 'Content-Type must be application/json');
+  const raw = await readRawBody(ctx, limit);
+  let text: string;
+  let parsed: unknown;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BodyError(400, 'body is not valid JSON');
+  }
+  // PostgreSQL text cannot hold NUL; refuse it here rather than fail in storage.
+  if (/\\u0000/i.test(text)) throw new BodyError(400, 'body must not contain NUL characters');
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BodyError(400, 'body must be a JSON object');
+  return parsed as Record<string, unknown>;
+}

@@ -1,0 +1,98 @@
+import { randomBytes } from 'node:crypto';
+import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/index.ts';
+import type { Kek } from '../crypto/kek.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import type { Logger } from '../ops/log.ts';
+import { providerClientMetadata } from '../registry/clients.ts';
+import { splitScope } from '../registry/common.ts';
+import { getResource } from '../registry/resources.ts';
+import type { Db } from '../store/db.ts';
+import { isStorageFailure } from '../store/errors.ts';
+import { createOidcAdapter } from '../store/oidc_adapter.ts';
+
+export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
+export const CLIENT_AUTH_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/** oidc-provider renders errors with `expose`; this one becomes 503 `temporarily_unavailable`. */
+export function providerUnavailable(cause: unknown): Error {
+  const err = new errors.OIDCProviderError(503, 'temporarily_unavailable', { cause });
+  return Object.assign(err, { expose: true, error_description: 'the authorization server cannot reach its storage; retry later' });
+}
+
+async function guardedStorage<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw isStorageFailure(err) ? providerUnavailable(err) : err;
+  }
+}
+
+export interface ProviderDeps { config: Config; db: Db; kek: Kek; keyring: Keyring; log: Logger }
+
+/**
+ * oidc-provider does the OAuth machinery we do not need to own: client authentication (all methods),
+ * the token endpoint's parameter handling, and the client_credentials grant. Its keystore is fixed at
+ * construction, so this is called again whenever the set of signing keys changes.
+ */
+export function buildProvider({ config, db, kek, keyring, log }: ProviderDeps): Provider {
+  const provider = new Provider(config.issuer, {
+    adapter: createOidcAdapter(db, (id) => guardedStorage(() => providerClientMetadata(db, kek, id))),
+    jwks: { keys: keyring.signingCandidates().map((k) => k.privateJwk) } as never,
+    cookies: { keys: [randomBytes(32).toString('base64url')] },
+    clientAuthMethods: CLIENT_AUTH_METHODS as never,
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGS as never },
+    clientDefaults: {
+      grant_types: ['client_credentials'],
+      response_types: [],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: keyring.active().alg,
+    },
+    responseTypes: ['none'],
+    scopes: [],
+    claims: {},
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: false },
+      revocation: { enabled: false },
+      userinfo: { enabled: false },
+      resourceIndicators: {
+        enabled: true,
+        // A client_credentials token must name its audience: an unbound token is what intentgate exists to end.
+        defaultResource: () => {
+          throw new errors.InvalidTarget('the resource parameter is required');
+        },
+        useGrantedResource: () => false,
+        getResourceServerInfo: async (ctx: KoaContextWithOIDC, indicator: string, client) => {
+          const resource = await guardedStorage(() => getResource(db, indicator));
+          if (!resource) throw new errors.InvalidTarget(`resource ${indicator} is not registered`);
+          const clientRow = await guardedStorage(() => db('clients').where({ client_id: client.clientId }).first('scope'));
+          const clientScopes = new Set(splitScope(clientRow?.scope));
+          const allowed = resource.scopes.map((s) => s.name).filter((s) => clientScopes.has(s));
+          const requested = splitScope(ctx.oidc.params?.scope as string | undefined);
+          const refused = requested.filter((s) => !allowed.includes(s));
+          if (refused.length > 0) {
+            throw new errors.InvalidScope(`scope ${refused.join(' ')} is not allowed for this client at ${indicator}`, refused.join(' '));
+          }
+          const active = keyring.active();
+          return {
+            audience: resource.identifier,
+            scope: allowed.join(' '),
+            accessTokenTTL: Math.min(resource.access_token_ttl ?? config.accessTokenTtl, config.accessTokenTtl),
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: active.alg, kid: active.kid } },
+          };
+        },
+      },
+    },
+    renderError: async (ctx, out) => {
+      ctx.type = 'application/json';
+      ctx.body = out;
+    },
+  });
+  provider.proxy = config.trustProxy;
+  provider.on('server_error', (_ctx, err) => log.error('oauth server error', { err }));
+  provider.on('grant.error', (_ctx, err) => log.debug('grant refused', { error: (err as { error?: string }).error, detail: (err as { error_detail?: string }).error_detail }));
+  return provider;
+}

@@ -1,0 +1,118 @@
+import { decodeJwt } from 'jose';
+import type { Context } from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import { appendEntry } from '../ledger/append.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Metrics } from '../ops/metrics.ts';
+import type { RateLimiter } from '../ops/rate_limit.ts';
+import type { Db } from '../store/db.ts';
+import { recordIssuedToken } from '../tokens/issued.ts';
+import { BodyError, readRawBody } from './body.ts';
+import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';
+
+export interface TokenEndpointDeps {
+  db: Db;
+  provider: () => Provider;
+  limiter: RateLimiter;
+  metrics: Metrics;
+  log: Logger;
+  bodyLimit: number;
+}
+
+/** The client a request says it is: for rate limiting only, so it need not be authenticated yet. */
+function claimedClientId(ctx: Context, form: URLSearchParams): string | undefined {
+  const auth = ctx.get('authorization');
+  if (auth.toLowerCase().startsWith('basic ')) {
+    const decoded = Buffer.from(auth.slice(6), 'base64').toString('utf8');
+    const id = decoded.split(':')[0];
+    if (id) return decodeURIComponent(id.replace(/\+/g, ' ')).slice(0, 256);
+  }
+  return form.get('client_id')?.slice(0, 256) ?? undefined;
+}
+
+/**
+ * POST /token in front of oidc-provider: rate limits, our own body limit, then oidc-provider, then the
+ * issued-token index. Koa sends the body only after this returns, so a token whose record did not
+ * commit never leaves the server.
+ */
+export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }: TokenEndpointDeps) {
+  type Chain = (ctx: Context, next: () => Promise<void>) => Promise<void>;
+  const chains = new WeakMap<Provider, Chain>();
+  const chainFor = (p: Provider): Chain => {
+    let c = chains.get(p);
+    if (!c) {
+      c = compose(p.middleware as never) as unknown as Chain;
+      chains.set(p, c);
+    }
+    return c;
+  };
+
+  return async (ctx: Context): Promise<void> => {
+    const byAddress = limiter.take(`ip:${ctx.ip}`);
+    if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
+
+    let raw: Buffer;
+    try {
+      raw = await readRawBody(ctx, bodyLimit);
+    } catch (err) {
+      if (err instanceof BodyError) return sendError(ctx, err.status, 'invalid_request', err.message);
+      throw err;
+    }
+    const text = raw.toString('utf8');
+    const form = new URLSearchParams(ctx.is('application/x-www-form-urlencoded') ? text : '');
+    const clientId = claimedClientId(ctx, form);
+    if (clientId) {
+      const byClient = limiter.take(`client:${clientId}`);
+      if (!byClient.ok) return sendRateLimited(ctx, byClient.retryAfter);
+    }
+    // oidc-provider reads the body from here when the stream has been consumed.
+    (ctx.request as { body?: unknown }).body = text;
+
+    const grantType = (form.get('grant_type') ?? 'unknown').slice(0, 80);
+    await chainFor(provider())(ctx, async () => {
+      sendError(ctx, 404, 'invalid_request', 'not found');
+    });
+
+    const body = ctx.body as { access_token?: unknown } | undefined;
+    if (ctx.status === 200 && typeof body?.access_token === 'string') {
+      try {
+        await recordClientCredentials(db, body.access_token, grantType);
+      } catch (err) {
+        log.error('issued token could not be recorded; not returned', { err });
+        metrics.grants.inc({ grant_type: grantType, outcome: 'unavailable' });
+        return sendUnavailable(ctx);
+      }
+      metrics.grants.inc({ grant_type: grantType, outcome: 'granted' });
+      return;
+    }
+    if (ctx.status === 503) ctx.set('Retry-After', String(RETRY_AFTER_UNAVAILABLE));
+    const error = (body as { error?: string } | undefined)?.error ?? 'unknown';
+    metrics.grants.inc({ grant_type: grantType, outcome: error });
+  };
+}
+
+/** Records a token oidc-provider minted, with its ledger entry, in one transaction. */
+async function recordClientCredentials(db: Db, accessToken: string, grantType: string): Promise<void> {
+  const claims = decodeJwt(accessToken);
+  const audience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
+  if (!claims.jti || !audience || !claims.exp || !claims.iat) throw new Error('minted token lacks jti, aud, exp or iat');
+  const clientId = String(claims.client_id);
+  await db.transaction(async (trx) => {
+    await recordIssuedToken(trx, {
+      jti: claims.jti!,
+      client_id: clientId,
+      subject: claims.sub ?? null,
+      audience,
+      scope: typeof claims.scope === 'string' ? claims.scope : '',
+      grant_type: grantType,
+      issued_at: new Date(claims.iat! * 1000),
+      expires_at: new Date(claims.exp! * 1000),
+    });
+    await appendEntry(trx, {
+      kind: 'token.issued',
+      actor: clientId,
+      payload: { grant_type: grantType, jti: claims.jti, client_id: clientId, audience, scope: claims.scope ?? '', expires_at: claims.exp },
+    });
+  });
+}

@@ -1,0 +1,30 @@
+import client from 'prom-client';
+import type { Db } from '../store/db.ts';
+
+export interface Metrics {
+  registry: client.Registry;
+  requests: client.Counter<'method' | 'route' | 'status'>;
+  latency: client.Histogram<'method' | 'route'>;
+  grants: client.Counter<'grant_type' | 'outcome'>;
+}
+
+/** A registry per server instance, so several servers in one process (tests) do not collide. */
+export function createMetrics(db: Db): Metrics {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'intentgate_process_' });
+  const requests = new client.Counter({
+    name: 'intentgate_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'] as const, registers: [registry],
+  });
+  const latency = new client.Histogram({
+    name: 'intentgate_http_request_duration_seconds', help: 'HTTP request latency', labelNames: ['method', 'route'] as const, registers: [registry],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+  });
+  const grants = new client.Counter({
+    name: 'intentgate_grants_total', help: 'Token endpoint outcomes by grant type', labelNames: ['grant_type', 'outcome'] as const, registers: [registry],
+  });
+  const pool = () => (db.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+  new client.Gauge({ name: 'intentgate_db_pool_used', help: 'Database connections in use', registers: [registry], collect() { this.set(pool()?.numUsed() ?? 0); } });
+  new client.Gauge({ name: 'intentgate_db_pool_free', help: 'Idle database connections', registers: [registry], collect() { this.set(pool()?.numFree() ?? 0); } });
+  new client.Gauge({ name: 'intentgate_db_pool_pending', help: 'Requests waiting for a database connection', registers: [registry], collect() { this.set(pool()?.numPendingAcquires() ?? 0); } });
+  return { registry, requests, latency, grants };
+}

@@ -1,0 +1,45 @@
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+
+// One validator instance for the project: admin bodies, configuration, and later policy documents.
+const ajv = new Ajv({ allErrors: false, strict: true, useDefaults: false, coerceTypes: false });
+
+export function compileSchema(schema: object): ValidateFunction {
+  return ajv.compile(schema);
+}
+
+/** A caller's mistake in a named field; answered as 400 with `{error, error_description, field}`. */
+export class ValidationError extends Error {
+  readonly field: string | undefined;
+  readonly status: number;
+  readonly code: string;
+  constructor(message: string, field?: string, status = 400, code = 'invalid_request') {
+    super(message);
+    this.field = field;
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function firstError(errors: ErrorObject[] | null | undefined): { field: string | undefined; message: string } {
+  const e = errors?.[0];
+  if (!e) return { field: undefined, message: 'is invalid' };
+  const base = e.instancePath.replace(/^\//, '').replaceAll('/', '.');
+  if (e.keyword === 'additionalProperties') {
+    const extra = String(e.params.additionalProperty);
+    return { field: base ? `${base}.${extra}` : extra, message: 'is not a recognised field' };
+  }
+  if (e.keyword === 'required') {
+    const missing = String(e.params.missingProperty);
+    return { field: base ? `${base}.${missing}` : missing, message: 'is required' };
+  }
+  return { field: base || undefined, message: e.message ?? 'is invalid' };
+}
+
+/** Validates `value` against `validate` and returns it typed, or throws a ValidationError naming the field. */
+export function check<T>(validate: ValidateFunction, value: unknown): T {
+  if (!validate(value)) {
+    const { field, message } = firstError(validate.errors);
+    throw new ValidationError(field ? `${field} ${message}` : `body ${message}`, field);
+  }
+  return value as T;
+}

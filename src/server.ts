@@ -1,0 +1,192 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Koa, { type Context } from 'koa';
+import type Provider from 'oidc-provider';
+import { adminApi } from './admin/routes.ts';
+import type { Config } from './config/index.ts';
+import { loadKek } from './crypto/kek.ts';
+import { discoveryDocument } from './http/discovery.ts';
+import { sendError, sendUnavailable } from './http/errors.ts';
+import { buildProvider } from './http/provider.ts';
+import { tokenEndpoint } from './http/token.ts';
+import { Keyring } from './keys/keyring.ts';
+import { ensureSigningKey, KEYS_CHANNEL } from './keys/rotate.ts';
+import { createLogger, type Logger } from './ops/log.ts';
+import { createMetrics } from './ops/metrics.ts';
+import { RateLimiter } from './ops/rate_limit.ts';
+import { bootstrapAdmin } from './registry/admins.ts';
+import { createDb } from './store/db.ts';
+import { isStorageFailure } from './store/errors.ts';
+import { migrate } from './store/migrate.ts';
+import { listen } from './store/notify.ts';
+import { sweepOidcPayloads } from './store/oidc_adapter.ts';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** The admin token generated on first start, when one was; shown once, stored only as a hash. */
+  generatedAdminToken: string | undefined;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  migrate?: boolean;
+  log?: Logger;
+}
+
+// Keys are re-read this often even without a NOTIFY, in case one was missed while reconnecting.
+const KEY_RELOAD_MS = 30_000;
+const SHUTDOWN_GRACE_MS = 10_000;
+
+function routeLabel(path: string): string {
+  if (path.startsWith('/admin/api/')) return path.split('/').slice(0, 4).join('/');
+  if (['/token', '/jwks', '/healthz', '/readyz', '/metrics', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'].includes(path)) return path;
+  return 'other';
+}
+
+/** Wires the parts together and listens. Composition only: each part owns its own logic. */
+export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
+  const log = options.log ?? createLogger(config.logLevel);
+  const { kek, generated, file } = loadKek(config.kek, config.dataDir, config.mode === 'development');
+  if (generated) log.warn('generated a development key-encryption key; set INTENTGATE_KEK in production', { file });
+
+  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const timers: NodeJS.Timeout[] = [];
+  try {
+    if (options.migrate !== false) {
+      const applied = await migrate(db);
+      if (applied.length) log.info('migrations applied', { applied });
+    }
+    const created = await ensureSigningKey(db, kek, config.signingAlg);
+    if (created) log.info('created the first signing key', { kid: created });
+    const keyring = new Keyring(db, kek, config.accessTokenTtl);
+    await keyring.load();
+    const generatedAdminToken = await bootstrapAdmin(db, config.adminToken);
+
+    let provider: Provider = buildProvider({ config, db, kek, keyring, log });
+    let keysVersion = keyring.version;
+    const reloadKeys = async () => {
+      await keyring.load();
+      if (keyring.version !== keysVersion) {
+        provider = buildProvider({ config, db, kek, keyring, log });
+        keysVersion = keyring.version;
+        log.info('signing keys changed; provider rebuilt', { active: keyring.active().kid });
+      }
+    };
+    const safeReload = () => reloadKeys().catch((err) => log.warn('key reload failed', { err }));
+    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL], () => void safeReload(), (err) => log.warn('notification connection failed', { err }));
+    timers.push(setInterval(() => void safeReload(), KEY_RELOAD_MS).unref());
+    timers.push(setInterval(() => {
+      sweepOidcPayloads(db).catch((err) => log.warn('sweep failed', { err }));
+    }, config.oidcSweepInterval * 1000).unref());
+
+    const metrics = createMetrics(db);
+    const tokenLimiter = new RateLimiter(config.rateLimits.token);
+    const adminLimiter = new RateLimiter(config.rateLimits.admin);
+    const token = tokenEndpoint({ db, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
+    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys });
+    const discovery = discoveryDocument(config);
+
+    const app = new Koa({ proxy: config.trustProxy });
+    app.silent = true;
+
+    app.use(async (ctx, next) => {
+      const started = process.hrtime.bigint();
+      const incoming = ctx.get('x-request-id');
+      const requestId = /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+      ctx.state.requestId = requestId;
+      ctx.set('X-Request-Id', requestId);
+      try {
+        await next();
+      } catch (err) {
+        if (isStorageFailure(err)) {
+          log.warn('request failed: storage unavailable', { request_id: requestId, err });
+          sendUnavailable(ctx);
+        } else {
+          log.error('unhandled error', { request_id: requestId, err, stack: (err as Error).stack });
+          sendError(ctx, 500, 'server_error', `internal error (request id ${requestId})`);
+        }
+      }
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = routeLabel(ctx.path);
+      metrics.requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+      metrics.latency.observe({ method: ctx.method, route }, seconds);
+      log.info('request', { request_id: requestId, method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000), ip: ctx.ip });
+    });
+
+    app.use(async (ctx: Context) => {
+      const { method, path } = ctx;
+      if (path.startsWith('/admin/api/') || path === '/admin/api') return admin(ctx);
+      if (path === '/token') {
+        if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');
+        return token(ctx);
+      }
+      if (method !== 'GET' && method !== 'HEAD') return sendError(ctx, 405, 'invalid_request', `method ${method} is not allowed here`);
+      switch (path) {
+        case '/healthz':
+          ctx.body = { status: 'ok' };
+          return;
+        case '/readyz': {
+          const ready = await Promise.race([
+            db.raw('select 1').then(() => true, () => false),
+            new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
+          ]);
+          if (ready && keyring.loaded) {
+            ctx.body = { status: 'ready' };
+          } else {
+            ctx.set('Retry-After', '5');
+            sendError(ctx, 503, 'temporarily_unavailable', ready ? 'signing keys are not loaded' : 'the database is unreachable');
+          }
+          return;
+        }
+        case '/metrics':
+          ctx.type = metrics.registry.contentType;
+          ctx.body = await metrics.registry.metrics();
+          return;
+        case '/jwks':
+          ctx.set('Cache-Control', 'public, max-age=60');
+          ctx.type = 'application/json';
+          ctx.body = keyring.jwks();
+          return;
+        case '/.well-known/oauth-authorization-server':
+        case '/.well-known/openid-configuration':
+          ctx.set('Cache-Control', 'public, max-age=300');
+          ctx.body = discovery;
+          return;
+        default:
+          sendError(ctx, 404, 'not_found', `no endpoint ${path}`);
+      }
+    });
+
+    const server = http.createServer(app.callback());
+    server.requestTimeout = 30_000;
+    server.headersTimeout = 10_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+
+    let closing: Promise<void> | undefined;
+    const close = () => {
+      closing ??= (async () => {
+        timers.forEach(clearInterval);
+        const drained = new Promise<void>((r) => server.close(() => r()));
+        server.closeIdleConnections();
+        const forced = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
+        await drained;
+        clearTimeout(forced);
+        await listener.close();
+        await db.destroy();
+      })();
+      return closing;
+    };
+    return { url, port, generatedAdminToken, close };
+  } catch (err) {
+    timers.forEach(clearInterval);
+    await db.destroy().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,40 @@
+import { mkdirSync } from 'node:fs';
+import knexFactory, { type Knex } from 'knex';
+import ClientPgLite from 'knex-pglite';
+import pg from 'pg';
+
+// int8 and numeric come back as strings from pg by default; PGlite returns numbers. Make pg agree,
+// since every int8 here (sequence numbers, counts) fits in a double.
+pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
+
+export type Db = Knex;
+
+export interface DbOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolMax?: number;
+}
+
+/** PostgreSQL when a URL is given; otherwise embedded PGlite stored under `dataDir/pglite`. */
+export function createDb({ databaseUrl, dataDir, poolMax = 10 }: DbOptions): Db {
+  if (databaseUrl) {
+    return knexFactory({
+      client: 'pg',
+      connection: { connectionString: databaseUrl, connectionTimeoutMillis: 5000 },
+      pool: { min: 0, max: poolMax },
+      // Requests wait at most this long for a connection, then fail closed with 503.
+      acquireConnectionTimeout: 5000,
+    });
+  }
+  mkdirSync(dataDir, { recursive: true });
+  return knexFactory({
+    client: ClientPgLite as unknown as typeof Knex.Client,
+    dialect: 'postgres',
+    connection: { filename: `${dataDir}/pglite` } as Knex.StaticConnectionConfig,
+    acquireConnectionTimeout: 30000,
+  });
+}
+
+export function isEmbedded(db: Db): boolean {
+  return db.client.config.client !== 'pg';
+}

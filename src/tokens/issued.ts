@@ -1,0 +1,22 @@
+import type { Db } from '../store/db.ts';
+
+export interface IssuedToken {
+  jti: string;
+  client_id: string;
+  subject: string | null;
+  audience: string;
+  scope: string;
+  grant_type: string;
+  issued_at: Date;
+  expires_at: Date;
+  parent_jti?: string | null;
+  task?: string | null;
+}
+
+/**
+ * The issued-token index: every token intentgate mints, recorded in the caller's transaction before the
+ * token is returned, so no token exists that the server does not know about.
+ */
+export async function recordIssuedToken(trx: Db, token: IssuedToken): Promise<void> {
+  await trx('issued_tokens').insert({ ...token, status: 'active' });
+}
