@@ -16,7 +16,7 @@ import { createLogger, type Logger } from './ops/log.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
-import { createDb } from './store/db.ts';
+import { createDb, type Db } from './store/db.ts';
 import { isStorageFailure } from './store/errors.ts';
 import { migrate } from './store/migrate.ts';
 import { listen } from './store/notify.ts';
@@ -27,6 +27,8 @@ export interface RunningServer {
   port: number;
   /** The admin token generated on first start, when one was; shown once, stored only as a hash. */
   generatedAdminToken: string | undefined;
+  /** The server's database handle, for embedders and tests that inspect what was recorded. */
+  db: Db;
   close(): Promise<void>;
 }
 
@@ -64,12 +66,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await keyring.load();
     const generatedAdminToken = await bootstrapAdmin(db, config.adminToken);
 
-    let provider: Provider = buildProvider({ config, db, kek, keyring, log });
+    const tokenLimiter = new RateLimiter(config.rateLimits.token);
+    let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter });
     let keysVersion = keyring.version;
     const reloadKeys = async () => {
       await keyring.load();
       if (keyring.version !== keysVersion) {
-        provider = buildProvider({ config, db, kek, keyring, log });
+        provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter });
         keysVersion = keyring.version;
         log.info('signing keys changed; provider rebuilt', { active: keyring.active().kid });
       }
@@ -82,7 +85,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }, config.oidcSweepInterval * 1000).unref());
 
     const metrics = createMetrics(db);
-    const tokenLimiter = new RateLimiter(config.rateLimits.token);
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ db, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys });
@@ -183,7 +185,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       })();
       return closing;
     };
-    return { url, port, generatedAdminToken, close };
+    return { url, port, generatedAdminToken, db, close };
   } catch (err) {
     timers.forEach(clearInterval);
     await db.destroy().catch(() => {});

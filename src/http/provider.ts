@@ -4,6 +4,7 @@ import type { Config } from '../config/index.ts';
 import type { Kek } from '../crypto/kek.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Logger } from '../ops/log.ts';
+import type { RateLimiter } from '../ops/rate_limit.ts';
 import { providerClientMetadata } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
 import { getResource } from '../registry/resources.ts';
@@ -20,6 +21,18 @@ export function providerUnavailable(cause: unknown): Error {
   return Object.assign(err, { expose: true, error_description: 'the authorization server cannot reach its storage; retry later' });
 }
 
+/**
+ * The per-client share of the token rate limit, taken once the client has authenticated (a claimed
+ * client_id would let anyone drain another client's budget).
+ */
+export function takeClientBudget(limiter: RateLimiter, ctx: KoaContextWithOIDC, clientId: string): void {
+  const r = limiter.take(`client:${clientId}`);
+  if (r.ok) return;
+  ctx.set('Retry-After', String(r.retryAfter));
+  const err = new errors.OIDCProviderError(429, 'slow_down');
+  throw Object.assign(err, { expose: true, error_description: `too many requests from this client; retry after ${r.retryAfter} s` });
+}
+
 async function guardedStorage<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
@@ -28,14 +41,14 @@ async function guardedStorage<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export interface ProviderDeps { config: Config; db: Db; kek: Kek; keyring: Keyring; log: Logger }
+export interface ProviderDeps { config: Config; db: Db; kek: Kek; keyring: Keyring; log: Logger; limiter: RateLimiter }
 
 /**
  * oidc-provider does the OAuth machinery we do not need to own: client authentication (all methods),
  * the token endpoint's parameter handling, and the client_credentials grant. Its keystore is fixed at
  * construction, so this is called again whenever the set of signing keys changes.
  */
-export function buildProvider({ config, db, kek, keyring, log }: ProviderDeps): Provider {
+export function buildProvider({ config, db, kek, keyring, log, limiter }: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, {
     adapter: createOidcAdapter(db, (id) => guardedStorage(() => providerClientMetadata(db, kek, id))),
     jwks: { keys: keyring.signingCandidates().map((k) => k.privateJwk) } as never,
@@ -47,6 +60,9 @@ export function buildProvider({ config, db, kek, keyring, log }: ProviderDeps): 
       response_types: [],
       token_endpoint_auth_method: 'client_secret_basic',
       id_token_signed_response_alg: keyring.active().alg,
+    },
+    ttl: {
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? config.accessTokenTtl,
     },
     responseTypes: ['none'],
     scopes: [],
@@ -64,7 +80,9 @@ export function buildProvider({ config, db, kek, keyring, log }: ProviderDeps): 
           throw new errors.InvalidTarget('the resource parameter is required');
         },
         useGrantedResource: () => false,
+        // Runs once per client_credentials request, after client authentication.
         getResourceServerInfo: async (ctx: KoaContextWithOIDC, indicator: string, client) => {
+          takeClientBudget(limiter, ctx, client.clientId);
           const resource = await guardedStorage(() => getResource(db, indicator));
           if (!resource) throw new errors.InvalidTarget(`resource ${indicator} is not registered`);
           const clientRow = await guardedStorage(() => db('clients').where({ client_id: client.clientId }).first('scope'));

@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { loadConfig, type Config } from '../../src/config/index.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+
+/** True when the suite runs against PostgreSQL (DATABASE_URL set), false on embedded PGlite. */
+export const onPostgres = Boolean(process.env.DATABASE_URL);
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function adminQuery(sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: process.env.DATABASE_URL });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A database of its own for one test file: a fresh PostgreSQL database, or a fresh PGlite directory. */
+export async function freshDatabase(): Promise<{ env: Record<string, string>; name?: string; drop(): Promise<void> }> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'intentgate-test-'));
+  if (!onPostgres) {
+    return { env: { DATA_DIR: dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
+  }
+  const name = `ig_test_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`CREATE DATABASE ${name}`);
+  const url = new URL(process.env.DATABASE_URL!);
+  url.pathname = `/${name}`;
+  return {
+    env: { DATA_DIR: dataDir, DATABASE_URL: url.toString() },
+    name,
+    drop: async () => {
+      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export { adminQuery };
+
+export interface TestServer {
+  url: string;
+  issuer: string;
+  adminToken: string;
+  env: Record<string, string>;
+  config: Config;
+  server: RunningServer;
+  /** Stops and starts again on the same database, port and keys. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+  admin(method: string, pathname: string, body?: unknown, token?: string): Promise<Response>;
+}
+
+export type Overrides = Parameters<typeof loadConfig>[2];
+
+export async function startTestServer(overrides: Overrides = {}, extraEnv: Record<string, string> = {}): Promise<TestServer> {
+  const db = await freshDatabase();
+  const port = await freePort();
+  const adminToken = `test-admin-${randomBytes(16).toString('hex')}`;
+  const env: Record<string, string> = {
+    ...db.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ISSUER: `http://127.0.0.1:${port}`,
+    ADMIN_TOKEN: adminToken,
+    INTENTGATE_KEK: randomBytes(32).toString('base64url'),
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...extraEnv,
+  };
+  const config = loadConfig('development', env, overrides);
+  const t: TestServer = {
+    url: `http://127.0.0.1:${port}`,
+    issuer: env.ISSUER!,
+    adminToken,
+    env,
+    config,
+    server: await startServer(config),
+    async restart() {
+      await t.server.close();
+      t.server = await startServer(config);
+    },
+    async stop() {
+      await t.server.close();
+      await db.drop();
+    },
+    admin(method, pathname, body, token = adminToken) {
+      return fetch(`${t.url}${pathname}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+    },
+  };
+  return t;
+}
+
+/** POSTs a form to /token, optionally with HTTP Basic client authentication. */
+export function tokenRequest(url: string, params: Record<string, string | string[]>, basic?: [string, string]): Promise<Response> {
+  const form = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) for (const one of [v].flat()) form.append(k, one);
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (basic) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic[0])}:${encodeURIComponent(basic[1])}`).toString('base64')}`;
+  return fetch(`${url}/token`, { method: 'POST', headers, body: form });
+}
+
+export const EXPENSES = 'https://expenses.example';
+
+/** Registers the expenses resource and a client_credentials client allowed its read scope. */
+export async function seedExpenses(t: TestServer, clientId = 'svc'): Promise<{ clientId: string; secret: string }> {
+  const r = await t.admin('POST', '/admin/api/resources', {
+    identifier: EXPENSES,
+    name: 'Expenses',
+    scopes: [
+      { name: 'expenses:read', sensitivity: 'internal', operation: 'read' },
+      { name: 'expenses:write', sensitivity: 'confidential', operation: 'write' },
+    ],
+  });
+  if (r.status !== 201 && r.status !== 409) throw new Error(`seed resource: ${r.status} ${await r.text()}`);
+  const c = await t.admin('POST', '/admin/api/clients', { client_id: clientId, scope: 'expenses:read' });
+  if (c.status !== 201) throw new Error(`seed client: ${c.status} ${await c.text()}`);
+  const body = (await c.json()) as { client_secret: string };
+  return { clientId, secret: body.client_secret };
+}
