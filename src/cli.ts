@@ -105,7 +105,11 @@ async function run(config: Config, migrateAtStart: boolean): Promise<void> {
 
 function scopesFrom(values: string[] | undefined) {
   return (values ?? []).map((v) => {
-    const [name, sensitivity, operation] = v.split(':');
+    // Scope names may contain colons themselves (expenses:read), so the label and operation come off the end.
+    const parts = v.split(':');
+    const operation = parts.pop();
+    const sensitivity = parts.pop();
+    const name = parts.join(':');
     if (!name || !sensitivity || !operation) throw new UsageError(`--scope takes name:sensitivity:operation, got ${v}`);
     return { name, sensitivity, operation };
   });

@@ -53,7 +53,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const { kek, generated, file } = loadKek(config.kek, config.dataDir, config.mode === 'development');
   if (generated) log.warn('generated a development key-encryption key; set INTENTGATE_KEK in production', { file });
 
-  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, warn: (message) => log.warn('database', { message: String(message) }) });
   const timers: NodeJS.Timeout[] = [];
   try {
     if (options.migrate !== false) {

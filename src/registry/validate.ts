@@ -32,6 +32,9 @@ export function firstError(errors: ErrorObject[] | null | undefined): { field: s
     const missing = String(e.params.missingProperty);
     return { field: base ? `${base}.${missing}` : missing, message: 'is required' };
   }
+  if (e.keyword === 'enum') {
+    return { field: base || undefined, message: `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}` };
+  }
   return { field: base || undefined, message: e.message ?? 'is invalid' };
 }
 

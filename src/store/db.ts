@@ -13,12 +13,16 @@ export interface DbOptions {
   databaseUrl: string | undefined;
   dataDir: string;
   poolMax?: number;
+  /** Where knex's own warnings go (it writes to the console otherwise). */
+  warn?: (message: string) => void;
 }
 
 /** PostgreSQL when a URL is given; otherwise embedded PGlite stored under `dataDir/pglite`. */
-export function createDb({ databaseUrl, dataDir, poolMax = 10 }: DbOptions): Db {
+export function createDb({ databaseUrl, dataDir, poolMax = 10, warn }: DbOptions): Db {
+  const log = warn ? { warn: warn, error: warn, deprecate: warn, debug: () => {} } : undefined;
   if (databaseUrl) {
     return knexFactory({
+      ...(log ? { log } : {}),
       client: 'pg',
       connection: { connectionString: databaseUrl, connectionTimeoutMillis: 5000 },
       pool: { min: 0, max: poolMax },
@@ -28,6 +32,7 @@ export function createDb({ databaseUrl, dataDir, poolMax = 10 }: DbOptions): Db 
   }
   mkdirSync(dataDir, { recursive: true });
   return knexFactory({
+    ...(log ? { log } : {}),
     client: ClientPgLite as unknown as typeof Knex.Client,
     dialect: 'postgres',
     connection: { filename: `${dataDir}/pglite` } as Knex.StaticConnectionConfig,

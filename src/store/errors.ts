@@ -10,7 +10,7 @@ export class StorageUnavailable extends Error {
 }
 
 // SQLSTATE classes that mean "the database is not there or not working", not "your input is wrong".
-const UNAVAILABLE_SQLSTATE = /^(08|53|57|58|XX)/;
+const UNAVAILABLE_SQLSTATE = /^(08|28|3D|53|57|58|XX)|^55000$/;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
 
 export function isStorageFailure(err: unknown): boolean {

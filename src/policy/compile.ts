@@ -1,0 +1,110 @@
+import { Ability, type RawRuleFrom } from '@casl/ability';
+import { parseAttributes } from './attributes.ts';
+import { asList, type Effect, type PolicyDocument, type PolicyRule } from './document.ts';
+import { policyConditionsMatcher, type PolicyConditions } from './matcher.ts';
+import { compileCidrs } from './net.ts';
+import { compileTimeWindow } from './time.ts';
+
+/**
+ * What a rule's conditions are matched against: one (scope, authorization detail) pair of one
+ * request. Request data only ever lives here, in the object being checked, never inside a rule,
+ * so nothing a client sends can change what a rule means (no templating, no per-request compiling).
+ */
+export type MatchContext = {
+  scope: string | null;
+  sensitivity: string | null;
+  operation: string | null;
+  has_detail: boolean;
+  action: string | null;
+  object_type: string | null;
+  object: Record<string, unknown>;
+  purpose: string | null;
+  client: Record<string, unknown>;
+  user: Record<string, unknown>;
+  issuer: string | null;
+  environment: string | null;
+  delegated: boolean;
+  delegating: boolean;
+  delegate_to: string | null;
+  now: Date;
+  source_ip: string | null;
+};
+
+/** Rules with no `resource` apply to every resource; CASL's "any subject type" expresses that. */
+export const ANY_RESOURCE = '*';
+type Tuple = [Effect, string | MatchContext];
+export type PolicyAbility = Ability<Tuple, PolicyConditions>;
+
+/** What decide() needs about a rule besides its conditions. */
+export interface RuleInfo {
+  readonly id: string;
+  readonly index: number;
+  readonly effect: Effect;
+  readonly reason: string | undefined;
+  readonly ttl: number | undefined;
+}
+export interface CompiledPolicy {
+  readonly version: string;
+  readonly defaultTtl: number | undefined;
+  readonly ability: PolicyAbility;
+  /** By rule id; the CASL rule carries the id in its `reason` field. */
+  readonly rules: ReadonlyMap<string, RuleInfo>;
+}
+
+function conditionsOf(rule: PolicyRule, at: string): PolicyConditions | undefined {
+  const w = rule.when ?? {};
+  const c: PolicyConditions = {};
+  const scopes = asList(rule.scopes);
+  if (scopes.length > 0 && !scopes.includes('*')) c.scope = { $in: scopes };
+  // Conditions on a detail cannot hold when the request carries none.
+  if (w.action !== undefined || w.object_type !== undefined || w.object !== undefined) c.has_detail = true;
+  if (w.action !== undefined) c.action = { $in: asList(w.action) };
+  if (w.object_type !== undefined) c.object_type = { $in: asList(w.object_type) };
+  if (w.object !== undefined) c.object = { $attrs: parseAttributes(w.object, `${at}.when.object`) };
+  if (w.purpose !== undefined) c.purpose = { $in: asList(w.purpose) };
+  if (w.sensitivity !== undefined) c.sensitivity = { $in: asList(w.sensitivity) };
+  if (w.operation !== undefined) c.operation = { $in: asList(w.operation) };
+  if (w.client !== undefined) c.client = { $attrs: parseAttributes(w.client, `${at}.when.client`) };
+  if (w.user !== undefined) c.user = { $attrs: parseAttributes(w.user, `${at}.when.user`) };
+  if (w.issuer !== undefined) c.issuer = { $in: asList(w.issuer) };
+  if (w.environment !== undefined) c.environment = { $in: asList(w.environment) };
+  if (w.delegated !== undefined) c.delegated = w.delegated;
+  if (w.time !== undefined) c.now = { $time: compileTimeWindow(w.time, `${at}.when.time`) };
+  if (w.source_ip !== undefined) c.source_ip = { $cidr: compileCidrs(asList(w.source_ip), `${at}.when.source_ip`) };
+  if (rule.effect === 'allow') {
+    // Only a rule naming the target may grant a delegation token, and such a rule grants nothing else.
+    if (rule.delegate_to !== undefined) c.delegate_to = { $in: asList(rule.delegate_to) };
+    else c.delegating = false;
+  }
+  return Object.keys(c).length > 0 ? c : undefined;
+}
+
+/**
+ * Compiles a validated document once into a CASL ability: one action per effect, one subject type
+ * per resource. Effects stay separate actions (rather than CASL's inverted rules, where the last
+ * matching rule wins) so that decide() can apply "deny, then review, then allow" whatever the order.
+ */
+export function compilePolicy(doc: PolicyDocument, version: string): CompiledPolicy {
+  const rules = new Map<string, RuleInfo>();
+  const raw: RawRuleFrom<Tuple, PolicyConditions>[] = doc.rules.map((rule, index) => {
+    rules.set(rule.id, { id: rule.id, index, effect: rule.effect, reason: rule.reason, ttl: rule.ttl });
+    const resources = asList(rule.resource);
+    return {
+      action: rule.effect,
+      subject: resources.length > 0 ? resources : ANY_RESOURCE,
+      conditions: conditionsOf(rule, `rules.${index}`),
+      reason: rule.id,
+    };
+  });
+  const ability: PolicyAbility = new Ability<Tuple, PolicyConditions>(raw, {
+    conditionsMatcher: policyConditionsMatcher,
+    anySubjectType: ANY_RESOURCE,
+    anyAction: '\0none', // no effect is a wildcard action
+  });
+  // CASL builds each rule's matcher lazily; build them all now so no request pays for it.
+  const subjects = new Set([ANY_RESOURCE, ...doc.rules.flatMap((r) => asList(r.resource))]);
+  for (const effect of ['allow', 'deny', 'review'] as const) {
+    for (const s of subjects) for (const r of ability.rulesFor(effect, s)) void r.ast;
+  }
+  return Object.freeze({ version, defaultTtl: doc.default_ttl, ability, rules });
+}

@@ -1,0 +1,96 @@
+import { checkAbsoluteUri } from '../registry/common.ts';
+import { compileSchema, ValidationError } from '../registry/validate.ts';
+import { parseAttributes } from './attributes.ts';
+import { compileCidrs } from './net.ts';
+import { documentSchema, policyError } from './schema.ts';
+import { compileTimeWindow, type TimeSpec } from './time.ts';
+import { loadYaml } from './yaml.ts';
+
+export type OneOrMany<T> = T | T[];
+export type Effect = 'allow' | 'deny' | 'review';
+export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
+
+/** Attribute condition maps keep their raw form here; `attributes.ts` validates and compiles them. */
+export interface PolicyWhen {
+  action?: OneOrMany<string>;
+  object_type?: OneOrMany<string>;
+  object?: Record<string, unknown>;
+  purpose?: OneOrMany<string>;
+  sensitivity?: OneOrMany<Sensitivity>;
+  operation?: OneOrMany<'read' | 'write'>;
+  client?: { id?: unknown; name?: unknown; grant_types?: unknown };
+  user?: Record<string, unknown>;
+  issuer?: OneOrMany<string>;
+  environment?: OneOrMany<string>;
+  delegated?: boolean;
+  time?: TimeSpec;
+  source_ip?: OneOrMany<string>;
+}
+export interface PolicyRule {
+  id: string;
+  effect: Effect;
+  description?: string;
+  resource?: OneOrMany<string>;
+  scopes?: OneOrMany<string>;
+  reason?: string;
+  ttl?: number;
+  delegate_to?: OneOrMany<string>;
+  when?: PolicyWhen;
+}
+export interface PolicyDocument {
+  version: 1;
+  default_ttl?: number;
+  rules: PolicyRule[];
+}
+
+const validateDocument = compileSchema(documentSchema);
+
+export const asList = <T>(v: OneOrMany<T> | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** Checks what the schema cannot say: cross-field rules per effect, and the value formats. */
+function checkRule(rule: PolicyRule, at: string): void {
+  const fail = (field: string, message: string): never => {
+    throw new ValidationError(`${at}.${field} ${message}`, `${at}.${field}`);
+  };
+  if (rule.effect === 'allow') {
+    if (rule.reason !== undefined) fail('reason', 'is only allowed on deny and review rules');
+    if (rule.scopes === undefined) fail('scopes', 'is required for allow rules');
+  } else {
+    if (rule.reason === undefined) fail('reason', `is required for ${rule.effect} rules`);
+    if (rule.ttl !== undefined) fail('ttl', 'is only allowed on allow rules');
+    if (rule.delegate_to !== undefined) fail('delegate_to', 'is only allowed on allow rules');
+  }
+  const scopes = asList(rule.scopes);
+  if (scopes.includes('*') && scopes.length > 1) fail('scopes', 'must not list other scopes next to "*"');
+  asList(rule.resource).forEach((r, i) => {
+    checkAbsoluteUri(r, Array.isArray(rule.resource) ? `${at}.resource.${i}` : `${at}.resource`);
+  });
+  const when = rule.when;
+  if (!when) return;
+  if (when.object) parseAttributes(when.object, `${at}.when.object`);
+  if (when.user) parseAttributes(when.user, `${at}.when.user`);
+  if (when.client) parseAttributes(when.client, `${at}.when.client`);
+  if (when.time) compileTimeWindow(when.time, `${at}.when.time`);
+  if (when.source_ip) compileCidrs(asList(when.source_ip), `${at}.when.source_ip`);
+}
+
+/** Validates an already-parsed policy document (YAML or JSON); throws ValidationError naming the field. */
+export function validatePolicyDocument(value: unknown): PolicyDocument {
+  if (!validateDocument(value)) {
+    const { field, message } = policyError(validateDocument.errors);
+    throw new ValidationError(field ? `${field} ${message}` : `policy ${message}`, field);
+  }
+  const doc = value as unknown as PolicyDocument;
+  const seen = new Set<string>();
+  doc.rules.forEach((rule, i) => {
+    if (seen.has(rule.id)) throw new ValidationError(`rules.${i}.id duplicates ${rule.id}`, `rules.${i}.id`);
+    seen.add(rule.id);
+    checkRule(rule, `rules.${i}`);
+  });
+  return doc;
+}
+
+/** Parses and validates a policy document written in YAML. */
+export function parsePolicyDocument(text: string): PolicyDocument {
+  return validatePolicyDocument(loadYaml(text, 'policy'));
+}

@@ -1,0 +1,125 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, startCli } from '../helpers/cli.ts';
+import { freePort, freshDatabase, onPostgres, startTestServer, type TestServer } from '../helpers/server.ts';
+
+const KEK = randomBytes(32).toString('base64url');
+
+describe('production mode refuses unsafe configuration', () => {
+  it.each([
+    [{}, /ISSUER is required/],
+    [{ ISSUER: 'http://auth.example' }, /https/],
+    [{ ISSUER: 'https://auth.example' }, /DATABASE_URL is required/],
+    [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x' }, /INTENTGATE_KEK is required/],
+    [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x', INTENTGATE_KEK: 'short' }, /32 random bytes/],
+  ])('serve with %j', async (env, message) => {
+    const r = await runCli(['serve'], env as Record<string, string>);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('rejects unknown commands with usage', async () => {
+    const r = await runCli(['frobnicate'], {});
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('usage: intentgate');
+  });
+});
+
+describe('development mode start and graceful shutdown', () => {
+  it('prints the URL and a one-time admin token, serves, and exits cleanly on SIGTERM', async () => {
+    const db = await freshDatabase();
+    const port = await freePort();
+    const proc = startCli(['start-dev'], { ...db.env, PORT: String(port), LOG_LEVEL: 'warn' }, /admin token \(shown once/);
+    try {
+      await proc.started;
+      const { stderr } = proc.output();
+      expect(stderr).toContain('DEVELOPMENT MODE');
+      expect(stderr).toContain(`http://localhost:${port}`);
+      const token = /admin token \(shown once, stored hashed\): (\S+)/.exec(stderr)![1]!;
+      const doc = await (await fetch(`http://127.0.0.1:${port}/.well-known/oauth-authorization-server`)).json() as { issuer: string };
+      expect(doc.issuer).toBe(`http://localhost:${port}`);
+      const admin = await fetch(`http://127.0.0.1:${port}/admin/api/clients`, { headers: { authorization: `Bearer ${token}` } });
+      expect(admin.status).toBe(200);
+      // The token never reaches the log.
+      expect(proc.output().stdout).not.toContain(token);
+      proc.child.kill('SIGTERM');
+      expect(await proc.exited).toBe(0);
+    } finally {
+      proc.child.kill('SIGKILL');
+      await db.drop();
+    }
+  }, 60_000);
+});
+
+describe('CLI administration', () => {
+  let env: Record<string, string>;
+  let drop: () => Promise<void>;
+  beforeAll(async () => {
+    const db = await freshDatabase();
+    env = { ...db.env, INTENTGATE_KEK: KEK };
+    drop = db.drop;
+  });
+  afterAll(async () => { await drop?.(); });
+
+  it('migrates, registers a resource, client and issuer, rotates, manages admin tokens', async () => {
+    const migrated = await runCli(['migrate'], env);
+    expect(migrated.code).toBe(0);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation']);
+
+    const res = await runCli(['resource', 'create', '--identifier', 'https://cli.example', '--name', 'CLI', '--scope', 'cli.read'], env);
+    expect(res.code).toBe(2);
+    expect(res.stderr).toContain('name:sensitivity:operation');
+    const res2 = await runCli(['resource', 'create', '--identifier', 'https://cli.example', '--name', 'CLI', '--scope', 'cli:read:internal:read', '--scope', 'cli:write:secret:write'], env);
+    expect(res2.code).toBe(2);
+    expect(res2.stderr).toContain('scopes.1.sensitivity must be one of: public, internal, confidential, restricted');
+    const res3 = await runCli(['resource', 'create', '--identifier', 'https://cli.example', '--name', 'CLI', '--scope', 'cli:read:internal:read'], env);
+    expect(res3.code).toBe(0);
+    expect(JSON.parse(res3.stdout).scopes).toEqual([{ name: 'cli:read', sensitivity: 'internal', operation: 'read' }]);
+
+    const client = await runCli(['client', 'create', '--client-id', 'cli-svc', '--name', 'CLI service', '--scope', 'cli:read'], env);
+    expect(client.code).toBe(0);
+    const created = JSON.parse(client.stdout);
+    expect(created.client_secret).toBeTruthy();
+    const rotated = await runCli(['client', 'rotate-secret', 'cli-svc'], env);
+    expect(rotated.code).toBe(0);
+    expect(JSON.parse(rotated.stdout).client_secret).not.toBe(created.client_secret);
+    const listed = await runCli(['client', 'list'], env);
+    expect(JSON.parse(listed.stdout).items.map((c: { client_id: string }) => c.client_id)).toEqual(['cli-svc']);
+
+    const issuer = await runCli(['issuer', 'add', '--issuer', 'https://idp.example', '--jwks-uri', 'https://idp.example/jwks', '--audience', 'intentgate', '--typ', 'JWT'], env);
+    expect(issuer.code).toBe(0);
+    expect(JSON.parse(issuer.stdout)).toMatchObject({ issuer: 'https://idp.example', typs: ['JWT'], audiences: ['intentgate'] });
+
+    const admin = await runCli(['admin', 'token', 'create', '--name', 'ops'], env);
+    expect(admin.code).toBe(0);
+    const { id, token } = JSON.parse(admin.stdout);
+    expect(token).toMatch(/^iga_/);
+    const second = await runCli(['admin', 'token', 'create', '--name', 'ops2'], env);
+    expect(second.code).toBe(0);
+    const revoked = await runCli(['admin', 'token', 'revoke', id], env);
+    expect(revoked.code).toBe(0);
+    const bad = await runCli(['client', 'create', '--auth-method', 'none'], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('token_endpoint_auth_method');
+  }, 120_000);
+});
+
+describe.skipIf(!onPostgres)('several processes on one database (PostgreSQL only)', () => {
+  let t: TestServer;
+  beforeAll(async () => { t = await startTestServer(); });
+  afterAll(async () => { await t?.stop(); });
+
+  it('a key rotated by the CLI in another process reaches the running server by NOTIFY', async () => {
+    const before = (await (await fetch(`${t.url}/jwks`)).json() as { keys: Array<{ kid: string }> }).keys;
+    const r = await runCli(['keys', 'rotate', '--overlap', '0'], { DATABASE_URL: t.env.DATABASE_URL!, INTENTGATE_KEK: t.env.INTENTGATE_KEK!, DATA_DIR: t.env.DATA_DIR! });
+    expect(r.code).toBe(0);
+    const { kid } = JSON.parse(r.stdout);
+    let kids: string[] = [];
+    for (let i = 0; i < 50 && !kids.includes(kid); i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      kids = (await (await fetch(`${t.url}/jwks`)).json() as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
+    }
+    expect(kids).toEqual([...before.map((k) => k.kid), kid]);
+  });
+});
