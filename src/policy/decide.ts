@@ -1,4 +1,4 @@
-import { ANY_RESOURCE, type CompiledPolicy, type MatchContext, type RuleInfo } from './compile.ts';
+import { type CompiledPolicy, type MatchContext, type RuleInfo } from './compile.ts';
 import type { Effect, Sensitivity } from './document.ts';
 
 export interface DecisionScope { name: string; sensitivity: Sensitivity; operation: 'read' | 'write' }
@@ -107,7 +107,7 @@ function ttlOf(policy: CompiledPolicy, rules: RuleInfo[]): number | undefined {
  * policy default the caller narrows further); only if none is left does a deny or review apply.
  */
 export function decide(policy: CompiledPolicy, input: DecisionInput): Decision {
-  const resource = input.resource.identifier === ANY_RESOURCE ? '\0invalid' : input.resource.identifier;
+  const resource = input.resource.identifier;
   const known = new Map(input.resource.scopes.map((s) => [s.name, s]));
   const requested = [...new Set(input.requestedScopes)];
   const result = (outcome: Effect, matched: Iterable<RuleInfo>, reasons: string[], grantedScopes: string[] = [], ttl?: number): Decision => ({
