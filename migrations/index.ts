@@ -1,7 +1,9 @@
 import type { Knex } from 'knex';
 import * as m001 from './001_foundation.ts';
+import * as m002 from './002_exchange.ts';
 
 /** Every migration, in order. Listed statically so they load the same way under node and vitest. */
 export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['001_foundation', m001],
+  ['002_exchange', m002],
 ];

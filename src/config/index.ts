@@ -25,6 +25,22 @@ export interface Config {
   bodyLimit: number;
   rateLimits: { token: Bucket; admin: Bucket };
   oidcSweepInterval: number;
+  exchange: ExchangeSettings;
+  /** Declared authorization_details types and their JSON Schemas. */
+  detailTypes: Record<string, object>;
+  /** Policy document loaded as version 1 when the database holds none. */
+  policyFile: string;
+  /** The built-in issuer of user tokens for trying intentgate out; never on in production. */
+  devIssuer: boolean;
+}
+
+export interface ExchangeSettings {
+  requireIntent: boolean;
+  intentMaxLength: number;
+  maxDelegationDepth: number;
+  maxTokenBytes: number;
+  maxDetailsBytes: number;
+  clockSkew: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -40,6 +56,17 @@ interface FileConfig {
   limits?: { body_bytes?: number };
   rate_limits?: { token?: Bucket; admin?: Bucket };
   oidc_sweep_interval?: number;
+  exchange?: {
+    require_intent?: boolean;
+    intent_max_length?: number;
+    max_delegation_depth?: number;
+    max_token_bytes?: number;
+    max_details_bytes?: number;
+    clock_skew?: number;
+  };
+  authorization_details_types?: Record<string, object>;
+  policy?: { file?: string };
+  development_issuer?: boolean;
 }
 
 function readFileConfig(file: string): FileConfig {
@@ -77,6 +104,10 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     limits: { ...fromFile.limits, ...overrides.limits },
     rate_limits: { ...fromFile.rate_limits, ...overrides.rate_limits },
     oidc_sweep_interval: overrides.oidc_sweep_interval ?? fromFile.oidc_sweep_interval,
+    exchange: { ...fromFile.exchange, ...overrides.exchange },
+    authorization_details_types: overrides.authorization_details_types ?? fromFile.authorization_details_types,
+    policy: { ...fromFile.policy, ...overrides.policy },
+    development_issuer: overrides.development_issuer ?? fromFile.development_issuer,
   };
   if (!validateFile(merged)) {
     const e = firstError(validateFile.errors);
@@ -110,6 +141,17 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
       admin: merged.rate_limits?.admin ?? { burst: 60, per_second: 30 },
     },
     oidcSweepInterval: merged.oidc_sweep_interval ?? 300,
+    exchange: {
+      requireIntent: merged.exchange?.require_intent ?? true,
+      intentMaxLength: merged.exchange?.intent_max_length ?? 1000,
+      maxDelegationDepth: merged.exchange?.max_delegation_depth ?? 5,
+      maxTokenBytes: merged.exchange?.max_token_bytes ?? 16_384,
+      maxDetailsBytes: merged.exchange?.max_details_bytes ?? 16_384,
+      clockSkew: merged.exchange?.clock_skew ?? 60,
+    },
+    detailTypes: merged.authorization_details_types ?? {},
+    policyFile: path.resolve(path.dirname(file), merged.policy?.file ?? 'policies/default.yaml'),
+    devIssuer: mode === 'development' && (merged.development_issuer ?? true),
   };
   if (mode === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required in production mode');

@@ -37,5 +37,29 @@ export const fileSchema = {
       properties: { token: bucket, admin: bucket },
     },
     oidc_sweep_interval: { type: 'integer', minimum: 1, maximum: 86_400 },
+    exchange: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        require_intent: { type: 'boolean' },
+        intent_max_length: { type: 'integer', minimum: 1, maximum: 10_000 },
+        max_delegation_depth: { type: 'integer', minimum: 1, maximum: 20 },
+        max_token_bytes: { type: 'integer', minimum: 1024, maximum: 65_536 },
+        max_details_bytes: { type: 'integer', minimum: 256, maximum: 65_536 },
+        clock_skew: { type: 'integer', minimum: 0, maximum: 600 },
+      },
+    },
+    // Declared RFC 9396 types: each a JSON Schema the details of that type must satisfy.
+    authorization_details_types: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9_.:/-]{1,128}$' },
+      additionalProperties: { type: 'object' },
+    },
+    policy: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { file: { type: 'string', minLength: 1 } },
+    },
+    development_issuer: { type: 'boolean' },
   },
 } as const;

@@ -1,4 +1,4 @@
-import type { JWK } from 'jose';
+import { createLocalJWKSet, importJWK, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
 import type { SigningAlg } from '../config/index.ts';
 import type { Kek } from '../crypto/kek.ts';
 import type { Db } from '../store/db.ts';
@@ -73,6 +73,26 @@ export class Keyring {
 
   jwks(now = Date.now()): { keys: JWK[] } {
     return { keys: this.published(now).map((k) => k.publicJwk) };
+  }
+
+  /** A jose key resolver over the published keys, for verifying tokens this server issued. */
+  verifier(now = Date.now()): JWTVerifyGetKey {
+    const version = `${this.version}@${this.published(now).length}`;
+    if (this.#verifier?.version !== version) this.#verifier = { version, get: createLocalJWKSet(this.jwks(now)) };
+    return this.#verifier.get;
+  }
+
+  #verifier: { version: string; get: JWTVerifyGetKey } | undefined;
+  readonly #imported = new Map<string, Promise<CryptoKey | Uint8Array>>();
+
+  /** The private key for signing, imported once per kid. */
+  privateKey(key: SigningKey): Promise<CryptoKey | Uint8Array> {
+    let k = this.#imported.get(key.kid);
+    if (!k) {
+      k = importJWK(key.privateJwk, key.alg);
+      this.#imported.set(key.kid, k);
+    }
+    return k;
   }
 
   /** Private keys that may sign without a reload: the active one and any upcoming. */

@@ -1,5 +1,6 @@
-import { type CompiledPolicy, type MatchContext, type RuleInfo } from './compile.ts';
+import type { CompiledPolicy, MatchContext, RuleInfo } from './compile.ts';
 import type { Effect, Sensitivity } from './document.ts';
+import { normaliseIp } from './net.ts';
 
 export interface DecisionScope { name: string; sensitivity: Sensitivity; operation: 'read' | 'write' }
 export interface DecisionDetail {
@@ -63,7 +64,7 @@ function baseContext(input: DecisionInput): Omit<MatchContext, keyof Candidate |
     delegating: input.delegateTo !== undefined,
     delegate_to: str(input.delegateTo),
     now: input.now,
-    source_ip: str(input.sourceIp),
+    source_ip: normaliseIp(input.sourceIp),
   };
 }
 

@@ -1,7 +1,6 @@
 import { buildMongoQueryMatcher, type ConditionsMatcher } from '@casl/ability';
-import type { BlockList } from 'node:net';
 import { testAttribute, type AttrTest } from './attributes.ts';
-import { ipInList } from './net.ts';
+import { ipInList, type IpRanges } from './net.ts';
 import { inTimeWindow, type TimeWindow } from './time.ts';
 
 /**
@@ -9,7 +8,7 @@ import { inTimeWindow, type TimeWindow } from './time.ts';
  * of our own, each taking a value prepared at compile time (no parsing while deciding):
  *   $attrs  AttrTest[]  strict attribute tests on a bag (object, user, client)
  *   $time   TimeWindow  wall-clock window in a time zone, on the `now` field
- *   $cidr   BlockList   address ranges, on the `source_ip` field
+ *   $cidr   IpRanges    address ranges, on the `source_ip` field
  * Only $in and $eq of the built-in operators are emitted by `compile.ts`.
  */
 type Instructions = NonNullable<Parameters<typeof buildMongoQueryMatcher>[0]>;
@@ -30,7 +29,7 @@ const interpreters: Interpreters = {
     return node.value.every((t) => testAttribute(bag as Record<string, unknown>, t));
   },
   time: (node: Node<TimeWindow>, object: unknown, ctx: Ctx) => inTimeWindow(node.value, ctx.get(object, node.field) as Date),
-  cidr: (node: Node<BlockList>, object: unknown, ctx: Ctx) => ipInList(node.value, ctx.get(object, node.field)),
+  cidr: (node: Node<IpRanges>, object: unknown, ctx: Ctx) => ipInList(node.value, ctx.get(object, node.field)),
 };
 
 /**

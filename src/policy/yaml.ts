@@ -1,4 +1,4 @@
-import { parseDocument } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { ValidationError } from '../registry/validate.ts';
 
 /** Policy and fixture files are admin input: bounded in size before the parser sees them. */
@@ -16,7 +16,9 @@ export function loadYaml(text: string, what: string): unknown {
     throw new ValidationError(`${what} is larger than ${MAX_YAML_BYTES} bytes`);
   }
   // resolveKnownTags: false keeps `!!binary` and friends from producing Buffers or Sets.
-  const doc = parseDocument(text, { uniqueKeys: true, resolveKnownTags: false, prettyErrors: false, logLevel: 'silent' });
+  const docs = parseAllDocuments(text, { uniqueKeys: true, resolveKnownTags: false, prettyErrors: false, logLevel: 'silent' });
+  const doc = docs[0];
+  if (!doc || docs.length > 1) throw new ValidationError(`${what} must hold exactly one YAML document`);
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) throw new ValidationError(`${what} is not valid YAML: ${problem.message.split('\n')[0]}`);
   try {

@@ -8,7 +8,8 @@ import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from './validate.ts';
 
 export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
-export const SUPPORTED_GRANT_TYPES = [GRANT_CLIENT_CREDENTIALS] as const;
+export const GRANT_TOKEN_EXCHANGE_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const SUPPORTED_GRANT_TYPES = [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE_TYPE] as const;
 export const AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'] as const;
 type AuthMethod = (typeof AUTH_METHODS)[number];
 

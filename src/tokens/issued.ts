@@ -11,6 +11,11 @@ export interface IssuedToken {
   expires_at: Date;
   parent_jti?: string | null;
   task?: string | null;
+  subject_issuer?: string | null;
+  /** JSON text: the delegation chain. */
+  act?: string | null;
+  /** JSON text: the granted authorization_details. */
+  authorization_details?: string | null;
 }
 
 /**

@@ -1,0 +1,51 @@
+import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { PublicJwks } from '../registry/jwks.ts';
+import { invalidRequest } from './errors.ts';
+import { OWN_TOKEN_ALGS, describeJoseError, peek, type Subject } from './subject.ts';
+
+export interface ActorDeps {
+  issuer: string;
+  ownKeys: () => JWTVerifyGetKey;
+  clockSkew: number;
+}
+
+export interface ActingClient { id: string; jwks: PublicJwks | null }
+
+async function verified(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2]): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(token, key, options)).payload;
+  } catch (err) {
+    throw describeJoseError(err, 'actor_token');
+  }
+}
+
+/**
+ * The authenticated client is the actor (RFC 8693 §4.1). An actor_token, when sent, must identify that
+ * same client: a token intentgate issued to it, or a JWT the client signed with its registered keys
+ * (`iss` = `sub` = client_id, `aud` = this issuer). A subject token's may_act must name it too.
+ */
+export async function checkActor(deps: ActorDeps, client: ActingClient, actorToken: string | undefined, subject: Subject): Promise<void> {
+  if (subject.mayAct?.sub !== undefined && subject.mayAct.sub !== client.id) {
+    throw invalidRequest('the subject token\'s may_act does not allow this client to act');
+  }
+  if (subject.mayAct?.iss !== undefined && subject.mayAct.iss !== deps.issuer) {
+    throw invalidRequest('the subject token\'s may_act names an actor from another issuer');
+  }
+  if (actorToken === undefined) return;
+
+  const { claims } = peek(actorToken, 'actor_token');
+  if (claims.iss === deps.issuer) {
+    const payload = await verified(actorToken, deps.ownKeys(), {
+      issuer: deps.issuer, typ: 'at+jwt', algorithms: OWN_TOKEN_ALGS, clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'client_id'],
+    });
+    if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
+    return;
+  }
+  if (claims.iss === client.id && client.jwks) {
+    await verified(actorToken, createLocalJWKSet(client.jwks), {
+      issuer: client.id, subject: client.id, audience: deps.issuer, clockTolerance: deps.clockSkew, requiredClaims: ['exp'],
+    });
+    return;
+  }
+  throw invalidRequest('actor_token must identify the authenticated client');
+}

@@ -1,0 +1,58 @@
+import type { ValidateFunction } from 'ajv';
+import { compileSchema, firstError } from '../registry/validate.ts';
+import { invalidDetails } from './errors.ts';
+
+export interface AuthorizationDetail {
+  type: string;
+  action?: string;
+  purpose?: string;
+  object?: { type?: string; id?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+/** RFC 9396 authorization_details against the types declared in configuration. Compiled once. */
+export class DetailTypes {
+  readonly #validators = new Map<string, ValidateFunction>();
+
+  constructor(types: Record<string, object>) {
+    for (const [name, schema] of Object.entries(types)) this.#validators.set(name, compileSchema(schema));
+  }
+
+  get names(): string[] {
+    return [...this.#validators.keys()];
+  }
+
+  parse(raw: string | undefined, maxBytes: number): AuthorizationDetail[] {
+    if (raw === undefined) return [];
+    if (Buffer.byteLength(raw) > maxBytes) throw invalidDetails(`authorization_details must be at most ${maxBytes} bytes`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw);
+    } catch {
+      throw invalidDetails('authorization_details is not valid JSON');
+    }
+    if (!Array.isArray(parsed) || parsed.length === 0) throw invalidDetails('authorization_details must be a non-empty JSON array');
+    if (parsed.length > 20) throw invalidDetails('authorization_details may hold at most 20 entries');
+    return parsed.map((entry, i) => {
+      if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw invalidDetails(`authorization_details[${i}] must be an object`);
+      const type = (entry as { type?: unknown }).type;
+      if (typeof type !== 'string') throw invalidDetails(`authorization_details[${i}].type is required`);
+      const validate = this.#validators.get(type);
+      if (!validate) throw invalidDetails(`authorization_details[${i}].type ${JSON.stringify(type.slice(0, 64))} is not a declared type`);
+      if (!validate(entry)) {
+        const { field, message } = firstError(validate.errors);
+        throw invalidDetails(`authorization_details[${i}]${field ? `.${field}` : ''} ${message}`);
+      }
+      return entry as AuthorizationDetail;
+    });
+  }
+}
+
+/** Canonical form for comparing details (key order must not matter). */
+export function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}

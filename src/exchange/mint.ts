@@ -1,0 +1,43 @@
+import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { Keyring } from '../keys/keyring.ts';
+import type { AuthorizationDetail } from './details.ts';
+import type { Act } from './subject.ts';
+
+export interface MintInput {
+  issuer: string;
+  sub: string;
+  audience: string;
+  clientId: string;
+  scope: string[];
+  act: Act;
+  task: string;
+  ttl: number;
+  details: AuthorizationDetail[];
+}
+
+export interface Minted { token: string; jti: string; iat: number; exp: number }
+
+/** An RFC 9068 access token: one audience, the delegation chain in `act`, the task it belongs to. */
+export async function mintAccessToken(keyring: Keyring, input: MintInput): Promise<Minted> {
+  const key = keyring.active();
+  const iat = Math.floor(Date.now() / 1000);
+  const exp = iat + input.ttl;
+  const jti = randomBytes(18).toString('base64url');
+  const token = await new SignJWT({
+    client_id: input.clientId,
+    scope: input.scope.join(' '),
+    act: input.act,
+    task: input.task,
+    ...(input.details.length ? { authorization_details: input.details } : {}),
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+    .setIssuer(input.issuer)
+    .setSubject(input.sub)
+    .setAudience(input.audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .setJti(jti)
+    .sign(await keyring.privateKey(key));
+  return { token, jti, iat, exp };
+}

@@ -1,0 +1,99 @@
+import type { ExchangeSettings } from '../config/index.ts';
+import type { AuthorizationDetail, DetailTypes } from './details.ts';
+import { invalidRequest, invalidScope, invalidTarget } from './errors.ts';
+import { normalizeIntent } from './intent.ts';
+import { ACCEPTED_INPUT_TYPES, KNOWN_UNSUPPORTED_TYPES, TT_ACCESS_TOKEN, TT_JWT } from './token_types.ts';
+
+export interface ExchangeRequest {
+  subjectToken: string;
+  actorToken: string | undefined;
+  /** The one target: a resource identifier or an agent's client_id (delegation). */
+  target: string;
+  /** Requested scopes; undefined when the scope parameter was absent (the policy default applies). */
+  scope: string[] | undefined;
+  requestedTokenType: typeof TT_ACCESS_TOKEN | typeof TT_JWT;
+  intent: string | undefined;
+  details: AuthorizationDetail[];
+}
+
+/** Parameters this grant takes; resource and audience may repeat (RFC 8693 §2.1), nothing else may. */
+export const EXCHANGE_PARAMS = [
+  'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'resource', 'audience', 'scope',
+  'requested_token_type', 'intent', 'authorization_details',
+];
+export const REPEATABLE_PARAMS = ['resource', 'audience'];
+
+type Params = Record<string, string | string[] | undefined>;
+
+function single(params: Params, name: string): string | undefined {
+  const v = params[name];
+  if (Array.isArray(v)) throw invalidRequest(`${name} must not be provided twice`);
+  return v === '' ? undefined : v;
+}
+
+function list(params: Params, name: string): string[] {
+  const v = params[name];
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).filter((x) => x !== '');
+}
+
+function tokenType(value: string | undefined, name: string): void {
+  if (value === undefined) throw invalidRequest(`${name} is required`);
+  if (ACCEPTED_INPUT_TYPES.has(value)) return;
+  if (KNOWN_UNSUPPORTED_TYPES.has(value)) throw invalidRequest(`${name} ${value} is not supported; present an access token or JWT`);
+  throw invalidRequest(`${name} is not a known token type URI`);
+}
+
+function checkResourceUri(value: string): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw invalidTarget('resource must be an absolute URI');
+  }
+  if (url.hash || value.includes('#')) throw invalidTarget('resource must not contain a fragment');
+}
+
+/** Strict reading of the RFC 8693 request (plus intent and authorization_details). */
+export function parseExchange(params: Params, resourceWasSent: boolean, settings: ExchangeSettings, detailTypes: DetailTypes): ExchangeRequest {
+  const subjectToken = single(params, 'subject_token');
+  if (subjectToken === undefined) throw invalidRequest('subject_token is required');
+  if (subjectToken.length > settings.maxTokenBytes) throw invalidRequest(`subject_token must be at most ${settings.maxTokenBytes} bytes`);
+  tokenType(single(params, 'subject_token_type'), 'subject_token_type');
+
+  const actorToken = single(params, 'actor_token');
+  const actorTokenType = single(params, 'actor_token_type');
+  if ((actorToken === undefined) !== (actorTokenType === undefined)) throw invalidRequest('actor_token and actor_token_type must be sent together');
+  if (actorToken !== undefined) {
+    if (actorToken.length > settings.maxTokenBytes) throw invalidRequest(`actor_token must be at most ${settings.maxTokenBytes} bytes`);
+    tokenType(actorTokenType, 'actor_token_type');
+  }
+
+  const requested = single(params, 'requested_token_type') ?? TT_ACCESS_TOKEN;
+  if (requested !== TT_ACCESS_TOKEN && requested !== TT_JWT) throw invalidRequest('requested_token_type must be an access_token or jwt token type');
+
+  const resources = resourceWasSent ? list(params, 'resource') : [];
+  resources.forEach(checkResourceUri);
+  const audiences = list(params, 'audience');
+  for (const a of audiences) if (a.length > 2000) throw invalidTarget('audience is too long');
+  const targets = [...new Set([...resources, ...audiences])];
+  if (targets.length === 0) throw invalidTarget('a resource or audience is required');
+  if (targets.length > 1) throw invalidTarget('exactly one resource or audience is allowed per token');
+
+  const scopeRaw = single(params, 'scope');
+  let scope: string[] | undefined;
+  if (scopeRaw !== undefined) {
+    if (!/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/.test(scopeRaw) || scopeRaw.length > 4000) throw invalidScope('scope is malformed');
+    scope = [...new Set(scopeRaw.split(' '))];
+  }
+
+  return {
+    subjectToken,
+    actorToken,
+    target: targets[0]!,
+    scope,
+    requestedTokenType: requested,
+    intent: normalizeIntent(single(params, 'intent'), settings.requireIntent, settings.intentMaxLength),
+    details: detailTypes.parse(single(params, 'authorization_details'), settings.maxDetailsBytes),
+  };
+}

@@ -1,0 +1,182 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/index.ts';
+import type { Keyring } from '../keys/keyring.ts';
+import { decide, type Decision } from '../policy/decide.ts';
+import type { PolicyStore } from '../policy/store.ts';
+import { getClient } from '../registry/clients.ts';
+import { splitScope } from '../registry/common.ts';
+import type { Db } from '../store/db.ts';
+import { checkActor } from './actor.ts';
+import { canonical, type AuthorizationDetail, type DetailTypes } from './details.ts';
+import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
+import type { IssuerKeys } from './issuer_keys.ts';
+import { mintAccessToken } from './mint.ts';
+import { parseExchange } from './parse.ts';
+import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
+import { authenticateSubject, type Act, type Subject } from './subject.ts';
+import { resolveTarget, type Target } from './target.ts';
+import { TT_ACCESS_TOKEN } from './token_types.ts';
+
+export interface ExchangeDeps {
+  db: Db;
+  config: Config;
+  keyring: Keyring;
+  issuerKeys: IssuerKeys;
+  detailTypes: DetailTypes;
+  policies: PolicyStore;
+}
+
+export interface ExchangeCall {
+  params: Record<string, string | string[] | undefined>;
+  /** False when oidc-provider filled `resource` in itself (it does so whenever details are sent). */
+  resourceWasSent: boolean;
+  clientId: string;
+  sourceIp: string;
+}
+
+export interface ExchangeResponse {
+  access_token: string;
+  issued_token_type: string;
+  token_type: 'Bearer';
+  expires_in: number;
+  scope: string;
+  authorization_details?: AuthorizationDetail[];
+}
+
+function depth(act: Act | undefined): number {
+  let n = 0;
+  for (let a = act; a; a = a.act) n++;
+  return n;
+}
+
+/** No hop widens details: with a parent that had details, each requested one must be among them. */
+function narrowDetails(requested: AuthorizationDetail[], parent: AuthorizationDetail[] | undefined): AuthorizationDetail[] {
+  if (!parent) return requested;
+  if (requested.length === 0) return parent;
+  const allowed = new Set(parent.map(canonical));
+  requested.forEach((d, i) => {
+    if (!allowed.has(canonical(d))) throw invalidDetails(`authorization_details[${i}] is not among the subject token's authorization details`);
+  });
+  return requested;
+}
+
+/**
+ * The token-exchange pipeline: parse → authenticate → context → decide → mint → record. Each step is
+ * its own module; this function only orders them and keeps the record of what was decided.
+ */
+export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promise<ExchangeResponse> {
+  const { db, config } = deps;
+  const req = parseExchange(call.params, call.resourceWasSent, config.exchange, deps.detailTypes);
+  const client = await getClient(db, call.clientId);
+  if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
+
+  const subject: Subject = await authenticateSubject(
+    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew },
+    req.subjectToken,
+    client.client_id,
+  );
+  await checkActor({ issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
+    { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
+
+  const previousAct = subject.parent?.act ?? (subject.user.claims.act as Act | undefined);
+  const act: Act = { sub: client.client_id, ...(previousAct ? { act: previousAct } : {}) };
+  if (depth(act) > config.exchange.maxDelegationDepth) {
+    throw invalidRequest(`the delegation chain would be deeper than ${config.exchange.maxDelegationDepth} hops`);
+  }
+  const task = subject.parent?.task ?? `tsk_${randomBytes(12).toString('base64url')}`;
+  const record: DecisionRecord = {
+    client_id: client.client_id,
+    user: { issuer: subject.user.issuer, sub: subject.user.sub },
+    act,
+    intent: req.intent,
+    authorization_details: req.details,
+    requested_scope: req.scope,
+    granted_scope: [],
+    audience: req.target,
+    decision: 'denied',
+    error: undefined,
+    reasons: [],
+    matched_rules: [],
+    policy_version: undefined,
+    parent_jti: subject.parent?.jti,
+    task,
+  };
+  // From here on every outcome is a decision, and is recorded before it is answered.
+  const deny = async (err: ExchangeError, decision?: Decision): Promise<never> => {
+    await recordDenial(db, {
+      ...record,
+      error: err.code,
+      reasons: (err.extra.reasons as string[] | undefined) ?? [],
+      matched_rules: decision?.matchedRules ?? [],
+      policy_version: decision?.policyVersion,
+    });
+    throw err;
+  };
+
+  let target: Target;
+  try {
+    target = await resolveTarget(db, req.target);
+  } catch (err) {
+    if (err instanceof ExchangeError) return deny(err);
+    throw err;
+  }
+
+  const targetScopes = new Set(target.scopes.map((s) => s.name));
+  const clientScopes = new Set(splitScope(client.scope));
+  const ceiling = subject.scopes.filter((s) => clientScopes.has(s) && targetScopes.has(s));
+  if (req.scope) {
+    const beyond = req.scope.filter((s) => !ceiling.includes(s));
+    if (beyond.length) {
+      return deny(invalidScope(`scope ${beyond.join(' ')} exceeds what the subject token, this client and ${req.target} allow together`));
+    }
+  }
+  let details: AuthorizationDetail[];
+  try {
+    details = narrowDetails(req.details, subject.parent?.details);
+  } catch (err) {
+    if (err instanceof ExchangeError) return deny(err);
+    throw err;
+  }
+  record.authorization_details = details;
+
+  const policy = deps.policies.current();
+  const decision = decide(policy, {
+    requestedScopes: req.scope ?? [],
+    resource: { identifier: target.kind === 'resource' ? target.identifier : `agent:${target.identifier}`, scopes: target.scopes.filter((s) => ceiling.includes(s.name)) },
+    client: { id: client.client_id, name: client.client_name, grant_types: client.grant_types },
+    user: subject.user,
+    details,
+    delegated: depth(act) > 1,
+    ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
+    sourceIp: call.sourceIp,
+    now: new Date(),
+  });
+  if (decision.outcome !== 'allow') {
+    const reasons = decision.outcome === 'review' ? [...decision.reasons, 'review_required'] : decision.reasons;
+    return deny(new ExchangeError('access_denied', `denied by policy: ${reasons.join(', ')}`, { reasons }), decision);
+  }
+  // A policy default (no scope requested) is still never more than the ceiling.
+  const granted = decision.grantedScopes.filter((s) => ceiling.includes(s));
+
+  const now = Math.floor(Date.now() / 1000);
+  const ttl = Math.min(
+    decision.ttl ?? config.accessTokenTtl,
+    (target.kind === 'resource' ? target.resource.access_token_ttl : null) ?? config.accessTokenTtl,
+    config.accessTokenTtl,
+    subject.exp - now,
+  );
+  if (ttl < 1) throw invalidRequest('subject_token has expired');
+
+  const minted = await mintAccessToken(deps.keyring, {
+    issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
+  });
+  await recordGrant(db, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted);
+  return {
+    access_token: minted.token,
+    issued_token_type: TT_ACCESS_TOKEN,
+    token_type: 'Bearer',
+    expires_in: minted.exp - minted.iat,
+    scope: granted.join(' '),
+    ...(details.length ? { authorization_details: details } : {}),
+  };
+}

@@ -1,0 +1,54 @@
+import { appendEntry } from '../ledger/append.ts';
+import type { Db } from '../store/db.ts';
+import { recordIssuedToken } from '../tokens/issued.ts';
+import type { AuthorizationDetail } from './details.ts';
+import type { Minted } from './mint.ts';
+import type { Act } from './subject.ts';
+
+/** What every exchange decision records, granted or not. */
+export interface DecisionRecord {
+  client_id: string;
+  user: { issuer: string; sub: string } | undefined;
+  act: Act | undefined;
+  intent: string | undefined;
+  authorization_details: AuthorizationDetail[];
+  requested_scope: string[] | undefined;
+  granted_scope: string[];
+  audience: string | undefined;
+  decision: 'granted' | 'denied';
+  error: string | undefined;
+  reasons: string[];
+  matched_rules: string[];
+  policy_version: string | undefined;
+  parent_jti: string | undefined;
+  task: string | undefined;
+}
+
+export async function recordDenial(db: Db, record: DecisionRecord): Promise<void> {
+  await db.transaction((trx) => appendEntry(trx, { kind: 'exchange.denied', actor: record.client_id, payload: { ...record } }));
+}
+
+/**
+ * The decision and the token's index row, in one transaction. Only after it commits is the token
+ * returned; if it fails, the caller answers an error and the token is never seen.
+ */
+export async function recordGrant(db: Db, record: DecisionRecord, minted: Minted): Promise<void> {
+  await db.transaction(async (trx) => {
+    await recordIssuedToken(trx, {
+      jti: minted.jti,
+      client_id: record.client_id,
+      subject: record.user?.sub ?? null,
+      subject_issuer: record.user?.issuer ?? null,
+      audience: record.audience!,
+      scope: record.granted_scope.join(' '),
+      grant_type: 'token-exchange',
+      issued_at: new Date(minted.iat * 1000),
+      expires_at: new Date(minted.exp * 1000),
+      parent_jti: record.parent_jti ?? null,
+      task: record.task ?? null,
+      act: JSON.stringify(record.act),
+      authorization_details: record.authorization_details.length ? JSON.stringify(record.authorization_details) : null,
+    });
+    await appendEntry(trx, { kind: 'exchange.granted', actor: record.client_id, payload: { ...record, jti: minted.jti, expires_at: minted.exp } });
+  });
+}

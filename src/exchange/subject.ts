@@ -1,0 +1,171 @@
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Keyring } from '../keys/keyring.ts';
+import { getIssuer } from '../registry/issuers.ts';
+import type { Db } from '../store/db.ts';
+import { StorageUnavailable } from '../store/errors.ts';
+import type { AuthorizationDetail } from './details.ts';
+import { ExchangeError, invalidRequest } from './errors.ts';
+import type { IssuerKeys } from './issuer_keys.ts';
+
+export interface Act { sub: string; act?: Act }
+
+/** A validated subject token, reduced to what the rest of the pipeline needs. */
+export interface Subject {
+  /** The user: identified by (issuer, sub), never sub alone. */
+  user: { issuer: string; sub: string; claims: Record<string, unknown> };
+  scopes: string[];
+  exp: number;
+  /** Set when the subject token is one intentgate issued (a delegation hop). */
+  parent?: { jti: string; task: string; act: Act | undefined; details: AuthorizationDetail[] | undefined; audience: string };
+  mayAct: { sub?: string; iss?: string } | undefined;
+  cnfJkt: string | undefined;
+}
+
+export interface SubjectDeps {
+  db: Db;
+  issuer: string;
+  keyring: Keyring;
+  issuerKeys: IssuerKeys;
+  clockSkew: number;
+}
+
+export const OWN_TOKEN_ALGS = ['ES256', 'EdDSA'];
+
+/** Why a token failed, in words a client developer can act on; never the token itself. */
+export function describeJoseError(err: unknown, what: string): ExchangeError {
+  if (err instanceof joseErrors.JWTExpired) return invalidRequest(`${what} has expired`);
+  if (err instanceof joseErrors.JWTClaimValidationFailed) {
+    if (err.claim === 'nbf') return invalidRequest(`${what} is not yet valid`);
+    if (err.claim === 'aud') return invalidRequest(`${what} audience is not accepted`);
+    if (err.claim === 'iss') return invalidRequest(`${what} issuer does not match`);
+    return invalidRequest(`${what} claim ${err.claim} is invalid: ${err.reason === 'missing' ? 'missing' : 'check failed'}`);
+  }
+  if (err instanceof joseErrors.JOSEAlgNotAllowed) return invalidRequest(`${what} is signed with an algorithm this issuer may not use`);
+  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return invalidRequest(`${what} signature is invalid`);
+  if (err instanceof joseErrors.JWKSNoMatchingKey) return invalidRequest(`${what} is signed with a key the issuer does not publish`);
+  if (err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid) {
+    return new ExchangeError('temporarily_unavailable', `the keys of the ${what} issuer could not be fetched; retry later`, {}, 503);
+  }
+  if (err instanceof joseErrors.JOSEError) return invalidRequest(`${what} is not a valid JWT (${err.code})`);
+  if (err instanceof TypeError || (err as { name?: string })?.name === 'AbortError') {
+    return new ExchangeError('temporarily_unavailable', `the keys of the ${what} issuer could not be fetched; retry later`, {}, 503);
+  }
+  throw err;
+}
+
+/** Reads the header and claims without trusting them: only to choose which issuer's rules apply. */
+export function peek(token: string, what: string): { header: ReturnType<typeof decodeProtectedHeader>; claims: JWTPayload } {
+  const parts = token.split('.');
+  if (parts.length === 5) throw invalidRequest(`${what} is encrypted (JWE); only signed JWTs are accepted`);
+  if (parts.length !== 3) throw invalidRequest(`${what} is not a JWT`);
+  try {
+    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+  } catch {
+    throw invalidRequest(`${what} is not a JWT`);
+  }
+}
+
+function normTyp(typ: string): string {
+  const t = typ.toLowerCase();
+  return t.startsWith('application/') ? t.slice('application/'.length) : t;
+}
+
+function scopesFrom(claims: JWTPayload, claim: 'scope' | 'scp'): string[] {
+  const v = claims[claim];
+  if (typeof v === 'string') return v.split(' ').filter(Boolean);
+  if (Array.isArray(v) && v.every((s) => typeof s === 'string')) return v as string[];
+  return [];
+}
+
+function mayActOf(claims: JWTPayload): Subject['mayAct'] {
+  const m = claims.may_act;
+  if (m === undefined) return undefined;
+  if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalidRequest('subject_token may_act claim is malformed');
+  const { sub, iss } = m as Record<string, unknown>;
+  return { ...(typeof sub === 'string' ? { sub } : {}), ...(typeof iss === 'string' ? { iss } : {}) };
+}
+
+function jktOf(claims: JWTPayload): string | undefined {
+  const cnf = claims.cnf as { jkt?: unknown } | undefined;
+  return typeof cnf?.jkt === 'string' ? cnf.jkt : undefined;
+}
+
+async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2], what: string) {
+  try {
+    return await jwtVerify(token, key, options);
+  } catch (err) {
+    throw describeJoseError(err, what);
+  }
+}
+
+/**
+ * Authenticates the subject token (RFC 8693 §2.1, RFC 8725, RFC 9068): either a JWT from a trusted
+ * issuer, checked against that issuer's keys, algorithms, audiences and typ; or a token intentgate
+ * issued, which must still be live in the issued-token index and presentable by this client.
+ */
+export async function authenticateSubject(deps: SubjectDeps, token: string, clientId: string): Promise<Subject> {
+  const { header, claims } = peek(token, 'subject_token');
+  if (typeof claims.iss !== 'string') throw invalidRequest('subject_token has no issuer');
+  if (claims.iss === deps.issuer) return ownToken(deps, token, clientId);
+
+  const issuer = await getIssuer(deps.db, claims.iss).catch((err) => { throw new StorageUnavailable(err); });
+  if (!issuer) throw invalidRequest('subject_token issuer is not trusted');
+  const typ = typeof header.typ === 'string' ? normTyp(header.typ) : undefined;
+  if (!typ || !issuer.typs.map(normTyp).includes(typ)) throw invalidRequest(`subject_token typ must be one of ${issuer.typs.join(', ')}`);
+  const { payload } = await verify(token, deps.issuerKeys.for(issuer), {
+    issuer: issuer.issuer,
+    audience: issuer.audiences,
+    algorithms: issuer.algorithms,
+    clockTolerance: deps.clockSkew,
+    requiredClaims: ['exp', 'sub'],
+  }, 'subject_token');
+  checkIat(payload, deps.clockSkew, 'subject_token');
+  return {
+    user: { issuer: issuer.issuer, sub: payload.sub!, claims: payload as Record<string, unknown> },
+    scopes: scopesFrom(payload, issuer.scope_claim),
+    exp: payload.exp!,
+    mayAct: mayActOf(payload),
+    cnfJkt: jktOf(payload),
+  };
+}
+
+function checkIat(payload: JWTPayload, skew: number, what: string): void {
+  if (payload.iat !== undefined && (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + skew)) {
+    throw invalidRequest(`${what} was issued in the future`);
+  }
+}
+
+async function ownToken(deps: SubjectDeps, token: string, clientId: string): Promise<Subject> {
+  const { payload } = await verify(token, deps.keyring.verifier(), {
+    issuer: deps.issuer,
+    typ: 'at+jwt',
+    algorithms: OWN_TOKEN_ALGS,
+    clockTolerance: deps.clockSkew,
+    requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id', 'aud'],
+  }, 'subject_token');
+  checkIat(payload, deps.clockSkew, 'subject_token');
+  const mayAct = mayActOf(payload);
+  const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
+  if (!aud.includes(clientId) && mayAct?.sub !== clientId) {
+    throw invalidRequest('subject_token may not be presented by this client: it is not in the token audience or may_act');
+  }
+  const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task')
+    .catch((err) => { throw new StorageUnavailable(err); });
+  if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) {
+    throw invalidRequest('subject_token has been revoked or is no longer live');
+  }
+  return {
+    user: { issuer: row.subject_issuer, sub: payload.sub!, claims: {} },
+    scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
+    exp: payload.exp!,
+    parent: {
+      jti: payload.jti!,
+      task: row.task,
+      act: payload.act as Act | undefined,
+      details: payload.authorization_details as AuthorizationDetail[] | undefined,
+      audience: aud[0] as string,
+    },
+    mayAct,
+    cnfJkt: jktOf(payload),
+  };
+}

@@ -1,0 +1,13 @@
+export { GRANT_TOKEN_EXCHANGE_TYPE as GRANT_TOKEN_EXCHANGE } from '../registry/clients.ts';
+export const TT_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+export const TT_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+
+/** Token types intentgate accepts as subject or actor: both mean "a JWT we can validate". */
+export const ACCEPTED_INPUT_TYPES = new Set([TT_ACCESS_TOKEN, TT_JWT]);
+/** RFC 8693 §3 types that exist but that intentgate does not take. */
+export const KNOWN_UNSUPPORTED_TYPES = new Set([
+  'urn:ietf:params:oauth:token-type:refresh_token',
+  'urn:ietf:params:oauth:token-type:id_token',
+  'urn:ietf:params:oauth:token-type:saml1',
+  'urn:ietf:params:oauth:token-type:saml2',
+]);
