@@ -10,6 +10,7 @@ import { discoveryDocument } from './http/discovery.ts';
 import { sendError, sendUnavailable } from './http/errors.ts';
 import { buildProvider } from './http/provider.ts';
 import { tokenEndpoint } from './http/token.ts';
+import { tokenStatusEndpoints } from './http/introspection.ts';
 import { Keyring } from './keys/keyring.ts';
 import { ensureSigningKey, KEYS_CHANNEL } from './keys/rotate.ts';
 import { createLogger, type Logger } from './ops/log.ts';
@@ -21,6 +22,11 @@ import { isStorageFailure } from './store/errors.ts';
 import { migrate } from './store/migrate.ts';
 import { listen } from './store/notify.ts';
 import { sweepOidcPayloads } from './store/oidc_adapter.ts';
+import { DetailTypes } from './exchange/details.ts';
+import { devTrustedIssuer } from './keys/dev_issuer.ts';
+import type { TrustedIssuer } from './registry/issuers.ts';
+import { IssuerKeys } from './exchange/issuer_keys.ts';
+import { PolicyStore, POLICY_CHANNEL } from './policy/store.ts';
 
 export interface RunningServer {
   url: string;
@@ -37,13 +43,13 @@ export interface StartOptions {
   log?: Logger;
 }
 
-// Keys are re-read this often even without a NOTIFY, in case one was missed while reconnecting.
+// Keys and policy are re-read this often even without a NOTIFY, in case one was missed while reconnecting.
 const KEY_RELOAD_MS = 30_000;
 const SHUTDOWN_GRACE_MS = 10_000;
 
 function routeLabel(path: string): string {
   if (path.startsWith('/admin/api/')) return path.split('/').slice(0, 4).join('/');
-  if (['/token', '/jwks', '/healthz', '/readyz', '/metrics', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'].includes(path)) return path;
+  if (['/token', '/token/introspection', '/token/revocation', '/jwks', '/healthz', '/readyz', '/metrics', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'].includes(path)) return path;
   return 'other';
 }
 
@@ -65,21 +71,37 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const keyring = new Keyring(db, kek, config.accessTokenTtl);
     await keyring.load();
     const generatedAdminToken = await bootstrapAdmin(db, config.adminToken);
+    const policies = new PolicyStore(db);
+    await policies.init(config.policyFile);
+    const builtInIssuers = new Map<string, TrustedIssuer>();
+    if (config.devIssuer) {
+      const dev = await devTrustedIssuer(config);
+      builtInIssuers.set(dev.issuer, dev);
+      log.warn('the development issuer is trusted (development mode only)', { issuer: dev.issuer });
+    }
+    const exchange = { db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers };
 
     const tokenLimiter = new RateLimiter(config.rateLimits.token);
-    let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter });
+    let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
     let keysVersion = keyring.version;
     const reloadKeys = async () => {
       await keyring.load();
       if (keyring.version !== keysVersion) {
-        provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter });
+        provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
         keysVersion = keyring.version;
         log.info('signing keys changed; provider rebuilt', { active: keyring.active().kid });
       }
     };
     const safeReload = () => reloadKeys().catch((err) => log.warn('key reload failed', { err }));
-    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL], () => void safeReload(), (err) => log.warn('notification connection failed', { err }));
-    timers.push(setInterval(() => void safeReload(), KEY_RELOAD_MS).unref());
+    const reloadPolicy = () => policies.load().catch((err) => log.error('policy reload failed; keeping the version in force', { err }));
+    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL, POLICY_CHANNEL], (channel) => {
+      if (channel === KEYS_CHANNEL) void safeReload();
+      else void reloadPolicy();
+    }, (err) => log.warn('notification connection failed', { err }));
+    timers.push(setInterval(() => {
+      void safeReload();
+      void reloadPolicy();
+    }, KEY_RELOAD_MS).unref());
     timers.push(setInterval(() => {
       sweepOidcPayloads(db).catch((err) => log.warn('sweep failed', { err }));
     }, config.oidcSweepInterval * 1000).unref());
@@ -88,7 +110,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ db, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys });
-    const discovery = discoveryDocument(config);
+    const discovery = discoveryDocument(config, exchange.detailTypes.names);
+    const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log });
 
     const app = new Koa({ proxy: config.trustProxy });
     app.silent = true;
@@ -120,9 +143,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     app.use(async (ctx: Context) => {
       const { method, path } = ctx;
       if (path.startsWith('/admin/api/') || path === '/admin/api') return admin(ctx);
-      if (path === '/token') {
+      if (path === '/token' || path === '/token/introspection' || path === '/token/revocation') {
         if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');
-        return token(ctx);
+        if (path === '/token') return token(ctx);
+        return path === '/token/introspection' ? status.introspection(ctx) : status.revocation(ctx);
       }
       if (method !== 'GET' && method !== 'HEAD') return sendError(ctx, 405, 'invalid_request', `method ${method} is not allowed here`);
       switch (path) {

@@ -1,4 +1,5 @@
 import type { ValidateFunction } from 'ajv';
+import { ConfigError } from '../config/index.ts';
 import { compileSchema, firstError } from '../registry/validate.ts';
 import { invalidDetails } from './errors.ts';
 
@@ -15,7 +16,13 @@ export class DetailTypes {
   readonly #validators = new Map<string, ValidateFunction>();
 
   constructor(types: Record<string, object>) {
-    for (const [name, schema] of Object.entries(types)) this.#validators.set(name, compileSchema(schema));
+    for (const [name, schema] of Object.entries(types)) {
+      try {
+        this.#validators.set(name, compileSchema(schema));
+      } catch (err) {
+        throw new ConfigError(`authorization_details_types.${name} is not a valid JSON Schema: ${(err as Error).message}`);
+      }
+    }
   }
 
   get names(): string[] {

@@ -5,6 +5,7 @@ import { decide, type Decision } from '../policy/decide.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { getClient } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
+import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
 import { canonical, type AuthorizationDetail, type DetailTypes } from './details.ts';
@@ -24,6 +25,7 @@ export interface ExchangeDeps {
   issuerKeys: IssuerKeys;
   detailTypes: DetailTypes;
   policies: PolicyStore;
+  builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
 }
 
 export interface ExchangeCall {
@@ -71,7 +73,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
 
   const subject: Subject = await authenticateSubject(
-    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew },
+    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers },
     req.subjectToken,
     client.client_id,
   );
@@ -139,7 +141,12 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   }
   record.authorization_details = details;
 
-  const policy = deps.policies.current();
+  let policy;
+  try {
+    policy = deps.policies.current();
+  } catch {
+    throw new ExchangeError('temporarily_unavailable', 'no valid policy is loaded; nothing can be decided', {}, 503);
+  }
   const decision = decide(policy, {
     requestedScopes: req.scope ?? [],
     resource: { identifier: target.kind === 'resource' ? target.identifier : `agent:${target.identifier}`, scopes: target.scopes.filter((s) => ceiling.includes(s.name)) },

@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Keyring } from '../keys/keyring.ts';
-import { getIssuer } from '../registry/issuers.ts';
+import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { StorageUnavailable } from '../store/errors.ts';
 import type { AuthorizationDetail } from './details.ts';
@@ -27,6 +27,8 @@ export interface SubjectDeps {
   keyring: Keyring;
   issuerKeys: IssuerKeys;
   clockSkew: number;
+  /** Issuers trusted without a registry row: the development issuer, in development mode only. */
+  builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
 }
 
 export const OWN_TOKEN_ALGS = ['ES256', 'EdDSA'];
@@ -108,7 +110,7 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
   if (typeof claims.iss !== 'string') throw invalidRequest('subject_token has no issuer');
   if (claims.iss === deps.issuer) return ownToken(deps, token, clientId);
 
-  const issuer = await getIssuer(deps.db, claims.iss).catch((err) => { throw new StorageUnavailable(err); });
+  const issuer = deps.builtInIssuers.get(claims.iss) ?? await getIssuer(deps.db, claims.iss).catch((err) => { throw new StorageUnavailable(err); });
   if (!issuer) throw invalidRequest('subject_token issuer is not trusted');
   const typ = typeof header.typ === 'string' ? normTyp(header.typ) : undefined;
   if (!typ || !issuer.typs.map(normTyp).includes(typ)) throw invalidRequest(`subject_token typ must be one of ${issuer.typs.join(', ')}`);

@@ -6,7 +6,7 @@ import { SUPPORTED_GRANT_TYPES } from '../registry/clients.ts';
  * RFC 8414 metadata, served at both well-known paths. Built here rather than taken from oidc-provider,
  * whose document advertises endpoints (authorization, userinfo, …) that intentgate does not serve.
  */
-export function discoveryDocument(config: Config): Record<string, unknown> {
+export function discoveryDocument(config: Config, detailTypes: string[]): Record<string, unknown> {
   const base = config.issuer;
   return {
     issuer: base,
@@ -17,5 +17,12 @@ export function discoveryDocument(config: Config): Record<string, unknown> {
     response_types_supported: [],
     token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     token_endpoint_auth_signing_alg_values_supported: CLIENT_AUTH_ALGS,
+    introspection_endpoint: `${base}/token/introspection`,
+    introspection_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    introspection_endpoint_auth_signing_alg_values_supported: CLIENT_AUTH_ALGS,
+    revocation_endpoint: `${base}/token/revocation`,
+    revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
+    revocation_endpoint_auth_signing_alg_values_supported: CLIENT_AUTH_ALGS,
+    authorization_details_types_supported: detailTypes,
   };
 }

@@ -11,6 +11,7 @@ import { getResource } from '../registry/resources.ts';
 import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { createOidcAdapter } from '../store/oidc_adapter.ts';
+import { EXCHANGE_PARAMS, GRANT_TOKEN_EXCHANGE, REPEATABLE_PARAMS, RESOURCE_DEFAULTED, tokenExchangeHandler, type GrantDeps } from '../exchange/grant.ts';
 
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
 export const CLIENT_AUTH_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
@@ -41,14 +42,22 @@ async function guardedStorage<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export interface ProviderDeps { config: Config; db: Db; kek: Kek; keyring: Keyring; log: Logger; limiter: RateLimiter }
+export interface ProviderDeps {
+  config: Config;
+  db: Db;
+  kek: Kek;
+  keyring: Keyring;
+  log: Logger;
+  limiter: RateLimiter;
+  exchange: Omit<GrantDeps, 'beforeExchange' | 'log'>;
+}
 
 /**
  * oidc-provider does the OAuth machinery we do not need to own: client authentication (all methods),
  * the token endpoint's parameter handling, and the client_credentials grant. Its keystore is fixed at
  * construction, so this is called again whenever the set of signing keys changes.
  */
-export function buildProvider({ config, db, kek, keyring, log, limiter }: ProviderDeps): Provider {
+export function buildProvider({ config, db, kek, keyring, log, limiter, exchange }: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, {
     adapter: createOidcAdapter(db, (id) => guardedStorage(() => providerClientMetadata(db, kek, id))),
     jwks: { keys: keyring.signingCandidates().map((k) => k.privateJwk) } as never,
@@ -70,13 +79,20 @@ export function buildProvider({ config, db, kek, keyring, log, limiter }: Provid
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      introspection: { enabled: false },
-      revocation: { enabled: false },
+      // Enabled for their client authentication; intentgate answers for its JWTs (src/http/introspection.ts).
+      introspection: { enabled: true },
+      revocation: { enabled: true },
       userinfo: { enabled: false },
       resourceIndicators: {
         enabled: true,
         // A client_credentials token must name its audience: an unbound token is what intentgate exists to end.
-        defaultResource: () => {
+        // oidc-provider also asks here whenever authorization_details come without `resource`; token exchange
+        // resolves its own target (often an `audience`), so it gets a placeholder it knows to ignore.
+        defaultResource: (ctx: KoaContextWithOIDC) => {
+          if (ctx.oidc.params?.grant_type === GRANT_TOKEN_EXCHANGE) {
+            (ctx.state as Record<symbol, unknown>)[RESOURCE_DEFAULTED] = true;
+            return 'urn:intentgate:unset';
+          }
           throw new errors.InvalidTarget('the resource parameter is required');
         },
         useGrantedResource: () => false,
@@ -109,6 +125,12 @@ export function buildProvider({ config, db, kek, keyring, log, limiter }: Provid
       ctx.body = out;
     },
   });
+  provider.registerGrantType(
+    GRANT_TOKEN_EXCHANGE,
+    tokenExchangeHandler({ ...exchange, log, beforeExchange: (ctx, clientId) => takeClientBudget(limiter, ctx, clientId) }) as never,
+    EXCHANGE_PARAMS,
+    REPEATABLE_PARAMS,
+  );
   provider.proxy = config.trustProxy;
   provider.on('server_error', (_ctx, err) => log.error('oauth server error', { err }));
   provider.on('grant.error', (_ctx, err) => log.debug('grant refused', { error: (err as { error?: string }).error, detail: (err as { error_detail?: string }).error_detail }));

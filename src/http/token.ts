@@ -1,6 +1,5 @@
 import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
-import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { appendEntry } from '../ledger/append.ts';
 import type { Logger } from '../ops/log.ts';
@@ -8,7 +7,9 @@ import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
 import { recordIssuedToken } from '../tokens/issued.ts';
+import { GRANT_TOKEN_EXCHANGE } from '../exchange/token_types.ts';
 import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';
+import { providerRunner } from './provider_chain.ts';
 
 export interface TokenEndpointDeps {
   db: Db;
@@ -26,16 +27,7 @@ export interface TokenEndpointDeps {
  * commit never leaves the server.
  */
 export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }: TokenEndpointDeps) {
-  type Chain = (ctx: Context, next: () => Promise<void>) => Promise<void>;
-  const chains = new WeakMap<Provider, Chain>();
-  const chainFor = (p: Provider): Chain => {
-    let c = chains.get(p);
-    if (!c) {
-      c = compose(p.middleware as never) as unknown as Chain;
-      chains.set(p, c);
-    }
-    return c;
-  };
+  const runProvider = providerRunner(provider);
 
   return async (ctx: Context): Promise<void> => {
     const byAddress = limiter.take(`ip:${ctx.ip}`);
@@ -45,12 +37,19 @@ export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }
     const declared = ctx.request.length;
     if (declared !== undefined && declared > bodyLimit) return sendError(ctx, 413, 'invalid_request', `request body exceeds ${bodyLimit} bytes`);
 
-    await chainFor(provider())(ctx, async () => {
-      sendError(ctx, 404, 'invalid_request', 'not found');
-    });
+    await runProvider(ctx);
     const grantType = grantLabel(ctx);
 
-    const body = ctx.body as { access_token?: unknown } | undefined;
+    const body = ctx.body as { access_token?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    // oidc-provider answers a grant the client is not registered for with invalid_request; RFC 6749 §5.2 says unauthorized_client.
+    if (ctx.status === 400 && body?.error === 'invalid_request' && body.error_description === 'requested grant type is not allowed for this client') {
+      body.error = 'unauthorized_client';
+      body.error_description = `this client is not registered for the ${grantType} grant`;
+    }
+    if (ctx.status === 200 && ctx.state.tokenRecorded) {
+      metrics.grants.inc({ grant_type: grantType, outcome: 'granted' });
+      return;
+    }
     if (ctx.status === 200 && typeof body?.access_token === 'string') {
       try {
         await recordClientCredentials(db, body.access_token, grantType);
@@ -71,7 +70,7 @@ export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }
 // Metric label: the grant types intentgate knows, else `other`, so callers cannot create label values.
 function grantLabel(ctx: Context): string {
   const g = (ctx as { oidc?: { params?: { grant_type?: unknown } } }).oidc?.params?.grant_type;
-  return g === 'client_credentials' ? g : 'other';
+  return g === 'client_credentials' || g === GRANT_TOKEN_EXCHANGE ? g : 'other';
 }
 
 /** Records a token oidc-provider minted, with its ledger entry, in one transaction. */

@@ -1,0 +1,28 @@
+import type { Context } from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import { sendError } from './errors.ts';
+
+type Chain = (ctx: Context, next: () => Promise<void>) => Promise<void>;
+
+/**
+ * Runs the current oidc-provider on a request of our Koa app (as koa-mount would): the provider sets
+ * the status and body, and our middleware can still inspect or replace them before Koa responds.
+ */
+export function providerRunner(current: () => Provider): (ctx: Context) => Promise<void> {
+  const chains = new WeakMap<Provider, Chain>();
+  return async (ctx) => {
+    const p = current();
+    let chain = chains.get(p);
+    if (!chain) {
+      chain = compose(p.middleware as never) as unknown as Chain;
+      chains.set(p, chain);
+    }
+    await chain(ctx, async () => sendError(ctx, 404, 'invalid_request', 'not found'));
+  };
+}
+
+/** The client oidc-provider authenticated on this request, if it got that far. */
+export function authenticatedClientId(ctx: Context): string | undefined {
+  return (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId;
+}

@@ -1,0 +1,61 @@
+import { jwtVerify, type JWTPayload } from 'jose';
+import type { Keyring } from '../keys/keyring.ts';
+import { appendEntry } from '../ledger/append.ts';
+import type { Db } from '../store/db.ts';
+
+const INACTIVE = Object.freeze({ active: false });
+const ALGS = ['ES256', 'EdDSA'];
+
+/** Our own signature, issuer and typ; undefined for anything else (including expired tokens). */
+async function verifyOwn(keyring: Keyring, issuer: string, token: string): Promise<JWTPayload | undefined> {
+  if (token.length > 16_384) return undefined;
+  try {
+    return (await jwtVerify(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: ALGS, requiredClaims: ['jti', 'exp', 'aud'] })).payload;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * RFC 7662 for the JWTs intentgate mints. Only the token's own resource server learns anything:
+ * any other caller, and any token that is not live in the issued-token index, gets `{active: false}`.
+ */
+export async function introspect(db: Db, keyring: Keyring, issuer: string, callerResourceServer: string | null, token: string): Promise<Record<string, unknown>> {
+  if (!callerResourceServer) return INACTIVE;
+  const claims = await verifyOwn(keyring, issuer, token);
+  if (!claims) return INACTIVE;
+  const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+  if (!aud.includes(callerResourceServer)) return INACTIVE;
+  const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at');
+  if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) return INACTIVE;
+  return {
+    active: true,
+    iss: claims.iss,
+    sub: claims.sub,
+    aud: claims.aud,
+    exp: claims.exp,
+    iat: claims.iat,
+    jti: claims.jti,
+    client_id: claims.client_id,
+    scope: claims.scope,
+    token_type: 'Bearer',
+    ...(claims.act ? { act: claims.act } : {}),
+    ...(claims.task ? { task: claims.task } : {}),
+    ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),
+  };
+}
+
+/**
+ * RFC 7009 for the JWTs intentgate mints: the client that holds the token may revoke it. Anyone else's
+ * request, or an unknown token, changes nothing (and is answered the same way, so it reveals nothing).
+ */
+export async function revoke(db: Db, keyring: Keyring, issuer: string, callerClientId: string, token: string): Promise<boolean> {
+  const claims = await verifyOwn(keyring, issuer, token);
+  if (!claims || claims.client_id !== callerClientId) return false;
+  return db.transaction(async (trx) => {
+    const changed = await trx('issued_tokens').where({ jti: claims.jti, status: 'active' }).update({ status: 'revoked' }).returning('jti');
+    if (changed.length === 0) return false;
+    await appendEntry(trx, { kind: 'token.revoked', actor: callerClientId, payload: { jti: claims.jti, by: 'holder' } });
+    return true;
+  });
+}
