@@ -12,6 +12,10 @@ import { ValidationError } from './registry/validate.ts';
 import { createDb, type Db } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
 import { startServer } from './server.ts';
+import { mintDevUserToken } from './keys/dev_issuer.ts';
+import { compilePolicy } from './policy/compile.ts';
+import { parsePolicyDocument } from './policy/document.ts';
+import { runFixtures } from './policy/fixtures.ts';
 
 const USAGE = `usage: intentgate <command>
 
@@ -28,6 +32,10 @@ const USAGE = `usage: intentgate <command>
   admin token create --name N
   admin token revoke <admin_id>
   keys rotate [--overlap SECONDS]
+  dev token --sub S [--scope "s1 s2"] [--ttl SECONDS] [--claim name=value ...]
+                                 a user token from the development issuer (development mode only)
+  policy test <fixtures.yaml> [--policy FILE]
+                                 run policy expectation fixtures (default: the configured policy)
 
 Configuration comes from the environment (DATABASE_URL, DATA_DIR, INTENTGATE_KEK, ...; see README).`;
 
@@ -137,6 +145,9 @@ async function main(argv: string[]): Promise<void> {
       typ: { type: 'string', multiple: true },
       'scope-claim': { type: 'string' },
       overlap: { type: 'string' },
+      sub: { type: 'string' },
+      claim: { type: 'string', multiple: true },
+      policy: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -208,6 +219,36 @@ async function main(argv: string[]): Promise<void> {
         if (!Number.isInteger(overlap) || overlap < 0) throw new UsageError('--overlap takes a whole number of seconds');
         print(await rotateSigningKey(db, kek, config.signingAlg, overlap, CLI_ACTOR));
       });
+    case cmd === 'dev token': {
+      const config = loadConfig('development');
+      if (!config.devIssuer) throw new UsageError('the development issuer is switched off (development_issuer: false)');
+      if (!values.sub) throw new UsageError('--sub is required');
+      const ttl = values.ttl === undefined ? 3600 : Number(values.ttl);
+      if (!Number.isInteger(ttl) || ttl < 1 || ttl > 86_400) throw new UsageError('--ttl takes 1 to 86400 seconds');
+      const claims: Record<string, unknown> = {};
+      for (const c of values.claim ?? []) {
+        const eq = c.indexOf('=');
+        if (eq < 1) throw new UsageError(`--claim takes name=value, got ${c}`);
+        const raw = c.slice(eq + 1);
+        let value: unknown = raw;
+        try { value = JSON.parse(raw); } catch { /* a plain string */ }
+        claims[c.slice(0, eq)] = value;
+      }
+      process.stdout.write(`${await mintDevUserToken(config, values.sub, (values.scope ?? []).join(' '), ttl, claims)}\n`);
+      return;
+    }
+    case a === 'policy' && b === 'test' && c !== undefined && positionals.length === 3: {
+      const config = loadConfig('development');
+      const policyFile = values.policy ?? config.policyFile;
+      const policy = compilePolicy(parsePolicyDocument(readFileSync(policyFile, 'utf8')), policyFile);
+      const report = runFixtures(policy, readFileSync(c, 'utf8'));
+      for (const f of report.failed) {
+        process.stdout.write(`FAIL ${f.name}\n  expected ${JSON.stringify(f.expected)}\n  actual   ${JSON.stringify({ outcome: f.actual.outcome, granted_scopes: f.actual.grantedScopes, reasons: f.actual.reasons, ttl: f.actual.ttl, matched_rules: f.actual.matchedRules })}\n`);
+      }
+      process.stdout.write(`${report.passed} passed, ${report.failed.length} failed\n`);
+      if (report.failed.length) process.exitCode = 1;
+      return;
+    }
     default:
       throw new UsageError(`unknown command: ${cmd}\n\n${USAGE}`);
   }

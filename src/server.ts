@@ -109,7 +109,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const metrics = createMetrics(db);
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ db, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
-    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys });
+    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log });
 

@@ -10,6 +10,8 @@ import { pageParams } from '../registry/pagination.ts';
 import { createResource, deleteResource, getResource, listResources, updateResource } from '../registry/resources.ts';
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
+import { simulate } from '../policy/simulate.ts';
+import type { PolicyStore } from '../policy/store.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
@@ -19,6 +21,7 @@ import { Router } from '../http/router.ts';
 
 export interface AdminDeps {
   config: Config;
+  policies: PolicyStore;
   db: Db;
   kek: Kek;
   keyring: Keyring;
@@ -52,7 +55,14 @@ function stringFilter(q: URLSearchParams, name: string): string | undefined {
 }
 
 /** `/admin/api/*`: bearer-authenticated JSON REST over the registry, admins and keys. */
-export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged }: AdminDeps) {
+const validatePublish = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['document'],
+  properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, source: { type: 'string', maxLength: 200 } },
+});
+
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies }: AdminDeps) {
   const router = new Router();
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
@@ -124,6 +134,23 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       else notFound(ctx, 'issuer', 'issuer');
     })
 
+    .add('GET', '/admin/api/policies', async (ctx) => { ctx.body = { items: await policies.list(), next_cursor: null }; })
+    .add('POST', '/admin/api/policies', async (ctx) => {
+      const input = check<{ document: string; source?: string }>(validatePublish, await body(ctx));
+      try {
+        created(ctx, await policies.publish(input.document, input.source ?? 'admin api', who(ctx)));
+      } catch (err) {
+        if (err instanceof ValidationError) throw new ValidationError(`document: ${err.message}`, `document${err.field ? `.${err.field}` : ''}`);
+        throw err;
+      }
+    })
+    .add('POST', '/admin/api/policies/simulate', async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx)); })
+    .add('GET', '/admin/api/policies/:version', async (ctx, [v]) => {
+      const version = v === 'current' ? Number(policies.current().version) : /^\d{1,9}$/.test(v!) ? Number(v) : NaN;
+      const found = Number.isNaN(version) ? undefined : await policies.get(version);
+      if (found) ctx.body = found;
+      else notFound(ctx, 'policy', 'version');
+    })
     .add('GET', '/admin/api/keys', async (ctx) => {
       const now = Date.now();
       const active = keyring.active(now);

@@ -6,8 +6,8 @@ export class ExchangeError extends Error {
   readonly code: string;
   readonly status: number;
   readonly extra: Record<string, unknown>;
-  constructor(code: string, description: string, extra: Record<string, unknown> = {}, status = 400) {
-    super(description);
+  constructor(code: string, description: string, extra: Record<string, unknown> = {}, status = 400, cause?: unknown) {
+    super(description, cause === undefined ? undefined : { cause });
     this.code = code;
     this.status = status;
     this.extra = extra;

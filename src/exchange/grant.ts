@@ -39,6 +39,10 @@ export function tokenExchangeHandler(deps: GrantDeps) {
       ctx.state.tokenRecorded = true;
     } catch (err) {
       if (err instanceof ExchangeError) {
+        if (err.status === 503) {
+          deps.log.warn('token exchange failed closed', { error: err.message, cause: err.cause });
+          ctx.set('Retry-After', '5');
+        }
         ctx.status = err.status;
         ctx.body = { error: err.code, error_description: err.message, ...err.extra };
         return;

@@ -45,6 +45,15 @@ export interface ExchangeResponse {
   authorization_details?: AuthorizationDetail[];
 }
 
+/** Fail closed: a decision that could not be recorded is answered as unavailable, whatever broke. */
+async function recorded(write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no token was issued; retry later', {}, 503, err);
+  }
+}
+
 function depth(act: Act | undefined): number {
   let n = 0;
   for (let a = act; a; a = a.act) n++;
@@ -105,13 +114,13 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   };
   // From here on every outcome is a decision, and is recorded before it is answered.
   const deny = async (err: ExchangeError, decision?: Decision): Promise<never> => {
-    await recordDenial(db, {
+    await recorded(() => recordDenial(db, {
       ...record,
       error: err.code,
       reasons: (err.extra.reasons as string[] | undefined) ?? [],
       matched_rules: decision?.matchedRules ?? [],
       policy_version: decision?.policyVersion,
-    });
+    }));
     throw err;
   };
 
@@ -177,7 +186,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const minted = await mintAccessToken(deps.keyring, {
     issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
   });
-  await recordGrant(db, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted);
+  await recorded(() => recordGrant(db, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
   return {
     access_token: minted.token,
     issued_token_type: TT_ACCESS_TOKEN,
