@@ -13,7 +13,10 @@ describe('discovery, JWKS and health', () => {
     expect(doc.issuer).toBe(t.issuer);
     expect(doc.token_endpoint).toBe(`${t.issuer}/token`);
     expect(doc.jwks_uri).toBe(`${t.issuer}/jwks`);
-    expect(doc.grant_types_supported).toEqual(['client_credentials']);
+    expect(doc.grant_types_supported).toEqual(['client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange']);
+    expect(doc.introspection_endpoint).toBe(`${t.issuer}/token/introspection`);
+    expect(doc.revocation_endpoint).toBe(`${t.issuer}/token/revocation`);
+    expect(doc.authorization_details_types_supported).toEqual(['tool_call']);
     expect(doc.token_endpoint_auth_methods_supported).toEqual(['client_secret_basic', 'client_secret_post', 'private_key_jwt']);
     expect(doc.token_endpoint_auth_signing_alg_values_supported).toContain('ES256');
     // No one can log in, so nothing of the authorization-code flow is advertised.
