@@ -166,8 +166,11 @@ async function main(): Promise<number> {
   const ratio = exchange.figures.rps / Math.max(baseline.figures.rps, Number.EPSILON);
   process.stdout.write(`\n${consoleTable(rows, ratio)}\n\n`);
   for (const m of [baseline, exchange]) {
-    say(`bench: ${m.figures.label}: autocannon saw ${m.figures.ok} 2xx; the server recorded ${m.recorded} tokens in the same window`);
+    say(`bench: ${m.figures.label}: autocannon saw ${m.figures.ok} 2xx; the server recorded ${m.recorded} tokens in the same window`
+      + ` (up to ${CONNECTIONS} more are expected: requests in flight when autocannon stops still complete)`);
   }
+  const distinct = await server.running.db('issued_tokens').where({ grant_type: 'token-exchange' }).countDistinct({ n: 'subject' }).first() as { n: number | string };
+  say(`bench: token exchanges were granted for ${Number(distinct.n)} distinct users (of ${USERS})`);
   appendResults(RESULTS_FILE, {
     date: new Date(),
     cpus: os.cpus().length,

@@ -123,3 +123,53 @@ describe.skipIf(!onPostgres)('several processes on one database (PostgreSQL only
     expect(kids).toEqual([...before.map((k) => k.kid), kid]);
   });
 });
+
+describe('policy fixtures and the development issuer', () => {
+  it('policy test passes the shipped fixtures and fails a wrong expectation with exit 1', async () => {
+    const ok = await runCli(['policy', 'test', 'test/fixtures/policy/default.fixtures.yaml'], {});
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toMatch(/^\d+ passed, 0 failed$/m);
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const dir = mkdtempSync('/tmp/ig-fixtures-');
+    writeFileSync(`${dir}/wrong.yaml`, [
+      'resources:',
+      '  - identifier: https://expenses.example',
+      '    scopes: [{ name: expenses:read, sensitivity: internal, operation: read }]',
+      'cases:',
+      '  - name: reading is denied (wrong on purpose)',
+      '    input:',
+      '      requestedScopes: [expenses:read]',
+      '      resource: https://expenses.example',
+      '      client: { id: agent, grant_types: ["urn:ietf:params:oauth:grant-type:token-exchange"] }',
+      '      user: { issuer: https://idp.test, sub: alice, claims: {} }',
+      '      details: []',
+      '      delegated: false',
+      '      now: "2026-11-25T10:00:00Z"',
+      '    expect: { outcome: deny }',
+    ].join('\n'));
+    const bad = await runCli(['policy', 'test', `${dir}/wrong.yaml`], {});
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('FAIL reading is denied (wrong on purpose)');
+    expect(bad.stdout).toMatch(/^0 passed, 1 failed$/m);
+  });
+
+  it('dev token mints a user token the development-mode server accepts for exchange', async () => {
+    const { startTestServer } = await import('../helpers/server.ts');
+    const t = await startTestServer();
+    try {
+      await t.admin('POST', '/admin/api/resources', { identifier: 'https://expenses.example', name: 'E', scopes: [{ name: 'expenses:read', sensitivity: 'internal', operation: 'read' }] });
+      const created = await (await t.admin('POST', '/admin/api/clients', { client_id: 'agent', grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], scope: 'expenses:read' })).json() as { client_secret: string };
+      const r = await runCli(['dev', 'token', '--sub', 'alice', '--scope', 'expenses:read', '--claim', 'groups=["managers"]'], { DATA_DIR: t.env.DATA_DIR!, PORT: t.env.PORT!, ISSUER: t.env.ISSUER! });
+      expect(r.code).toBe(0);
+      const userToken = r.stdout.trim();
+      const { tokenRequest } = await import('../helpers/server.ts');
+      const res = await tokenRequest(t.url, {
+        grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: userToken, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        resource: 'https://expenses.example', scope: 'expenses:read', intent: 'Try intentgate out',
+      }, ['agent', created.client_secret]);
+      expect(res.status).toBe(200);
+    } finally {
+      await t.stop();
+    }
+  });
+});
