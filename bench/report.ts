@@ -5,7 +5,11 @@ import type { Result } from 'autocannon';
 export interface Row {
   label: string;
   result: Result;
+  cpu: CpuShare;
 }
+
+/** CPU used during a measured run, as a share of all cores: this process (server and load generator) and the whole machine. */
+export interface CpuShare { process: number; machine: number; processMs: number }
 
 export interface Figures {
   label: string;
@@ -18,6 +22,7 @@ export interface Figures {
   errors: number;
   timeouts: number;
   statusCodes: Record<string, number>;
+  cpu: CpuShare;
 }
 
 export interface RunInfo {
@@ -31,9 +36,11 @@ export interface RunInfo {
   warmupSeconds: number;
   loadGenerator: string;
   users: number;
+  /** One-minute load average just before the first measured run: other work on the machine skews figures. */
+  loadBefore: number;
 }
 
-export function figures({ label, result }: Row): Figures {
+export function figures({ label, result, cpu }: Row): Figures {
   return {
     label,
     rps: result.requests.mean,
@@ -45,6 +52,7 @@ export function figures({ label, result }: Row): Figures {
     errors: result.errors,
     timeouts: result.timeouts,
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
+    cpu,
   };
 }
 
@@ -54,15 +62,25 @@ export function failureRate(f: Figures): number {
 }
 
 const fmt = (n: number, digits = 1): string => n.toFixed(digits);
+const pct = (share: number): string => `${Math.round(share * 100)}%`;
+/** CPU milliseconds the benchmark process spent per completed request: steadier than req/s when other work competes. */
+export const cpuPerRequest = (f: Figures): number => f.cpu.processMs / Math.max(1, f.completed);
 
 function codes(f: Figures): string {
   const bad = Object.entries(f.statusCodes).filter(([code]) => !code.startsWith('2'));
   return bad.length ? ` (${bad.map(([code, n]) => `${code}: ${n}`).join(', ')})` : '';
 }
 
+function cpuRatio(rows: Figures[]): number {
+  const [baseline, exchange] = rows;
+  return baseline && exchange ? cpuPerRequest(exchange) / Math.max(cpuPerRequest(baseline), Number.EPSILON) : Number.NaN;
+}
+
 export function consoleTable(rows: Figures[], ratio: number): string {
-  const head = ['', 'req/s (mean)', 'p50 ms', 'p99 ms', 'requests', 'non-2xx', 'errors'];
-  const body = rows.map((f) => [f.label, fmt(f.rps), fmt(f.p50), fmt(f.p99), String(f.completed), `${f.non2xx}${codes(f)}`, String(f.errors)]);
+  const head = ['', 'req/s (mean)', 'p50 ms', 'p99 ms', 'requests', 'non-2xx', 'errors', 'CPU bench/machine', 'CPU ms/req'];
+  const body = rows.map((f) => [
+    f.label, fmt(f.rps), fmt(f.p50), fmt(f.p99), String(f.completed), `${f.non2xx}${codes(f)}`, String(f.errors), `${pct(f.cpu.process)} / ${pct(f.cpu.machine)}`, fmt(cpuPerRequest(f), 2),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [
@@ -71,6 +89,7 @@ export function consoleTable(rows: Figures[], ratio: number): string {
     ...body.map(line),
     '',
     `ratio exchange/baseline (req/s): ${ratio.toFixed(3)}`,
+    `ratio exchange/baseline (CPU ms per request of the benchmark process): ${cpuRatio(rows).toFixed(3)}`,
   ].join('\n');
 }
 
@@ -91,13 +110,20 @@ warm-up of each, autocannon drives 64 connections against:
   \`bench/policy.yaml\`, minting, and recording the grant.
 
 Every response is counted; the run fails if more than 1% of either kind are not 2xx. Figures are
-requests per second (mean of the per-second samples) and latency percentiles in milliseconds.
+requests per second (mean of the per-second samples) and latency percentiles in milliseconds. The CPU
+column is the share of all cores used during the measured run by the benchmark process (intentgate
+plus autocannon) and by the whole machine; the difference is PostgreSQL plus anything else running.
+When the machine is near 100% and the benchmark's share is well below it, other work was competing
+and the figures of that section are low. CPU ms/request (the benchmark process's CPU time, server
+and load generator, over the requests completed; PostgreSQL's work is not in it) is steadier than
+requests/s under such competition.
 
 Run it with \`npm run bench\`; \`BENCH_SECONDS\` sets the length of each measured run (default 10),
 \`BENCH_WARMUP_SECONDS\` the warm-up (default 3), and \`BENCH_WORKERS=0\` runs autocannon on the server's
 own thread instead of a worker thread. The reference machine has 2 cores; the load generator, the
 server and PostgreSQL all share them, so absolute figures are modest and the ratio is the more
-portable number. Each section notes the CPU count and Node version it was taken with.
+portable number, provided both runs of a section had the machine to themselves (similar CPU
+columns). Each section notes the CPU count and Node version it was taken with.
 `;
 
 export function appendResults(file: string, info: RunInfo, rows: Figures[], ratio: number): void {
@@ -108,13 +134,14 @@ export function appendResults(file: string, info: RunInfo, rows: Figures[], rati
     `## ${when}`,
     '',
     `${info.cpus} CPUs (${info.cpuModel}), Node ${info.node}, PostgreSQL ${info.postgres}; ${info.connections} connections, ` +
-      `${info.seconds} s per measured run after a ${info.warmupSeconds} s warm-up; autocannon ${info.loadGenerator}; ${info.users} distinct users.`,
+      `${info.seconds} s per measured run after a ${info.warmupSeconds} s warm-up; autocannon ${info.loadGenerator}; ${info.users} distinct users; ` +
+      `load average ${info.loadBefore.toFixed(2)} before the run.`,
     '',
-    '| grant | requests/s (mean) | p50 (ms) | p99 (ms) | requests | non-2xx | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((f) => `| ${f.label} | ${fmt(f.rps)} | ${fmt(f.p50)} | ${fmt(f.p99)} | ${f.completed} | ${f.non2xx}${codes(f)} | ${f.errors} |`),
+    '| grant | requests/s (mean) | p50 (ms) | p99 (ms) | requests | non-2xx | errors | CPU bench / machine | CPU ms/request |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...rows.map((f) => `| ${f.label} | ${fmt(f.rps)} | ${fmt(f.p50)} | ${fmt(f.p99)} | ${f.completed} | ${f.non2xx}${codes(f)} | ${f.errors} | ${pct(f.cpu.process)} / ${pct(f.cpu.machine)} | ${fmt(cpuPerRequest(f), 2)} |`),
     '',
-    `Ratio exchange/baseline (requests/s): **${ratio.toFixed(3)}**`,
+    `Ratio exchange/baseline (requests/s): **${ratio.toFixed(3)}**; CPU ms per request, exchange/baseline: ${cpuRatio(rows).toFixed(3)}`,
     '',
   ].join('\n');
   appendFileSync(file, section);

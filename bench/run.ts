@@ -10,7 +10,7 @@ import {
   basicAuth, clientCredentialsBody, createDatabase, EXPENSES, exchangeBody, register, serverVersion, startBenchServer, userTokens,
   type BenchDatabase, type BenchServer,
 } from './fixture.ts';
-import { appendResults, consoleTable, failureRate, figures, type Figures } from './report.ts';
+import { appendResults, consoleTable, failureRate, figures, type CpuShare, type Figures } from './report.ts';
 
 const CONNECTIONS = 64;
 const USERS = 2000;
@@ -40,7 +40,12 @@ let scratch: string | undefined;
 let current: Instance | undefined;
 
 async function cleanup(): Promise<void> {
-  current?.stop();
+  if (current) {
+    // Interrupted mid-run: let the requests already inside the server finish before its pool closes.
+    current.stop();
+    current = undefined;
+    await sleep(1000);
+  }
   const steps: Array<[string, (() => Promise<void>) | undefined]> = [
     ['close the server', server ? () => server!.close() : undefined],
     ['drop the database', database ? () => database!.drop() : undefined],
@@ -85,6 +90,28 @@ async function recordedTokens(s: BenchServer): Promise<Record<string, number>> {
 
 interface Measured { figures: Figures; recorded: number }
 
+/** Starts counting CPU time; the returned function gives the shares used since (see CpuShare). */
+function cpuMeter(): () => CpuShare {
+  const busy = () => os.cpus().reduce((acc, c) => {
+    const { user, nice, sys, irq, idle } = c.times;
+    return { busy: acc.busy + user + nice + sys + irq, total: acc.total + user + nice + sys + irq + idle };
+  }, { busy: 0, total: 0 });
+  const startMachine = busy();
+  const startProcess = process.cpuUsage();
+  const startWall = process.hrtime.bigint();
+  return () => {
+    const m = busy();
+    const used = process.cpuUsage(startProcess);
+    const wallMicros = Number(process.hrtime.bigint() - startWall) / 1000;
+    const cores = os.cpus().length;
+    return {
+      process: (used.user + used.system) / (wallMicros * cores),
+      machine: (m.busy - startMachine.busy) / Math.max(1, m.total - startMachine.total),
+      processMs: (used.user + used.system) / 1000,
+    };
+  };
+}
+
 /** A warm-up, then the measured run; `grantType` is the issued_tokens label used to cross-check the 2xx count. */
 async function measure(s: BenchServer, label: string, grantType: string, opts: Options): Promise<Measured> {
   if (warmupSeconds > 0) {
@@ -94,11 +121,13 @@ async function measure(s: BenchServer, label: string, grantType: string, opts: O
   }
   const before = (await recordedTokens(s))[grantType] ?? 0;
   say(`bench: measuring ${label} (${seconds} s, ${CONNECTIONS} connections)`);
+  const cpu = cpuMeter();
   const result = await cannon({ ...opts, duration: seconds, title: label });
+  const share = cpu();
   // Requests still in flight when autocannon stops may complete afterwards; let them land before counting.
   await sleep(500);
   const after = (await recordedTokens(s))[grantType] ?? 0;
-  return { figures: figures({ label, result }), recorded: after - before };
+  return { figures: figures({ label, result, cpu: share }), recorded: after - before };
 }
 
 async function expectOk(res: Response, what: string): Promise<Record<string, unknown>> {
@@ -146,6 +175,7 @@ async function main(): Promise<number> {
   }
   say('bench: preflight requests answered as expected');
 
+  const loadBefore = os.loadavg()[0] ?? 0;
   const common: Options = { url: tokenUrl, method: 'POST', connections: CONNECTIONS, timeout: 10, ...(workers > 0 ? { workers } : {}) };
   const baseline = await measure(server, 'client_credentials (baseline)', 'client_credentials', {
     ...common, headers: ccHeaders, body: ccBody,
@@ -182,6 +212,7 @@ async function main(): Promise<number> {
     warmupSeconds,
     loadGenerator: workers > 0 ? `in ${workers} worker thread${workers > 1 ? 's' : ''}` : 'on the server thread',
     users: USERS,
+    loadBefore,
   }, rows, ratio);
   say(`bench: appended to ${path.relative(process.cwd(), RESULTS_FILE)}`);
 
