@@ -13,6 +13,8 @@ ENV NODE_ENV=production \
 #   ISSUER=https://auth.example.com         public https URL of this server
 #   DATABASE_URL=postgres://user:pass@host:5432/intentgate
 #   INTENTGATE_KEK=<32 random bytes, base64>  encrypts signing keys and client secrets at rest
+#   INTENTGATE_LEDGER_KEY=/run/secrets/ledger-key.pem   Ed25519 key that signs ledger checkpoints
+#   INTENTGATE_ANCHOR_DIR=/anchors           mount storage the database's administrators cannot rewrite
 # Optional: ADMIN_TOKEN, TRUST_PROXY=1 behind a reverse proxy, LOG_LEVEL, INTENTGATE_CONFIG.
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules

@@ -1,5 +1,4 @@
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/index.ts';
 import { loadKek, type Kek } from './crypto/kek.ts';
@@ -11,11 +10,16 @@ import { createResource } from './registry/resources.ts';
 import { ValidationError } from './registry/validate.ts';
 import { createDb, type Db } from './store/db.ts';
 import { migrate } from './store/migrate.ts';
+import { embeddedLock } from './store/embedded_lock.ts';
 import { startServer } from './server.ts';
 import { mintDevUserToken } from './keys/dev_issuer.ts';
 import { compilePolicy } from './policy/compile.ts';
 import { parsePolicyDocument } from './policy/document.ts';
 import { runFixtures } from './policy/fixtures.ts';
+import { parseSince, replay } from './policy/replay.ts';
+import { loadLedgerKey } from './ledger/key.ts';
+import { decodeRows } from './ledger/query.ts';
+import { publicKeyFrom, verifyLedger } from './ledger/verify.ts';
 
 const USAGE = `usage: intentgate <command>
 
@@ -36,6 +40,11 @@ const USAGE = `usage: intentgate <command>
                                  a user token from the development issuer (development mode only)
   policy test <fixtures.yaml> [--policy FILE]
                                  run policy expectation fixtures (default: the configured policy)
+  policy replay --policy DRAFT.yaml [--since 7d]
+                                 re-decide recorded exchanges under a draft; list what would change
+  ledger verify [--anchors DIR] [--public-key FILE]
+                                 check the whole ledger; exit 1 naming the first bad entry
+  ledger export [--since 7d]     the ledger as NDJSON on stdout
 
 Configuration comes from the environment (DATABASE_URL, DATA_DIR, INTENTGATE_KEK, ...; see README).`;
 
@@ -47,32 +56,10 @@ function print(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
 
-/**
- * The embedded database is single-process: a running server marks DATA_DIR, and the CLI refuses to
- * open the same files underneath it (use the admin API, or stop the server).
- */
-function serverLock(config: Config): { take(): void; release(): void; held(): boolean } {
-  const file = path.join(config.dataDir, 'server.pid');
-  const alive = () => {
-    if (!existsSync(file)) return false;
-    const pid = Number(readFileSync(file, 'utf8'));
-    try {
-      process.kill(pid, 0);
-      return pid !== process.pid;
-    } catch {
-      return false;
-    }
-  };
-  return {
-    held: () => !config.databaseUrl && alive(),
-    take: () => { if (!config.databaseUrl) writeFileSync(file, String(process.pid)); },
-    release: () => { if (!config.databaseUrl) rmSync(file, { force: true }); },
-  };
-}
-
 async function withStore<T>(fn: (db: Db, kek: Kek, config: Config) => Promise<T>): Promise<T> {
   const config = loadConfig('development');
-  if (serverLock(config).held()) throw new UsageError(`a server is running on the embedded database in ${config.dataDir}; stop it or use the admin API`);
+  const pid = config.databaseUrl ? undefined : embeddedLock(config.dataDir).holder();
+  if (pid) throw new UsageError(`a server (pid ${pid}) is running on the embedded database in ${config.dataDir}; stop it or use the admin API`);
   const { kek } = loadKek(config.kek, config.dataDir, false);
   const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2 });
   try {
@@ -84,10 +71,7 @@ async function withStore<T>(fn: (db: Db, kek: Kek, config: Config) => Promise<T>
 }
 
 async function run(config: Config, migrateAtStart: boolean): Promise<void> {
-  const lock = serverLock(config);
-  if (lock.held()) throw new UsageError(`another server is running on ${config.dataDir}`);
   const server = await startServer(config, { migrate: migrateAtStart });
-  lock.take();
   const dev = config.mode === 'development';
   const lines = [
     dev ? '  intentgate is running in DEVELOPMENT MODE: not for production use' : '  intentgate is running',
@@ -105,7 +89,7 @@ async function run(config: Config, migrateAtStart: boolean): Promise<void> {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`received ${signal}; finishing in-flight requests\n`);
-    server.close().then(() => { lock.release(); process.exit(0); }, () => process.exit(1));
+    server.close().then(() => process.exit(0), () => process.exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -148,6 +132,9 @@ async function main(argv: string[]): Promise<void> {
       sub: { type: 'string' },
       claim: { type: 'string', multiple: true },
       policy: { type: 'string' },
+      since: { type: 'string' },
+      anchors: { type: 'string' },
+      'public-key': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -249,6 +236,45 @@ async function main(argv: string[]): Promise<void> {
       if (report.failed.length) process.exitCode = 1;
       return;
     }
+    case cmd === 'policy replay':
+      return withStore(async (db) => {
+        if (!values.policy) throw new UsageError('--policy DRAFT.yaml is required');
+        const draft = compilePolicy(parsePolicyDocument(readFileSync(values.policy, 'utf8')), 'draft');
+        const report = await replay(db, draft, values.since ? parseSince(values.since) : undefined);
+        for (const c of report.changed) {
+          process.stdout.write(`#${c.seq} ${c.at} ${c.client_id} ${JSON.stringify(c.user)}: ${c.original.decision} -> ${c.replayed.decision} (${c.replayed.reasons.join(', ') || c.replayed.granted_scope.join(' ')})\n`);
+        }
+        process.stdout.write(`${report.examined} examined, ${report.changed.length} would change, ${report.unchanged} unchanged, ${report.skipped} skipped\n`);
+      });
+    case cmd === 'ledger verify':
+      return withStore(async (db, _kek, config) => {
+        const publicKey = values['public-key']
+          ? await publicKeyFrom(readFileSync(values['public-key'], 'utf8'))
+          : await publicKeyFrom(JSON.stringify((await loadLedgerKey(config)).key.publicJwk));
+        const started = Date.now();
+        const report = await verifyLedger(db, publicKey, values.anchors ?? (existsSync(config.ledger.anchorDir) ? config.ledger.anchorDir : undefined));
+        const secs = ((Date.now() - started) / 1000).toFixed(1);
+        if (!report.ok) {
+          process.stdout.write(`ledger verification FAILED at entry ${report.problem!.seq}: ${report.problem!.message}\n`);
+          process.exitCode = 1;
+          return;
+        }
+        process.stdout.write(`ledger OK: ${report.entries} entries, head ${report.head_hash}, ${report.checkpoints} checkpoints and ${report.anchors} anchors checked in ${secs} s\n`);
+      });
+    case cmd === 'ledger export':
+      return withStore(async (db) => {
+        const since = values.since ? parseSince(values.since) : undefined;
+        let after = 0;
+        for (;;) {
+          const q = db('ledger_entries').where('seq', '>', after);
+          if (since) q.where('at', '>=', since);
+          const rows = await q.orderBy('seq', 'asc').limit(2000).select('seq', 'payload', 'leaf_hash', 'chain_hash');
+          if (rows.length === 0) return;
+          after = Number(rows.at(-1)!.seq);
+          const lines = (await decodeRows(db, rows)).map((e) => JSON.stringify(e)).join('\n');
+          if (!process.stdout.write(`${lines}\n`)) await new Promise((r) => process.stdout.once('drain', r));
+        }
+      });
     default:
       throw new UsageError(`unknown command: ${cmd}\n\n${USAGE}`);
   }

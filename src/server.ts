@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Koa, { type Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { adminApi } from './admin/routes.ts';
-import type { Config } from './config/index.ts';
+import { ConfigError, type Config } from './config/index.ts';
 import { loadKek } from './crypto/kek.ts';
 import { discoveryDocument } from './http/discovery.ts';
 import { sendError, sendUnavailable } from './http/errors.ts';
@@ -17,9 +17,14 @@ import { createLogger, type Logger } from './ops/log.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
-import { createDb, type Db } from './store/db.ts';
+import { createDb, isEmbedded, type Db } from './store/db.ts';
+import { LedgerWriter } from './ledger/writer.ts';
+import { Checkpointer } from './ledger/checkpoint.ts';
+import { loadLedgerKey } from './ledger/key.ts';
+import { ledgerEndpoints } from './http/ledger.ts';
 import { isStorageFailure } from './store/errors.ts';
 import { migrate } from './store/migrate.ts';
+import { embeddedLock } from './store/embedded_lock.ts';
 import { listen } from './store/notify.ts';
 import { sweepOidcPayloads } from './store/oidc_adapter.ts';
 import { DetailTypes } from './exchange/details.ts';
@@ -49,7 +54,8 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 function routeLabel(path: string): string {
   if (path.startsWith('/admin/api/')) return path.split('/').slice(0, 4).join('/');
-  if (['/token', '/token/introspection', '/token/revocation', '/jwks', '/healthz', '/readyz', '/metrics', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'].includes(path)) return path;
+  if (path.startsWith('/ledger/entries/')) return '/ledger/entries/{seq}/proof';
+  if (['/ledger/events', '/.well-known/ledger-checkpoint', '/token', '/token/introspection', '/token/revocation', '/jwks', '/healthz', '/readyz', '/metrics', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'].includes(path)) return path;
   return 'other';
 }
 
@@ -59,6 +65,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const { kek, generated, file } = loadKek(config.kek, config.dataDir, config.mode === 'development');
   if (generated) log.warn('generated a development key-encryption key; set INTENTGATE_KEK in production', { file });
 
+  const lock = config.databaseUrl ? undefined : embeddedLock(config.dataDir);
+  const holder = lock?.holder();
+  if (holder) throw new ConfigError(`another process (pid ${holder}) is running on the embedded database in ${config.dataDir}`);
   const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, warn: (message) => log.warn('database', { message: String(message) }) });
   const timers: NodeJS.Timeout[] = [];
   try {
@@ -70,6 +79,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (created) log.info('created the first signing key', { kid: created });
     const keyring = new Keyring(db, kek, config.accessTokenTtl);
     await keyring.load();
+    lock?.take();
     const generatedAdminToken = await bootstrapAdmin(db, config.adminToken);
     const policies = new PolicyStore(db);
     await policies.init(config.policyFile);
@@ -79,7 +89,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       builtInIssuers.set(dev.issuer, dev);
       log.warn('the development issuer is trusted (development mode only)', { issuer: dev.issuer });
     }
-    const exchange = { db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers };
+    // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
+    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64);
+    const exchange = { ledger, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers };
 
     const tokenLimiter = new RateLimiter(config.rateLimits.token);
     let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
@@ -106,15 +118,37 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       sweepOidcPayloads(db).catch((err) => log.warn('sweep failed', { err }));
     }, config.oidcSweepInterval * 1000).unref());
 
+    const { key: ledgerKey, generated: ledgerKeyFile } = await loadLedgerKey(config);
+    if (ledgerKeyFile) log.warn('generated a development ledger checkpoint key; set INTENTGATE_LEDGER_KEY in production', { file: ledgerKeyFile });
+    const checkpointer = new Checkpointer(db, ledgerKey, config.ledger.anchorDir);
+    const { checkpointEvery, checkpointInterval } = config.ledger;
+    timers.push(setInterval(() => {
+      checkpointer.maybeCheckpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000)
+        .then((c) => c && log.info('ledger checkpoint signed', { tree_size: c.tree_size, root_hash: c.root_hash }))
+        .catch((err) => log.error('ledger checkpoint failed', { err }));
+    }, Math.min(5000, checkpointInterval * 1000)).unref());
     const metrics = createMetrics(db);
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
-    const token = tokenEndpoint({ db, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
-    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies });
+    const token = tokenEndpoint({ issuer: config.issuer, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
+    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
+    const ledgerHttp = ledgerEndpoints({ db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit });
     const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log });
 
     const app = new Koa({ proxy: config.trustProxy });
     app.silent = true;
+
+    // Requests still being handled; shutdown waits for them before closing the database under them.
+    let inFlight = 0;
+    let drained: (() => void) | undefined;
+    app.use(async (ctx, next) => {
+      inFlight++;
+      try {
+        await next();
+      } finally {
+        if (--inFlight === 0) drained?.();
+      }
+    });
 
     app.use(async (ctx, next) => {
       const started = process.hrtime.bigint();
@@ -148,6 +182,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         if (path === '/token') return token(ctx);
         return path === '/token/introspection' ? status.introspection(ctx) : status.revocation(ctx);
       }
+      if (path === '/ledger/events') {
+        if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');
+        return ledgerHttp.event(ctx);
+      }
+      const proof = /^\/ledger\/entries\/([^/]+)\/proof$/.exec(path);
+      if (proof) {
+        if (method !== 'GET') return sendError(ctx, 405, 'invalid_request', 'use GET');
+        return ledgerHttp.proof(ctx, proof[1]!);
+      }
       if (method !== 'GET' && method !== 'HEAD') return sendError(ctx, 405, 'invalid_request', `method ${method} is not allowed here`);
       switch (path) {
         case '/healthz':
@@ -175,6 +218,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           ctx.type = 'application/json';
           ctx.body = keyring.jwks();
           return;
+        case '/.well-known/ledger-checkpoint':
+          return ledgerHttp.checkpoint(ctx);
         case '/.well-known/oauth-authorization-server':
         case '/.well-known/openid-configuration':
           ctx.set('Cache-Control', 'public, max-age=300');
@@ -199,13 +244,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const close = () => {
       closing ??= (async () => {
         timers.forEach(clearInterval);
-        const drained = new Promise<void>((r) => server.close(() => r()));
+        const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeIdleConnections();
         const forced = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
-        await drained;
+        await closed;
         clearTimeout(forced);
+        // A client that hung up does not end its request's work: let that finish (bounded) before the pool goes.
+        if (inFlight > 0) {
+          await new Promise<void>((r) => {
+            drained = r;
+            setTimeout(r, SHUTDOWN_GRACE_MS).unref();
+          });
+        }
         await listener.close();
         await db.destroy();
+        lock?.release();
       })();
       return closing;
     };
@@ -213,6 +266,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   } catch (err) {
     timers.forEach(clearInterval);
     await db.destroy().catch(() => {});
+    lock?.release();
     throw err;
   }
 }

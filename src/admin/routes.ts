@@ -11,6 +11,9 @@ import { createResource, deleteResource, getResource, listResources, updateResou
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
+import { replayFromBody } from '../policy/replay.ts';
+import type { Checkpointer } from '../ledger/checkpoint.ts';
+import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
@@ -22,6 +25,7 @@ import { Router } from '../http/router.ts';
 export interface AdminDeps {
   config: Config;
   policies: PolicyStore;
+  checkpointer: Checkpointer;
   db: Db;
   kek: Kek;
   keyring: Keyring;
@@ -62,7 +66,7 @@ const validatePublish = compileSchema({
   properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, source: { type: 'string', maxLength: 200 } },
 });
 
-export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies }: AdminDeps) {
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer }: AdminDeps) {
   const router = new Router();
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
@@ -151,6 +155,16 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       if (found) ctx.body = found;
       else notFound(ctx, 'policy', 'version');
     })
+    .add('GET', '/admin/api/ledger', async (ctx) => {
+      const { filter, limit, beforeSeq } = ledgerQueryParams(ctx.URL.searchParams);
+      ctx.body = await queryLedger(db, filter, limit, beforeSeq);
+    })
+    .add('POST', '/admin/api/ledger/checkpoint', async (ctx) => {
+      const made = await checkpointer.maybeCheckpoint(() => true);
+      if (made) created(ctx, made);
+      else sendError(ctx, 409, 'conflict', 'no new entries since the last checkpoint, or another process is making one', { field: null });
+    })
+    .add('POST', '/admin/api/policies/replay', async (ctx) => { ctx.body = await replayFromBody(db, await body(ctx)); })
     .add('GET', '/admin/api/keys', async (ctx) => {
       const now = Date.now();
       const active = keyring.active(now);

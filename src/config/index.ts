@@ -32,6 +32,16 @@ export interface Config {
   policyFile: string;
   /** The built-in issuer of user tokens for trying intentgate out; never on in production. */
   devIssuer: boolean;
+  ledger: LedgerSettings;
+}
+
+export interface LedgerSettings {
+  /** File holding the Ed25519 checkpoint signing key (never in the database). */
+  keyFile: string | undefined;
+  /** Where signed checkpoints and their leaf hashes are written, outside the database. */
+  anchorDir: string;
+  checkpointEvery: number;
+  checkpointInterval: number;
 }
 
 export interface ExchangeSettings {
@@ -67,6 +77,7 @@ interface FileConfig {
   authorization_details_types?: Record<string, object>;
   policy?: { file?: string };
   development_issuer?: boolean;
+  ledger?: { checkpoint_every?: number; checkpoint_interval?: number };
 }
 
 function readFileConfig(file: string): FileConfig {
@@ -108,6 +119,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     authorization_details_types: overrides.authorization_details_types ?? fromFile.authorization_details_types,
     policy: { ...fromFile.policy, ...overrides.policy },
     development_issuer: overrides.development_issuer ?? fromFile.development_issuer,
+    ledger: { ...fromFile.ledger, ...overrides.ledger },
   };
   if (!validateFile(merged)) {
     const e = firstError(validateFile.errors);
@@ -152,10 +164,18 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     detailTypes: merged.authorization_details_types ?? {},
     policyFile: path.resolve(path.dirname(file), merged.policy?.file ?? 'policies/default.yaml'),
     devIssuer: mode === 'development' && (merged.development_issuer ?? true),
+    ledger: {
+      keyFile: env.INTENTGATE_LEDGER_KEY || undefined,
+      anchorDir: path.resolve(env.INTENTGATE_ANCHOR_DIR ?? path.join(env.DATA_DIR ?? './data', 'anchors')),
+      checkpointEvery: merged.ledger?.checkpoint_every ?? 1000,
+      checkpointInterval: merged.ledger?.checkpoint_interval ?? 60,
+    },
   };
   if (mode === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required in production mode');
     if (!config.kek) throw new ConfigError('INTENTGATE_KEK is required in production mode');
+    if (!config.ledger.keyFile) throw new ConfigError('INTENTGATE_LEDGER_KEY is required in production mode: the ledger checkpoint key lives outside the database');
+    if (!env.INTENTGATE_ANCHOR_DIR) throw new ConfigError('INTENTGATE_ANCHOR_DIR is required in production mode: signed checkpoints are kept outside the database');
   }
   return config;
 }

@@ -61,5 +61,13 @@ export const fileSchema = {
       properties: { file: { type: 'string', minLength: 1 } },
     },
     development_issuer: { type: 'boolean' },
+    ledger: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        checkpoint_every: { type: 'integer', minimum: 1, maximum: 10_000_000 },
+        checkpoint_interval: { type: 'integer', minimum: 1, maximum: 86_400 },
+      },
+    },
   },
 } as const;

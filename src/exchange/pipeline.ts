@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
-import { decide, type Decision } from '../policy/decide.ts';
+import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
 import type { PolicyStore } from '../policy/store.ts';
+import type { LedgerWriter } from '../ledger/writer.ts';
 import { getClient } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
@@ -26,6 +27,7 @@ export interface ExchangeDeps {
   detailTypes: DetailTypes;
   policies: PolicyStore;
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
+  ledger: LedgerWriter;
 }
 
 export interface ExchangeCall {
@@ -89,7 +91,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   await checkActor({ issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
 
-  const previousAct = subject.parent?.act ?? (subject.user.claims.act as Act | undefined);
+  const previousAct = subject.act;
   const act: Act = { sub: client.client_id, ...(previousAct ? { act: previousAct } : {}) };
   if (depth(act) > config.exchange.maxDelegationDepth) {
     throw invalidRequest(`the delegation chain would be deeper than ${config.exchange.maxDelegationDepth} hops`);
@@ -111,10 +113,11 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     policy_version: undefined,
     parent_jti: subject.parent?.jti,
     task,
+    context: undefined,
   };
   // From here on every outcome is a decision, and is recorded before it is answered.
   const deny = async (err: ExchangeError, decision?: Decision): Promise<never> => {
-    await recorded(() => recordDenial(db, {
+    await recorded(() => recordDenial(deps.ledger, {
       ...record,
       error: err.code,
       reasons: (err.extra.reasons as string[] | undefined) ?? [],
@@ -156,7 +159,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   } catch {
     throw new ExchangeError('temporarily_unavailable', 'no valid policy is loaded; nothing can be decided', {}, 503);
   }
-  const decision = decide(policy, {
+  const input: DecisionInput = {
     requestedScopes: req.scope ?? [],
     resource: { identifier: target.kind === 'resource' ? target.identifier : `agent:${target.identifier}`, scopes: target.scopes.filter((s) => ceiling.includes(s.name)) },
     client: { id: client.client_id, name: client.client_name, grant_types: client.grant_types },
@@ -166,7 +169,9 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
     sourceIp: call.sourceIp,
     now: new Date(),
-  });
+  };
+  record.context = { ...input, now: input.now.toISOString() };
+  const decision = decide(policy, input);
   if (decision.outcome !== 'allow') {
     const reasons = decision.outcome === 'review' ? [...decision.reasons, 'review_required'] : decision.reasons;
     return deny(new ExchangeError('access_denied', `denied by policy: ${reasons.join(', ')}`, { reasons }), decision);
@@ -181,12 +186,12 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     config.accessTokenTtl,
     subject.exp - now,
   );
-  if (ttl < 1) throw invalidRequest('subject_token has expired');
+  if (ttl < 1) return deny(invalidRequest('subject_token has expired'), decision);
 
   const minted = await mintAccessToken(deps.keyring, {
     issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
   });
-  await recorded(() => recordGrant(db, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
+  await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
   return {
     access_token: minted.token,
     issued_token_type: TT_ACCESS_TOKEN,

@@ -1,5 +1,4 @@
-import { appendEntry } from '../ledger/append.ts';
-import type { Db } from '../store/db.ts';
+import type { LedgerWriter } from '../ledger/writer.ts';
 import { recordIssuedToken } from '../tokens/issued.ts';
 import type { AuthorizationDetail } from './details.ts';
 import type { Minted } from './mint.ts';
@@ -22,19 +21,27 @@ export interface DecisionRecord {
   policy_version: string | undefined;
   parent_jti: string | undefined;
   task: string | undefined;
+  /** The policy's input, kept so a draft policy can re-decide this request (personal: erasable). */
+  context: Record<string, unknown> | undefined;
 }
 
-export async function recordDenial(db: Db, record: DecisionRecord): Promise<void> {
-  await db.transaction((trx) => appendEntry(trx, { kind: 'exchange.denied', actor: record.client_id, payload: { ...record } }));
+function entry(kind: string, record: DecisionRecord, extra: Record<string, unknown> = {}) {
+  const { intent, context, ...rest } = record;
+  return { kind, actor: record.client_id, payload: { ...rest, ...extra }, personal: { intent, context } };
+}
+
+export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord): Promise<void> {
+  await ledger.commit({ entries: [entry('exchange.denied', record)] });
 }
 
 /**
- * The decision and the token's index row, in one transaction. Only after it commits is the token
+ * The decision and the token's index row, committed together. Only after the commit is the token
  * returned; if it fails, the caller answers an error and the token is never seen.
  */
-export async function recordGrant(db: Db, record: DecisionRecord, minted: Minted): Promise<void> {
-  await db.transaction(async (trx) => {
-    await recordIssuedToken(trx, {
+export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted): Promise<void> {
+  await ledger.commit({
+    entries: [entry('exchange.granted', record, { jti: minted.jti, expires_at: minted.exp })],
+    rows: (trx) => recordIssuedToken(trx, {
       jti: minted.jti,
       client_id: record.client_id,
       subject: record.user?.sub ?? null,
@@ -48,7 +55,6 @@ export async function recordGrant(db: Db, record: DecisionRecord, minted: Minted
       task: record.task ?? null,
       act: JSON.stringify(record.act),
       authorization_details: record.authorization_details.length ? JSON.stringify(record.authorization_details) : null,
-    });
-    await appendEntry(trx, { kind: 'exchange.granted', actor: record.client_id, payload: { ...record, jti: minted.jti, expires_at: minted.exp } });
+    }),
   });
 }

@@ -15,6 +15,8 @@ export interface Subject {
   user: { issuer: string; sub: string; claims: Record<string, unknown> };
   scopes: string[];
   exp: number;
+  /** Earlier actors the subject token records (RFC 8693 §4.1), validated. */
+  act: Act | undefined;
   /** Set when the subject token is one intentgate issued (a delegation hop). */
   parent?: { jti: string; task: string; act: Act | undefined; details: AuthorizationDetail[] | undefined; audience: string };
   mayAct: { sub?: string; iss?: string } | undefined;
@@ -79,12 +81,32 @@ function scopesFrom(claims: JWTPayload, claim: 'scope' | 'scp'): string[] {
   return [];
 }
 
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v !== '';
+
 function mayActOf(claims: JWTPayload): Subject['mayAct'] {
   const m = claims.may_act;
   if (m === undefined) return undefined;
   if (m === null || typeof m !== 'object' || Array.isArray(m)) throw invalidRequest('subject_token may_act claim is malformed');
   const { sub, iss } = m as Record<string, unknown>;
-  return { ...(typeof sub === 'string' ? { sub } : {}), ...(typeof iss === 'string' ? { iss } : {}) };
+  // A may_act that cannot be read restricts nothing we could enforce: refuse it rather than ignore it.
+  if ((sub !== undefined && !nonEmpty(sub)) || (iss !== undefined && !nonEmpty(iss))) throw invalidRequest('subject_token may_act claim is malformed');
+  return { ...(sub !== undefined ? { sub } : {}), ...(iss !== undefined ? { iss } : {}) };
+}
+
+/** RFC 8693 §4.1: `act` is `{sub, act?}` all the way down. */
+function actOf(value: unknown, depth = 0): Act | undefined {
+  if (value === undefined) return undefined;
+  if (depth > 32 || value === null || typeof value !== 'object' || Array.isArray(value) || !nonEmpty((value as { sub?: unknown }).sub)) {
+    throw invalidRequest('subject_token act claim is malformed');
+  }
+  const { sub, act } = value as { sub: string; act?: unknown };
+  const inner = actOf(act, depth + 1);
+  return { sub, ...(inner ? { act: inner } : {}) };
+}
+
+function checkSub(payload: JWTPayload): string {
+  if (!nonEmpty(payload.sub)) throw invalidRequest('subject_token sub must be a non-empty string');
+  return payload.sub;
 }
 
 function jktOf(claims: JWTPayload): string | undefined {
@@ -123,9 +145,10 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
   }, 'subject_token');
   checkIat(payload, deps.clockSkew, 'subject_token');
   return {
-    user: { issuer: issuer.issuer, sub: payload.sub!, claims: payload as Record<string, unknown> },
+    user: { issuer: issuer.issuer, sub: checkSub(payload), claims: payload as Record<string, unknown> },
     scopes: scopesFrom(payload, issuer.scope_claim),
     exp: payload.exp!,
+    act: actOf(payload.act),
     mayAct: mayActOf(payload),
     cnfJkt: jktOf(payload),
   };
@@ -157,13 +180,14 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }
   return {
-    user: { issuer: row.subject_issuer, sub: payload.sub!, claims: {} },
+    user: { issuer: row.subject_issuer, sub: checkSub(payload), claims: {} },
+    act: actOf(payload.act),
     scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
     exp: payload.exp!,
     parent: {
       jti: payload.jti!,
       task: row.task,
-      act: payload.act as Act | undefined,
+      act: actOf(payload.act),
       details: payload.authorization_details as AuthorizationDetail[] | undefined,
       audience: aud[0] as string,
     },

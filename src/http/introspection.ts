@@ -7,7 +7,7 @@ import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { introspect, revoke } from '../tokens/introspect.ts';
 import { sendRateLimited, sendUnavailable } from './errors.ts';
-import { authenticatedClientId, providerRunner } from './provider_chain.ts';
+import { authenticatedClientId, mapMissingClientAuth, providerRunner } from './provider_chain.ts';
 
 export interface IntrospectionDeps {
   db: Db;
@@ -32,14 +32,7 @@ export function tokenStatusEndpoints({ db, keyring, issuer, provider, limiter, l
     const clientId = authenticatedClientId(ctx);
     const body = ctx.body as { error?: string } | undefined;
     if (ctx.status === 503) ctx.set('Retry-After', '5');
-    // RFC 7662 §2.1 requires authentication here: its absence is 401 invalid_client, as DESIGN's contract says.
-    const description = (body as { error_description?: unknown } | undefined)?.error_description;
-    if (!clientId && ctx.status === 400 && body?.error === 'invalid_request' && typeof description === 'string' && /client/i.test(description)) {
-      ctx.status = 401;
-      ctx.set('WWW-Authenticate', `Basic realm="${issuer}"`);
-      ctx.body = { error: 'invalid_client', error_description: description };
-      return;
-    }
+    mapMissingClientAuth(ctx, issuer);
     if (!clientId || ctx.status !== 400 || body?.error !== 'unsupported_token_type') return;
     const byClient = limiter.take(`client:${clientId}`);
     if (!byClient.ok) return sendRateLimited(ctx, byClient.retryAfter);

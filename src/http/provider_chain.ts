@@ -26,3 +26,17 @@ export function providerRunner(current: () => Provider): (ctx: Context) => Promi
 export function authenticatedClientId(ctx: Context): string | undefined {
   return (ctx as { oidc?: { client?: { clientId: string } } }).oidc?.client?.clientId;
 }
+
+/**
+ * oidc-provider answers a request without any client authentication with 400 invalid_request; RFC 6749
+ * §5.2 and intentgate's contract say 401 invalid_client. Only errors raised before a client was
+ * authenticated and about client authentication are rewritten.
+ */
+export function mapMissingClientAuth(ctx: Context, realm: string): void {
+  const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
+  if (authenticatedClientId(ctx) || ctx.status !== 400 || body?.error !== 'invalid_request') return;
+  if (typeof body.error_description !== 'string' || !/client/i.test(body.error_description)) return;
+  ctx.status = 401;
+  ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
+  ctx.body = { error: 'invalid_client', error_description: body.error_description };
+}

@@ -1,18 +1,18 @@
 import { decodeJwt } from 'jose';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
-import { appendEntry } from '../ledger/append.ts';
+import type { LedgerWriter } from '../ledger/writer.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
-import type { Db } from '../store/db.ts';
 import { recordIssuedToken } from '../tokens/issued.ts';
 import { GRANT_TOKEN_EXCHANGE } from '../exchange/token_types.ts';
 import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';
-import { providerRunner } from './provider_chain.ts';
+import { mapMissingClientAuth, providerRunner } from './provider_chain.ts';
 
 export interface TokenEndpointDeps {
-  db: Db;
+  issuer: string;
+  ledger: LedgerWriter;
   provider: () => Provider;
   /** Per-address limit, taken before anything else; the per-client one is taken after authentication. */
   limiter: RateLimiter;
@@ -26,7 +26,7 @@ export interface TokenEndpointDeps {
  * issued-token index. Koa sends the body only after this returns, so a token whose record did not
  * commit never leaves the server.
  */
-export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }: TokenEndpointDeps) {
+export function tokenEndpoint({ issuer, ledger, provider, limiter, metrics, log, bodyLimit }: TokenEndpointDeps) {
   const runProvider = providerRunner(provider);
 
   return async (ctx: Context): Promise<void> => {
@@ -38,6 +38,7 @@ export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }
     if (declared !== undefined && declared > bodyLimit) return sendError(ctx, 413, 'invalid_request', `request body exceeds ${bodyLimit} bytes`);
 
     await runProvider(ctx);
+    mapMissingClientAuth(ctx, issuer);
     const grantType = grantLabel(ctx);
 
     const body = ctx.body as { access_token?: unknown; error?: unknown; error_description?: unknown } | undefined;
@@ -52,7 +53,7 @@ export function tokenEndpoint({ db, provider, limiter, metrics, log, bodyLimit }
     }
     if (ctx.status === 200 && typeof body?.access_token === 'string') {
       try {
-        await recordClientCredentials(db, body.access_token, grantType);
+        await recordClientCredentials(ledger, body.access_token, grantType);
       } catch (err) {
         log.error('issued token could not be recorded; not returned', { err });
         metrics.grants.inc({ grant_type: grantType, outcome: 'unavailable' });
@@ -74,13 +75,18 @@ function grantLabel(ctx: Context): string {
 }
 
 /** Records a token oidc-provider minted, with its ledger entry, in one transaction. */
-async function recordClientCredentials(db: Db, accessToken: string, grantType: string): Promise<void> {
+async function recordClientCredentials(ledger: LedgerWriter, accessToken: string, grantType: string): Promise<void> {
   const claims = decodeJwt(accessToken);
   const audience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
   if (!claims.jti || !audience || !claims.exp || !claims.iat) throw new Error('minted token lacks jti, aud, exp or iat');
   const clientId = String(claims.client_id);
-  await db.transaction(async (trx) => {
-    await recordIssuedToken(trx, {
+  await ledger.commit({
+    entries: [{
+      kind: 'token.issued',
+      actor: clientId,
+      payload: { grant_type: grantType, jti: claims.jti, client_id: clientId, audience, scope: claims.scope ?? '', expires_at: claims.exp },
+    }],
+    rows: (trx) => recordIssuedToken(trx, {
       jti: claims.jti!,
       client_id: clientId,
       subject: claims.sub ?? null,
@@ -89,11 +95,6 @@ async function recordClientCredentials(db: Db, accessToken: string, grantType: s
       grant_type: grantType,
       issued_at: new Date(claims.iat! * 1000),
       expires_at: new Date(claims.exp! * 1000),
-    });
-    await appendEntry(trx, {
-      kind: 'token.issued',
-      actor: clientId,
-      payload: { grant_type: grantType, jti: claims.jti, client_id: clientId, audience, scope: claims.scope ?? '', expires_at: claims.exp },
-    });
+    }),
   });
 }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenRequest } from '../helpers/server.ts';
+import { entryWithIntent } from '../helpers/ledger.ts';
 import {
   ACCESS_TOKEN_TYPE, details, EXPENSES, exchangeParams, HR, IDP, JWT_TYPE, REPORTS, startWorld, TOKEN_EXCHANGE, type World,
 } from '../helpers/world.ts';
@@ -40,8 +41,8 @@ const without = (params: Record<string, string | string[]>, ...names: string[]) 
 };
 
 async function issuedCount(): Promise<number> {
-  const [{ n }] = await w.t.server.db('issued_tokens').count<{ n: string | number }[]>({ n: '*' });
-  return Number(n);
+  const rows = await w.t.server.db('issued_tokens').count<Array<{ n: string | number }>>({ n: '*' });
+  return Number(rows[0]?.n);
 }
 
 describe('invalid_request: malformed, missing or duplicated parameters', () => {
@@ -149,11 +150,19 @@ describe('invalid_request: malformed, missing or duplicated parameters', () => {
     const form = new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...without(exchangeParams(await w.userToken()), 'intent') as Record<string, string> });
     const res = await fetch(`${w.t.url}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(w.creds.agent.join(':')).toString('base64')}` },
-      body: `${form.toString()}&intent=abc%ED%A0%80def`,
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(w.creds.agent!.join(':')).toString('base64')}` },
+      body: `${form.toString()}&intent=surrogate-abc%ED%A0%80def`,
     });
-    // Invalid UTF-8 may be decoded to U+FFFD by the body parser (then the intent is acceptable text) or refused.
-    if (res.status !== 200) await expectError(res, 400, 'invalid_request', /intent/);
+    // Invalid UTF-8 may be decoded to U+FFFD by the body parser (then the intent is acceptable text) or
+    // refused; either way what reaches the ledger is well-formed text.
+    if (res.status !== 200) {
+      await expectError(res, 400, 'invalid_request', /intent/);
+      return;
+    }
+    const entry = (await entryWithIntent(w.t.server.db, 'exchange.granted', (i) => i.startsWith('surrogate-abc')))!;
+    expect(entry).toBeTruthy();
+    expect((entry.payload.intent as string).isWellFormed()).toBe(true);
+    expect(entry.payload.intent).toMatch(/^surrogate-abc\uFFFD+def$/);
   });
 
   it('refuses a subject_token larger than 16 KiB before looking at it', async () => {
@@ -345,7 +354,7 @@ describe('access_denied: policy decisions with machine-readable reasons', () => 
     expect(await issuedCount()).toBe(before);
 
     // The denied decision is in the ledger, committed before the answer.
-    const entry = await w.t.server.db('ledger_entries').where({ kind: 'exchange.denied' }).whereRaw("payload->>'intent' = ?", [intent]).first();
+    const entry = (await entryWithIntent(w.t.server.db, 'exchange.denied', (i) => i === intent))!;
     expect(entry).toBeTruthy();
     expect(entry.actor).toBe('agent');
     expect(entry.payload).toMatchObject({
@@ -384,7 +393,7 @@ describe('access_denied: policy decisions with machine-readable reasons', () => 
       method: 'POST',
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
-        authorization: `Basic ${Buffer.from(w.creds.agent.join(':')).toString('base64')}`,
+        authorization: `Basic ${Buffer.from(w.creds.agent!.join(':')).toString('base64')}`,
         'x-forwarded-for': '10.1.2.3',
         'x-real-ip': '10.1.2.3',
         forwarded: 'for=10.1.2.3',
@@ -399,7 +408,7 @@ describe('access_denied: policy decisions with machine-readable reasons', () => 
     const intent = `Summarize the HR files ${Date.now()}`;
     const d = details('read', { type: 'Employee', id: 'emp_8' }, 'summarize');
     await expectError(await w.exchange('agent', exchangeParams(await w.userToken(), { resource: HR, scope: 'hr:read', authorization_details: d, intent })), 400, 'access_denied');
-    const entry = await w.t.server.db('ledger_entries').where({ kind: 'exchange.denied' }).whereRaw("payload->>'intent' = ?", [intent]).first();
+    const entry = (await entryWithIntent(w.t.server.db, 'exchange.denied', (i) => i === intent))!;
     expect(entry?.payload).toMatchObject({ error: 'access_denied', reasons: ['restricted_data_for_summary'], audience: HR });
     expect(entry.payload.matched_rules).toContain('no-restricted-for-summaries');
   });
@@ -407,12 +416,12 @@ describe('access_denied: policy decisions with machine-readable reasons', () => 
   it('records a refused target and a refused scope as denials too', async () => {
     const intent1 = `Unknown target ${Date.now()}`;
     await expectError(await w.exchange('agent', exchangeParams(await w.userToken(), { resource: 'https://nowhere.example', intent: intent1 })), 400, 'invalid_target');
-    const e1 = await w.t.server.db('ledger_entries').where({ kind: 'exchange.denied' }).whereRaw("payload->>'intent' = ?", [intent1]).first();
+    const e1 = (await entryWithIntent(w.t.server.db, 'exchange.denied', (i) => i === intent1))!;
     expect(e1?.payload).toMatchObject({ error: 'invalid_target', audience: 'https://nowhere.example', decision: 'denied' });
 
     const intent2 = `Too much scope ${Date.now()}`;
     await expectError(await w.exchange('agent', exchangeParams(await w.userToken({ scope: 'expenses:read' }), { scope: 'expenses:approve', intent: intent2 })), 400, 'invalid_scope');
-    const e2 = await w.t.server.db('ledger_entries').where({ kind: 'exchange.denied' }).whereRaw("payload->>'intent' = ?", [intent2]).first();
+    const e2 = (await entryWithIntent(w.t.server.db, 'exchange.denied', (i) => i === intent2))!;
     expect(e2?.payload).toMatchObject({ error: 'invalid_scope', requested_scope: ['expenses:approve'], granted_scope: [] });
   });
 });

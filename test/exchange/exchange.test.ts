@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCESS_TOKEN_TYPE, details, EXPENSES, exchangeParams, startWorld, type World } from '../helpers/world.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 let w: World;
 beforeAll(async () => { w = await startWorld(); });
@@ -24,7 +25,7 @@ describe('token exchange: the happy path', () => {
 
     const row = await w.t.server.db('issued_tokens').where({ jti: payload.jti }).first();
     expect(row).toMatchObject({ client_id: 'agent', subject: 'alice', subject_issuer: 'https://idp.test', audience: EXPENSES, status: 'active', task: payload.task });
-    const entry = await w.t.server.db('ledger_entries').where({ kind: 'exchange.granted' }).orderBy('seq', 'desc').first();
+    const entry = await lastEntry(w.t.server.db, 'exchange.granted');
     expect(entry.payload).toMatchObject({
       jti: payload.jti, intent: 'List the open expense reports for the weekly summary', granted_scope: ['expenses:read'], matched_rules: ['expenses-read'], policy_version: '1',
       user: { issuer: 'https://idp.test', sub: 'alice' },

@@ -2,6 +2,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenRequest } from '../helpers/server.ts';
 import { ACCESS_TOKEN_TYPE, details, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 let w: World;
 beforeAll(async () => { w = await startWorld(); });
@@ -82,7 +83,7 @@ describe('revocation (RFC 7009)', () => {
     const res = await post('/token/revocation', { token, token_type_hint: 'access_token' }, w.creds.agent);
     expect(res.status).toBe(200);
     expect(await (await post('/token/introspection', { token }, w.creds['expenses-rs'])).json()).toEqual({ active: false });
-    const entry = await w.t.server.db('ledger_entries').where({ kind: 'token.revoked' }).first();
+    const entry = await lastEntry(w.t.server.db, 'token.revoked');
     expect(entry.actor).toBe('agent');
   });
 
@@ -98,7 +99,7 @@ describe('revocation (RFC 7009)', () => {
 
 describe('a real OAuth client', () => {
   it('performs the exchange with openid-client', async () => {
-    const config = await oidc.discovery(new URL(w.t.issuer), 'agent', {}, oidc.ClientSecretBasic(w.creds.agent[1]), { execute: [oidc.allowInsecureRequests] });
+    const config = await oidc.discovery(new URL(w.t.issuer), 'agent', {}, oidc.ClientSecretBasic(w.creds.agent![1]), { execute: [oidc.allowInsecureRequests] });
     const md = config.serverMetadata();
     expect(md.grant_types_supported).toContain(TOKEN_EXCHANGE);
     expect(md.introspection_endpoint).toBe(`${w.t.issuer}/token/introspection`);
@@ -113,7 +114,7 @@ describe('a real OAuth client', () => {
     expect(tokens.scope).toBe('expenses:read');
     expect(tokens.issued_token_type).toBe(ACCESS_TOKEN_TYPE);
     const introspected = await oidc.tokenIntrospection(
-      await oidc.discovery(new URL(w.t.issuer), 'expenses-rs', {}, oidc.ClientSecretBasic(w.creds['expenses-rs'][1]), { execute: [oidc.allowInsecureRequests] }),
+      await oidc.discovery(new URL(w.t.issuer), 'expenses-rs', {}, oidc.ClientSecretBasic(w.creds['expenses-rs']![1]), { execute: [oidc.allowInsecureRequests] }),
       tokens.access_token,
     );
     expect(introspected).toMatchObject({ active: true, client_id: 'agent', act: { sub: 'agent' } });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPENSES, exchangeParams, startWorld, type World } from '../helpers/world.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 let w: World;
 beforeAll(async () => { w = await startWorld(); });
@@ -58,7 +59,7 @@ describe('policies admin API', () => {
     const denied = await w.exchange('agent', exchangeParams(await w.userToken()));
     expect(denied.status).toBe(400);
     expect(await denied.json()).toMatchObject({ error: 'access_denied', reasons: ['reads_paused'] });
-    const entry = await w.t.server.db('ledger_entries').where({ kind: 'policy.published' }).orderBy('seq', 'desc').first();
+    const entry = await lastEntry(w.t.server.db, 'policy.published');
     expect(entry.payload).toMatchObject({ version: 2 });
     // A restart keeps the version in force.
     await w.t.restart();

@@ -38,6 +38,13 @@ function sign(claims: JWTPayload, header: Record<string, unknown>, key: CryptoKe
   return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(key);
 }
 
+/** A compact ES256 JWS built without jose's header checks (WebCrypto's ECDSA output is already r || s). */
+async function signRaw(header: Record<string, unknown>, claims: JWTPayload, key: CryptoKey): Promise<string> {
+  const input = `${b64(header)}.${b64(claims)}`;
+  const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, new TextEncoder().encode(input));
+  return `${input}.${Buffer.from(sig).toString('base64url')}`;
+}
+
 async function mustCreate(res: Promise<Response>): Promise<void> {
   const r = await res;
   if (r.status !== 201) throw new Error(`setup: ${r.status} ${await r.text()}`);
@@ -175,7 +182,8 @@ describe('subject token: signature and algorithm (RFC 8725 §2.1, §3.1)', () =>
   });
 
   it('refuses a critical header extension it does not understand', async () => {
-    const token = await w.userToken({}, { crit: ['urn:example:must-understand'], 'urn:example:must-understand': true });
+    // jose will not sign with an unknown crit; sign the JWS by hand with the issuer's real key.
+    const token = await signRaw({ alg: 'ES256', kid: 'idp-1', typ: 'JWT', crit: ['urn:example:must-understand'], 'urn:example:must-understand': true }, baseClaims(), w.idpKey);
     await expectRefused(await present(token), /not a valid JWT/, token);
   });
 });
@@ -208,7 +216,7 @@ describe('subject token: time claims (RFC 7519 §4.1, with the configured 60 s s
   });
 
   it('refuses time claims that are not numbers', async () => {
-    for (const claims of [{ exp: String(now() + 3600) }, { nbf: 'yesterday' }, { iat: 'now' }] as JWTPayload[]) {
+    for (const claims of [{ exp: String(now() + 3600) }, { nbf: 'yesterday' }, { iat: 'now' }] as unknown as JWTPayload[]) {
       const token = await w.userToken(claims);
       await expectRefused(await present(token), /subject_token/, token);
     }
@@ -223,16 +231,25 @@ describe('subject token: identity, issuer, audience and type', () => {
 
   // RFC 7519 §4.1.2: sub is a StringOrURI; RFC 9068 §2.2: it identifies the principal. An empty or
   // non-string sub identifies nobody and must not become the user of a ledger entry or issued token.
-  it('refuses a sub that is empty or not a string', async () => {
-    for (const sub of ['', 12345, { id: 'alice' }, ['alice']] as unknown[]) {
+  it('refuses an empty sub', async () => {
+    const token = await w.userToken({ sub: '' });
+    await expectRefused(await present(token), /sub/, token);
+  });
+
+  it('refuses a sub that is not a string (number, object, array)', async () => {
+    for (const sub of [12345, { id: 'alice' }, ['alice']] as unknown[]) {
       const token = await w.userToken({ sub } as JWTPayload);
       await expectRefused(await present(token), /sub/, token);
     }
   });
 
+  it('sanity: the signRaw helper makes tokens the issuer accepts', async () => {
+    expect((await present(await signRaw({ alg: 'ES256', kid: 'idp-1', typ: 'JWT' }, baseClaims(), w.idpKey))).status).toBe(200);
+  });
+
   it('refuses a token without iss, and one whose iss is not a string', async () => {
     await expectRefused(await present(await w.userToken({ iss: undefined })), /no issuer/);
-    await expectRefused(await present(await w.userToken({ iss: 42 } as unknown as JWTPayload))), /no issuer/);
+    await expectRefused(await present(await w.userToken({ iss: 42 } as unknown as JWTPayload)), /no issuer/);
   });
 
   it('refuses a token from an untrusted issuer, compared exactly', async () => {
@@ -271,6 +288,35 @@ describe('subject token: identity, issuer, audience and type', () => {
   it('refuses a malformed may_act claim', async () => {
     const token = await w.userToken({ may_act: 'agent' });
     await expectRefused(await present(token), /may_act claim is malformed/, token);
+  });
+
+  // RFC 8693 §4.4: may_act restricts who may act. One whose sub cannot be read must not read as "anyone".
+  it('refuses a may_act whose sub is not a string (fail closed, not "no restriction")', async () => {
+    const token = await w.userToken({ may_act: { sub: 42 } });
+    await expectRefused(await present(token), /may_act/, token);
+  });
+
+  it('nests an upstream act claim from the subject token under this client', async () => {
+    const res = await present(await w.userToken({ act: { sub: 'upstream-agent' } }));
+    expect(res.status).toBe(200);
+    const { access_token } = (await res.json()) as { access_token: string };
+    expect(decodeJwt(access_token).act).toEqual({ sub: 'agent', act: { sub: 'upstream-agent' } });
+  });
+
+  // RFC 8693 §4.1: act is a JSON object whose sub identifies the actor; a malformed one must not be
+  // copied into the issued token's delegation chain.
+  it('refuses a malformed act claim in the subject token', async () => {
+    for (const act of ['upstream-agent', {}, { sub: 7 }, ['upstream-agent'], { sub: 'a', act: 'b' }] as unknown[]) {
+      const token = await w.userToken({ act } as JWTPayload);
+      await expectRefused(await present(token), /act/, token);
+    }
+  });
+
+  it('refuses a subject token whose act chain would exceed the delegation depth', async () => {
+    let act: Record<string, unknown> = { sub: 'hop-1' };
+    for (let i = 2; i <= 5; i++) act = { sub: `hop-${i}`, act };
+    const token = await w.userToken({ act });
+    await expectRefused(await present(token), /deeper than 5 hops/, token);
   });
 
   it('refuses a token whose may_act names another client', async () => {

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 let t: TestServer;
 beforeAll(async () => { t = await startTestServer({ rate_limits: { admin: { burst: 40, per_second: 0.5 } } }); });
@@ -28,7 +29,7 @@ describe('admin authentication', () => {
 
     const asAlice = await t.admin('POST', '/admin/api/resources', { identifier: 'https://a.example', name: 'A', scopes: [] }, alice.token);
     expect(asAlice.status).toBe(201);
-    const entry = await t.server.db('ledger_entries').where({ kind: 'admin.resource.created' }).orderBy('seq', 'desc').first();
+    const entry = await lastEntry(t.server.db, 'admin.resource.created');
     expect(entry.actor).toBe(alice.id);
 
     const list = await t.admin('GET', '/admin/api/admins');

@@ -11,7 +11,9 @@ describe('production mode refuses unsafe configuration', () => {
     [{ ISSUER: 'http://auth.example' }, /https/],
     [{ ISSUER: 'https://auth.example' }, /DATABASE_URL is required/],
     [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x' }, /INTENTGATE_KEK is required/],
-    [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x', INTENTGATE_KEK: 'short' }, /32 random bytes/],
+    [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x', INTENTGATE_KEK: KEK }, /INTENTGATE_LEDGER_KEY is required/],
+    [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x', INTENTGATE_KEK: KEK, INTENTGATE_LEDGER_KEY: '/nonexistent' }, /INTENTGATE_ANCHOR_DIR is required/],
+    [{ ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://127.0.0.1:1/x', INTENTGATE_KEK: 'short', INTENTGATE_LEDGER_KEY: '/nonexistent', INTENTGATE_ANCHOR_DIR: '/tmp' }, /32 random bytes/],
   ])('serve with %j', async (env, message) => {
     const r = await runCli(['serve'], env as Record<string, string>);
     expect(r.code).toBe(2);
@@ -65,7 +67,7 @@ describe('CLI administration', () => {
   it('migrates, registers a resource, client and issuer, rotates, manages admin tokens', async () => {
     const migrated = await runCli(['migrate'], env);
     expect(migrated.code).toBe(0);
-    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation', '002_exchange']);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation', '002_exchange', '003_ledger_chain']);
 
     const res = await runCli(['resource', 'create', '--identifier', 'https://cli.example', '--name', 'CLI', '--scope', 'cli.read'], env);
     expect(res.code).toBe(2);

@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPENSES, seedExpenses, startTestServer, tokenRequest, type TestServer } from '../helpers/server.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 let t: TestServer;
 let creds: [string, string];
@@ -29,7 +30,7 @@ describe('client_credentials', () => {
 
     const row = await t.server.db('issued_tokens').where({ jti: payload.jti }).first();
     expect(row).toMatchObject({ client_id: 'svc', audience: EXPENSES, status: 'active', grant_type: 'client_credentials' });
-    const entry = await t.server.db('ledger_entries').where({ kind: 'token.issued' }).orderBy('seq', 'desc').first();
+    const entry = await lastEntry(t.server.db, 'token.issued');
     expect(entry.payload.jti).toBe(payload.jti);
   });
 
@@ -69,7 +70,8 @@ describe('client_credentials', () => {
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ error: 'invalid_client' });
     const none = await tokenRequest(t.url, { grant_type: 'client_credentials', resource: EXPENSES });
-    expect(none.status).toBe(400);
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ error: 'invalid_client' });
   });
 
   it('answers malformed, duplicated and oversized token requests with invalid_request', async () => {

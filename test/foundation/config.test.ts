@@ -2,7 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 
-const prod = { ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://db/x', INTENTGATE_KEK: randomBytes(32).toString('base64') };
+const prod = {
+  ISSUER: 'https://auth.example', DATABASE_URL: 'postgres://db/x', INTENTGATE_KEK: randomBytes(32).toString('base64'),
+  INTENTGATE_LEDGER_KEY: '/etc/intentgate/ledger.pem', INTENTGATE_ANCHOR_DIR: '/var/lib/intentgate/anchors',
+};
 
 describe('configuration', () => {
   it('never trusts the development issuer in production mode, whatever the file says', () => {

@@ -1,6 +1,7 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXPENSES, seedExpenses, startTestServer, tokenRequest, type TestServer } from '../helpers/server.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 let t: TestServer;
 let creds: [string, string];
@@ -50,7 +51,7 @@ describe('key rotation', () => {
     await verify(before);
     await verify(during);
     await verify(after);
-    const ledger = await t.server.db('ledger_entries').where({ kind: 'keys.rotated' }).first();
+    const ledger = await lastEntry(t.server.db, 'keys.rotated');
     expect(ledger.payload.kid).toBe(newKid);
   });
 

@@ -1,0 +1,89 @@
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { LedgerKey } from '../ledger/key.ts';
+import { recordResourceEvent } from '../ledger/events.ts';
+import { checkpointConsistency, entryProof, latestCheckpoint } from '../ledger/proof.ts';
+import type { LedgerWriter } from '../ledger/writer.ts';
+import { authenticateAdmin } from '../registry/admins.ts';
+import { ValidationError } from '../registry/validate.ts';
+import type { Db } from '../store/db.ts';
+import { BodyError, readJsonObject } from './body.ts';
+import { basicClient } from './client_basic.ts';
+import { sendError } from './errors.ts';
+
+export interface LedgerHttpDeps {
+  db: Db;
+  ledger: LedgerWriter;
+  key: LedgerKey;
+  provider: () => Provider;
+  bodyLimit: number;
+}
+
+async function resourceServerOf(db: Db, provider: Provider, ctx: Context): Promise<string | null | undefined> {
+  const clientId = await basicClient(provider, ctx);
+  if (!clientId) return undefined;
+  const row = await db('clients').where({ client_id: clientId }).first('resource_server');
+  return row?.resource_server ?? null;
+}
+
+function unauthorized(ctx: Context, realm: string): void {
+  ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
+  sendError(ctx, 401, 'invalid_client', 'authenticate as a registered resource server (HTTP Basic)');
+}
+
+/** The ledger's public face: the latest signed checkpoint, entry proofs, and resource-server events. */
+export function ledgerEndpoints({ db, ledger, key, provider, bodyLimit }: LedgerHttpDeps) {
+  return {
+    async checkpoint(ctx: Context): Promise<void> {
+      const latest = await latestCheckpoint(db);
+      if (!latest) return sendError(ctx, 404, 'not_found', 'no checkpoint has been made yet');
+      const from = ctx.URL.searchParams.get('from');
+      let consistency: string[] | undefined;
+      if (from !== null) {
+        if (!/^\d{1,15}$/.test(from)) return sendError(ctx, 400, 'invalid_request', 'from must be the tree_size of an earlier checkpoint');
+        consistency = await checkpointConsistency(db, Number(from), latest);
+        if (!consistency) return sendError(ctx, 404, 'not_found', `no checkpoint with tree_size ${from}`);
+      }
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.body = { ...latest, public_key: key.publicJwk, ...(consistency ? { from_tree_size: Number(from), consistency_proof: consistency } : {}) };
+    },
+
+    /** GET /ledger/entries/{seq}/proof: an admin, or the resource server whose token the entry concerns. */
+    async proof(ctx: Context, seqParam: string): Promise<void> {
+      if (!/^\d{1,15}$/.test(seqParam) || Number(seqParam) < 1) return sendError(ctx, 400, 'invalid_request', 'seq must be a positive integer');
+      const bearer = /^Bearer ([\x21-\x7E]{1,512})$/i.exec(ctx.get('authorization'));
+      const admin = bearer ? await authenticateAdmin(db, bearer[1]!) : undefined;
+      let resourceServer: string | null | undefined;
+      if (!admin) {
+        resourceServer = await resourceServerOf(db, provider(), ctx);
+        if (resourceServer === undefined) return unauthorized(ctx, 'intentgate-ledger');
+      }
+      const proof = await entryProof(db, Number(seqParam));
+      const concerns = proof && (proof.entry.payload.audience === resourceServer
+        || (proof.entry.kind === 'resource.event' && proof.entry.actor === resourceServer));
+      if (!proof || (!admin && !concerns)) return sendError(ctx, 404, 'not_found', 'no such entry, or not one about your tokens');
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = proof;
+    },
+
+    /** POST /ledger/events: what a call made with one of this resource server's tokens did. */
+    async event(ctx: Context): Promise<void> {
+      const resourceServer = await resourceServerOf(db, provider(), ctx);
+      if (resourceServer === undefined) return unauthorized(ctx, 'intentgate-ledger');
+      if (resourceServer === null) return sendError(ctx, 403, 'access_denied', 'this client is not registered as a resource server');
+      try {
+        const result = await recordResourceEvent(db, ledger, resourceServer, await readJsonObject(ctx, bodyLimit));
+        if (result.status === 201) {
+          ctx.status = 201;
+          ctx.body = { seq: result.seq };
+        } else {
+          sendError(ctx, result.status, result.status === 403 ? 'access_denied' : 'not_found', result.message);
+        }
+      } catch (err) {
+        if (err instanceof ValidationError) return sendError(ctx, 400, 'invalid_request', err.message, { field: err.field ?? null });
+        if (err instanceof BodyError) return sendError(ctx, err.status, 'invalid_request', err.message);
+        throw err;
+      }
+    },
+  };
+}

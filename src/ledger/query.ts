@@ -1,0 +1,94 @@
+import type { Db } from '../store/db.ts';
+import { ValidationError } from '../registry/validate.ts';
+
+/** An entry as readers see it: the sealed payload decoded, personal values restored unless erased. */
+export interface LedgerEntry {
+  seq: number;
+  at: string;
+  kind: string;
+  actor: string;
+  payload: Record<string, unknown>;
+  leaf_hash: string;
+  chain_hash: string;
+}
+
+export interface LedgerFilter {
+  kind?: string;
+  subject?: string;
+  client_id?: string;
+  task?: string;
+  jti?: string;
+  decision?: string;
+  since?: Date;
+  until?: Date;
+}
+
+interface Row { seq: number; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer }
+
+export async function decodeRows(db: Db, rows: Row[]): Promise<LedgerEntry[]> {
+  const decoded = rows.map((r) => ({ row: r, doc: JSON.parse(Buffer.from(r.payload).toString('utf8')) as { seq: number; at: string; kind: string; actor: string; body: Record<string, unknown> } }));
+  const hashes = new Set<string>();
+  for (const { doc } of decoded) for (const [k, v] of Object.entries(doc.body)) if (k.endsWith('_sha256') && typeof v === 'string') hashes.add(v);
+  const personal = new Map<string, string>();
+  if (hashes.size) {
+    for (const p of await db('ledger_personal').whereIn('hash', [...hashes]).select('hash', 'value')) personal.set(p.hash, p.value);
+  }
+  return decoded.map(({ row, doc }) => {
+    const payload: Record<string, unknown> = { ...doc.body };
+    for (const [k, v] of Object.entries(doc.body)) {
+      if (!k.endsWith('_sha256') || typeof v !== 'string') continue;
+      const value = personal.get(v);
+      // An erased value stays erased: the hash remains, the text does not.
+      if (value !== undefined) payload[k.slice(0, -'_sha256'.length)] = JSON.parse(value);
+    }
+    return {
+      seq: Number(row.seq), at: doc.at, kind: doc.kind, actor: doc.actor, payload,
+      leaf_hash: Buffer.from(row.leaf_hash).toString('hex'), chain_hash: Buffer.from(row.chain_hash).toString('hex'),
+    };
+  });
+}
+
+/** Newest first, keyset-paginated by sequence number. */
+export async function queryLedger(db: Db, filter: LedgerFilter, limit: number, beforeSeq?: number): Promise<{ items: LedgerEntry[]; next_cursor: string | null }> {
+  const q = db('ledger_entries').select('seq', 'payload', 'leaf_hash', 'chain_hash');
+  for (const col of ['kind', 'subject', 'client_id', 'task', 'jti', 'decision'] as const) {
+    if (filter[col] !== undefined) q.where(col, filter[col]);
+  }
+  if (filter.since) q.where('at', '>=', filter.since);
+  if (filter.until) q.where('at', '<', filter.until);
+  if (beforeSeq !== undefined) q.where('seq', '<', beforeSeq);
+  const rows = (await q.orderBy('seq', 'desc').limit(limit + 1)) as Row[];
+  const page = rows.slice(0, limit);
+  return {
+    items: await decodeRows(db, page),
+    next_cursor: rows.length > limit && page.length ? Buffer.from(String(page.at(-1)!.seq)).toString('base64url') : null,
+  };
+}
+
+/** Reads `?kind=&subject=&client_id=&task=&jti=&decision=&since=&until=&limit=&cursor=`. */
+export function ledgerQueryParams(q: URLSearchParams): { filter: LedgerFilter; limit: number; beforeSeq: number | undefined } {
+  const filter: LedgerFilter = {};
+  for (const name of ['kind', 'subject', 'client_id', 'task', 'jti', 'decision'] as const) {
+    const v = q.get(name);
+    if (v === null) continue;
+    if (v.length > 2000 || v.includes('\0')) throw new ValidationError(`${name} is malformed`, name);
+    filter[name] = v;
+  }
+  for (const name of ['since', 'until'] as const) {
+    const v = q.get(name);
+    if (v === null) continue;
+    const d = new Date(v);
+    if (v.length > 64 || Number.isNaN(d.getTime())) throw new ValidationError(`${name} must be an ISO 8601 date-time`, name);
+    filter[name] = d;
+  }
+  const rawLimit = q.get('limit') ?? '50';
+  if (!/^\d{1,3}$/.test(rawLimit) || Number(rawLimit) < 1 || Number(rawLimit) > 500) throw new ValidationError('limit must be an integer from 1 to 500', 'limit');
+  const cursor = q.get('cursor');
+  let beforeSeq: number | undefined;
+  if (cursor !== null) {
+    const decoded = Buffer.from(cursor, 'base64url').toString('utf8');
+    if (!/^\d{1,15}$/.test(decoded) || Buffer.from(decoded).toString('base64url') !== cursor) throw new ValidationError('cursor is not one this server issued', 'cursor');
+    beforeSeq = Number(decoded);
+  }
+  return { filter, limit: Number(rawLimit), beforeSeq };
+}

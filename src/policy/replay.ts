@@ -1,0 +1,90 @@
+import { decodeRows } from '../ledger/query.ts';
+import { check, compileSchema, ValidationError } from '../registry/validate.ts';
+import type { Db } from '../store/db.ts';
+import { compilePolicy, type CompiledPolicy } from './compile.ts';
+import { decide, type DecisionInput } from './decide.ts';
+import { parsePolicyDocument } from './document.ts';
+
+export interface ReplayChange {
+  seq: number;
+  at: string;
+  jti: string | null;
+  client_id: string;
+  user: unknown;
+  original: { decision: string; granted_scope: string[]; reasons: string[] };
+  replayed: { decision: 'granted' | 'denied'; outcome: string; granted_scope: string[]; reasons: string[]; matched_rules: string[] };
+}
+
+export interface ReplayReport { examined: number; skipped: number; unchanged: number; changed: ReplayChange[] }
+
+const PAGE = 2000;
+const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+/** `7d`, `12h`, `30m` or an ISO 8601 date-time. */
+export function parseSince(value: string, now = Date.now()): Date {
+  const rel = /^(\d{1,6})([dhm])$/.exec(value);
+  if (rel) return new Date(now - Number(rel[1]) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[rel[2] as 'd' | 'h' | 'm']);
+  const d = new Date(value);
+  if (value.length > 64 || Number.isNaN(d.getTime())) throw new ValidationError('since must look like 7d, 12h, 30m or an ISO 8601 date-time', 'since');
+  return d;
+}
+
+/**
+ * Re-decides recorded exchanges under a draft policy, with the context each was decided with (kept in
+ * the ledger), and lists every decision that would change. Entries whose context is gone (erased, or
+ * refused before the policy was consulted) are counted as skipped.
+ */
+export async function replay(db: Db, policy: CompiledPolicy, since?: Date): Promise<ReplayReport> {
+  const report: ReplayReport = { examined: 0, skipped: 0, unchanged: 0, changed: [] };
+  let after = 0;
+  for (;;) {
+    const q = db('ledger_entries').whereIn('kind', ['exchange.granted', 'exchange.denied']).where('seq', '>', after);
+    if (since) q.where('at', '>=', since);
+    const rows = await q.orderBy('seq', 'asc').limit(PAGE).select('seq', 'payload', 'leaf_hash', 'chain_hash');
+    if (rows.length === 0) return report;
+    after = Number(rows.at(-1)!.seq);
+    for (const entry of await decodeRows(db, rows)) {
+      report.examined++;
+      const p = entry.payload as Record<string, unknown> & { context?: Omit<DecisionInput, 'now'> & { now: string } };
+      if (!p.context) {
+        report.skipped++;
+        continue;
+      }
+      const d = decide(policy, { ...p.context, now: new Date(p.context.now) });
+      const replayed = d.outcome === 'allow' ? 'granted' : 'denied';
+      const originalScopes = (p.granted_scope as string[] | undefined) ?? [];
+      if (replayed === p.decision && sameSet(replayed === 'granted' ? d.grantedScopes : [], originalScopes)) {
+        report.unchanged++;
+        continue;
+      }
+      report.changed.push({
+        seq: entry.seq,
+        at: entry.at,
+        jti: (p.jti as string | undefined) ?? null,
+        client_id: p.client_id as string,
+        user: p.user,
+        original: { decision: p.decision as string, granted_scope: originalScopes, reasons: (p.reasons as string[] | undefined) ?? [] },
+        replayed: { decision: replayed, outcome: d.outcome, granted_scope: d.outcome === 'allow' ? d.grantedScopes : [], reasons: d.reasons, matched_rules: d.matchedRules },
+      });
+    }
+  }
+}
+
+const validate = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['document'],
+  properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, since: { type: 'string', maxLength: 64 } },
+});
+
+export async function replayFromBody(db: Db, body: unknown): Promise<ReplayReport> {
+  const input = check<{ document: string; since?: string }>(validate, body);
+  let policy: CompiledPolicy;
+  try {
+    policy = compilePolicy(parsePolicyDocument(input.document), 'draft');
+  } catch (err) {
+    if (err instanceof ValidationError) throw new ValidationError(`document: ${err.message}`, `document${err.field ? `.${err.field}` : ''}`);
+    throw err;
+  }
+  return replay(db, policy, input.since ? parseSince(input.since) : undefined);
+}
