@@ -1,5 +1,4 @@
 import type { LedgerWriter } from '../ledger/writer.ts';
-import { recordIssuedToken } from '../tokens/issued.ts';
 import type { AuthorizationDetail } from './details.ts';
 import type { Minted } from './mint.ts';
 import type { Act } from './subject.ts';
@@ -41,7 +40,7 @@ export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord)
 export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted): Promise<void> {
   await ledger.commit({
     entries: [entry('exchange.granted', record, { jti: minted.jti, expires_at: minted.exp })],
-    rows: (trx) => recordIssuedToken(trx, {
+    tokens: [{
       jti: minted.jti,
       client_id: record.client_id,
       subject: record.user?.sub ?? null,
@@ -55,6 +54,6 @@ export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, 
       task: record.task ?? null,
       act: JSON.stringify(record.act),
       authorization_details: record.authorization_details.length ? JSON.stringify(record.authorization_details) : null,
-    }),
+    }],
   });
 }

@@ -5,7 +5,6 @@ import type { LedgerWriter } from '../ledger/writer.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
-import { recordIssuedToken } from '../tokens/issued.ts';
 import { GRANT_TOKEN_EXCHANGE } from '../exchange/token_types.ts';
 import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';
 import { mapMissingClientAuth, providerRunner } from './provider_chain.ts';
@@ -86,7 +85,7 @@ async function recordClientCredentials(ledger: LedgerWriter, accessToken: string
       actor: clientId,
       payload: { grant_type: grantType, jti: claims.jti, client_id: clientId, audience, scope: claims.scope ?? '', expires_at: claims.exp },
     }],
-    rows: (trx) => recordIssuedToken(trx, {
+    tokens: [{
       jti: claims.jti!,
       client_id: clientId,
       subject: claims.sub ?? null,
@@ -95,6 +94,6 @@ async function recordClientCredentials(ledger: LedgerWriter, accessToken: string
       grant_type: grantType,
       issued_at: new Date(claims.iat! * 1000),
       expires_at: new Date(claims.exp! * 1000),
-    }),
+    }],
   });
 }

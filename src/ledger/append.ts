@@ -15,14 +15,20 @@ export async function appendEntries(trx: Db, inputs: LedgerInput[]): Promise<num
   let previous: Buffer = head.chain_hash;
   const at = new Date();
   const seqs: number[] = [];
+  const entries = [];
+  const personal = new Map<string, string>();
   for (const input of inputs) {
     seq += 1;
-    const { entry, personal } = seal(input, seq, at, previous);
-    if (personal.length) await trx('ledger_personal').insert(personal).onConflict('hash').ignore();
-    await trx('ledger_entries').insert(entry);
-    previous = entry.chain_hash;
+    const sealed = seal(input, seq, at, previous);
+    for (const p of sealed.personal) personal.set(p.hash, p.value);
+    entries.push(sealed.entry);
+    previous = sealed.entry.chain_hash;
     seqs.push(seq);
   }
+  if (personal.size) {
+    await trx('ledger_personal').insert([...personal].map(([hash, value]) => ({ hash, value }))).onConflict('hash').ignore();
+  }
+  if (entries.length) await trx('ledger_entries').insert(entries);
   await trx('ledger_head').where({ id: 1 }).update({ seq, chain_hash: previous });
   return seqs;
 }

@@ -1,20 +1,22 @@
 import type { Db } from '../store/db.ts';
+import { recordIssuedTokens, type IssuedToken } from '../tokens/issued.ts';
 import { appendEntries } from './append.ts';
 import type { LedgerInput } from './entry.ts';
 
 export interface LedgerJob {
   entries: LedgerInput[];
-  /** Rows that must commit with the entries (e.g. the issued-token index), in the same transaction. */
-  rows?: (trx: Db) => Promise<void>;
+  /** Issued-token index rows that must commit with the entries. */
+  tokens?: IssuedToken[];
 }
 
 interface Pending { job: LedgerJob; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
 
 /**
- * Group commit for the ledger: jobs that arrive while a transaction is committing wait and go together
- * in the next one, each in its own savepoint so one failure does not sink the others. Every caller is
- * answered only after the COMMIT that holds its entries. With `maxBatch` 1 (PGlite's single connection)
- * each job is its own transaction.
+ * Group commit for the ledger: jobs that arrive while a transaction is committing go together in the
+ * next one, written with one multi-row statement per table under one lock of the ledger head, so a
+ * batch costs the same few round trips and one fsync whatever its size. Every caller is answered only
+ * after the COMMIT that holds its entries. If a batch fails, each of its jobs is retried alone, so one
+ * bad job cannot sink the others. With `maxBatch` 1 (PGlite's single connection) each job is alone.
  */
 export class LedgerWriter {
   readonly #db: Db;
@@ -34,38 +36,35 @@ export class LedgerWriter {
     });
   }
 
+  async #write(batch: Pending[]): Promise<number[][]> {
+    return this.#db.transaction(async (trx) => {
+      await trx.raw('SET LOCAL synchronous_commit = on');
+      await recordIssuedTokens(trx, batch.flatMap((p) => p.job.tokens ?? []));
+      const seqs = await appendEntries(trx, batch.flatMap((p) => p.job.entries));
+      let at = 0;
+      return batch.map((p) => seqs.slice(at, (at += p.job.entries.length)));
+    });
+  }
+
   async #flush(): Promise<void> {
     this.#flushing = true;
     while (this.#queue.length) {
       const batch = this.#queue.splice(0, this.#maxBatch);
-      const results = new Map<Pending, number[] | { error: unknown }>();
       try {
-        await this.#db.transaction(async (trx) => {
-          await trx.raw('SET LOCAL synchronous_commit = on');
-          for (const p of batch) {
-            if (batch.length === 1) {
-              await p.job.rows?.(trx);
-              results.set(p, await appendEntries(trx, p.job.entries));
-              continue;
-            }
-            try {
-              results.set(p, await trx.transaction(async (sp) => {
-                await p.job.rows?.(sp);
-                return appendEntries(sp, p.job.entries);
-              }));
-            } catch (error) {
-              results.set(p, { error });
-            }
-          }
-        });
+        const seqs = await this.#write(batch);
+        batch.forEach((p, i) => p.resolve(seqs[i]!));
       } catch (error) {
-        for (const p of batch) p.reject(error);
-        continue;
-      }
-      for (const p of batch) {
-        const r = results.get(p)!;
-        if (Array.isArray(r)) p.resolve(r);
-        else p.reject(r.error);
+        if (batch.length === 1) {
+          batch[0]!.reject(error);
+          continue;
+        }
+        for (const p of batch) {
+          try {
+            p.resolve((await this.#write([p]))[0]!);
+          } catch (err) {
+            p.reject(err);
+          }
+        }
       }
     }
     this.#flushing = false;

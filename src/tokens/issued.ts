@@ -19,9 +19,9 @@ export interface IssuedToken {
 }
 
 /**
- * The issued-token index: every token intentgate mints, recorded in the caller's transaction before the
- * token is returned, so no token exists that the server does not know about.
+ * The issued-token index: every token intentgate mints, recorded in the same transaction as its ledger
+ * entry and before the token is returned, so no token exists that the server does not know about.
  */
-export async function recordIssuedToken(trx: Db, token: IssuedToken): Promise<void> {
-  await trx('issued_tokens').insert({ ...token, status: 'active' });
+export async function recordIssuedTokens(trx: Db, tokens: IssuedToken[]): Promise<void> {
+  if (tokens.length) await trx('issued_tokens').insert(tokens.map((t) => ({ ...t, status: 'active' })));
 }
