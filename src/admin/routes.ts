@@ -11,6 +11,8 @@ import { createResource, deleteResource, getResource, listResources, updateResou
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
+import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
+import { iso } from '../registry/common.ts';
 import { replayFromBody } from '../policy/replay.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
 import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
@@ -59,6 +61,23 @@ function stringFilter(q: URLSearchParams, name: string): string | undefined {
 }
 
 /** `/admin/api/*`: bearer-authenticated JSON REST over the registry, admins and keys. */
+type RevocationBody = { jti?: string; task?: string; client_id?: string; user?: { issuer: string; sub: string }; reason?: string };
+const validateRevocation = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  minProperties: 1,
+  properties: {
+    jti: { type: 'string', minLength: 1, maxLength: 128 },
+    task: { type: 'string', minLength: 1, maxLength: 128 },
+    client_id: { type: 'string', minLength: 1, maxLength: 128 },
+    user: {
+      type: 'object', additionalProperties: false, required: ['issuer', 'sub'],
+      properties: { issuer: { type: 'string', minLength: 1, maxLength: 2000 }, sub: { type: 'string', minLength: 1, maxLength: 1000 } },
+    },
+    reason: { type: 'string', maxLength: 500 },
+  },
+});
+
 const validatePublish = compileSchema({
   type: 'object',
   additionalProperties: false,
@@ -165,6 +184,21 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       else sendError(ctx, 409, 'conflict', 'no new entries since the last checkpoint, or another process is making one', { field: null });
     })
     .add('POST', '/admin/api/policies/replay', async (ctx) => { ctx.body = await replayFromBody(db, await body(ctx)); })
+    .add('POST', '/admin/api/revocations', async (ctx) => {
+      const input = check<RevocationBody>(validateRevocation, await body(ctx));
+      const { reason, ...target } = input;
+      if (Object.keys(target).length !== 1) throw new ValidationError('name exactly one of jti, task, client_id, user', 'jti');
+      created(ctx, await revokeCascade(db, target as RevocationTarget, who(ctx), reason ?? 'revoked by an admin'));
+    })
+    .add('GET', '/admin/api/tasks/:task', async (ctx, [task]) => {
+      const tokens = await db('issued_tokens').where({ task: task! }).orderBy('issued_at', 'asc')
+        .select('jti', 'parent_jti', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at');
+      if (tokens.length === 0) return notFound(ctx, 'task', 'task');
+      ctx.body = {
+        task,
+        tokens: tokens.map((t: Record<string, unknown>) => ({ ...t, issued_at: iso(t.issued_at), expires_at: iso(t.expires_at) })),
+      };
+    })
     .add('GET', '/admin/api/keys', async (ctx) => {
       const now = Date.now();
       const active = keyring.active(now);

@@ -3,7 +3,7 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
 import type { PolicyStore } from '../policy/store.ts';
-import type { LedgerWriter } from '../ledger/writer.ts';
+import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
 import { getClient } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
@@ -52,6 +52,7 @@ async function recorded(write: () => Promise<void>): Promise<void> {
   try {
     await write();
   } catch (err) {
+    if (err instanceof ParentNotLive) throw err;
     throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no token was issued; retry later', {}, 503, err);
   }
 }
@@ -191,7 +192,13 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const minted = await mintAccessToken(deps.keyring, {
     issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
   });
-  await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
+  try {
+    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
+  } catch (err) {
+    // The parent was revoked after the decision: refused, and recorded as such; the child never existed.
+    if (err instanceof ParentNotLive) return deny(invalidRequest('subject_token has been revoked or is no longer live'), decision);
+    throw err;
+  }
   return {
     access_token: minted.token,
     issued_token_type: TT_ACCESS_TOKEN,

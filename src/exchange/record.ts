@@ -40,6 +40,7 @@ export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord)
 export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted): Promise<void> {
   await ledger.commit({
     entries: [entry('exchange.granted', record, { jti: minted.jti, expires_at: minted.exp })],
+    ...(record.parent_jti ? { parents: [record.parent_jti] } : {}),
     tokens: [{
       jti: minted.jti,
       client_id: record.client_id,

@@ -7,6 +7,15 @@ export interface LedgerJob {
   entries: LedgerInput[];
   /** Issued-token index rows that must commit with the entries. */
   tokens?: IssuedToken[];
+  /** Tokens that must still be live when this commits (the parents of `tokens`). */
+  parents?: string[];
+}
+
+/** A parent token was revoked (or expired) between the decision and its child's commit. */
+export class ParentNotLive extends Error {
+  constructor(jti: string) {
+    super(`token ${jti} is no longer live`);
+  }
 }
 
 interface Pending { job: LedgerJob; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
@@ -39,6 +48,14 @@ export class LedgerWriter {
   async #write(batch: Pending[]): Promise<number[][]> {
     return this.#db.transaction(async (trx) => {
       await trx.raw('SET LOCAL synchronous_commit = on');
+      // Parents are locked before the ledger head, in the order revocation takes them (see tasks/revoke.ts).
+      const parents = [...new Set(batch.flatMap((p) => p.job.parents ?? []))];
+      if (parents.length) {
+        const live = new Set((await trx('issued_tokens').whereIn('jti', parents).where({ status: 'active' }).where('expires_at', '>', new Date())
+          .forShare().select('jti')).map((r: { jti: string }) => r.jti));
+        const gone = parents.find((j) => !live.has(j));
+        if (gone) throw new ParentNotLive(gone);
+      }
       await recordIssuedTokens(trx, batch.flatMap((p) => p.job.tokens ?? []));
       const seqs = await appendEntries(trx, batch.flatMap((p) => p.job.entries));
       let at = 0;

@@ -1,6 +1,6 @@
 import { jwtVerify, type JWTPayload } from 'jose';
 import type { Keyring } from '../keys/keyring.ts';
-import { appendEntry } from '../ledger/append.ts';
+import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
 
 const INACTIVE = Object.freeze({ active: false });
@@ -46,16 +46,12 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
 }
 
 /**
- * RFC 7009 for the JWTs intentgate mints: the client that holds the token may revoke it. Anyone else's
- * request, or an unknown token, changes nothing (and is answered the same way, so it reveals nothing).
+ * RFC 7009 for the JWTs intentgate mints: the client that holds the token may revoke it, and every token
+ * derived from it goes too. Anyone else's request, or an unknown token, changes nothing (and is answered
+ * the same way, so it reveals nothing).
  */
 export async function revoke(db: Db, keyring: Keyring, issuer: string, callerClientId: string, token: string): Promise<boolean> {
   const claims = await verifyOwn(keyring, issuer, token);
   if (!claims || claims.client_id !== callerClientId) return false;
-  return db.transaction(async (trx) => {
-    const changed = await trx('issued_tokens').where({ jti: claims.jti, status: 'active' }).update({ status: 'revoked' }).returning('jti');
-    if (changed.length === 0) return false;
-    await appendEntry(trx, { kind: 'token.revoked', actor: callerClientId, payload: { jti: claims.jti, by: 'holder' } });
-    return true;
-  });
+  return (await revokeCascade(db, { jti: claims.jti! }, callerClientId, 'revoked by the holder (RFC 7009)')).revoked > 0;
 }
