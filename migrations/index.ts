@@ -2,10 +2,12 @@ import type { Knex } from 'knex';
 import * as m001 from './001_foundation.ts';
 import * as m002 from './002_exchange.ts';
 import * as m003 from './003_ledger_chain.ts';
+import * as m004 from './004_integrity.ts';
 
 /** Every migration, in order. Listed statically so they load the same way under node and vitest. */
 export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['001_foundation', m001],
   ['002_exchange', m002],
   ['003_ledger_chain', m003],
+  ['004_integrity', m004],
 ];

@@ -132,7 +132,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const token = tokenEndpoint({ issuer: config.issuer, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
-    const ledgerHttp = ledgerEndpoints({ db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit });
+    const ledgerHttp = ledgerEndpoints({ limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit });
     const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log });
 
     const app = new Koa({ proxy: config.trustProxy });

@@ -1,9 +1,11 @@
 import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { PublicJwks } from '../registry/jwks.ts';
-import { invalidRequest } from './errors.ts';
+import type { Db } from '../store/db.ts';
+import { ExchangeError, invalidRequest } from './errors.ts';
 import { OWN_TOKEN_ALGS, describeJoseError, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {
+  db: Db;
   issuer: string;
   ownKeys: () => JWTVerifyGetKey;
   clockSkew: number;
@@ -39,6 +41,11 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
       issuer: deps.issuer, typ: 'at+jwt', algorithms: OWN_TOKEN_ALGS, clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'client_id'],
     });
     if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
+    if ((payload.cnf as { jkt?: unknown } | undefined)?.jkt !== undefined) {
+      throw new ExchangeError('invalid_dpop_proof', 'actor_token is DPoP-bound; this server does not accept DPoP proofs yet');
+    }
+    const row = await deps.db('issued_tokens').where({ jti: payload.jti ?? '' }).first('status');
+    if (row?.status !== 'active') throw invalidRequest('actor_token has been revoked or is no longer live');
     return;
   }
   if (claims.iss === client.id && client.jwks) {

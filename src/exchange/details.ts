@@ -1,6 +1,6 @@
 import type { ValidateFunction } from 'ajv';
 import { ConfigError } from '../config/index.ts';
-import { compileSchema, firstError } from '../registry/validate.ts';
+import { compileSchema, firstError, malformedString } from '../registry/validate.ts';
 import { invalidDetails } from './errors.ts';
 
 export interface AuthorizationDetail {
@@ -39,6 +39,8 @@ export class DetailTypes {
       throw invalidDetails('authorization_details is not valid JSON');
     }
     if (!Array.isArray(parsed) || parsed.length === 0) throw invalidDetails('authorization_details must be a non-empty JSON array');
+    const bad = malformedString(parsed);
+    if (bad) throw invalidDetails(`authorization_details${bad} is not well-formed Unicode`);
     if (parsed.length > 20) throw invalidDetails('authorization_details may hold at most 20 entries');
     return parsed.map((entry, i) => {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw invalidDetails(`authorization_details[${i}] must be an object`);

@@ -89,7 +89,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     req.subjectToken,
     client.client_id,
   );
-  await checkActor({ issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
+  await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
 
   const previousAct = subject.act;
@@ -115,6 +115,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     parent_jti: subject.parent?.jti,
     task,
     context: undefined,
+    subject_claims: subject.user.claims,
   };
   // From here on every outcome is a decision, and is recorded before it is answered.
   const deny = async (err: ExchangeError, decision?: Decision): Promise<never> => {

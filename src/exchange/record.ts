@@ -22,10 +22,12 @@ export interface DecisionRecord {
   task: string | undefined;
   /** The policy's input, kept so a draft policy can re-decide this request (personal: erasable). */
   context: Record<string, unknown> | undefined;
+  /** The original subject token's claims, carried to the tokens derived from this one. */
+  subject_claims: Record<string, unknown> | undefined;
 }
 
 function entry(kind: string, record: DecisionRecord, extra: Record<string, unknown> = {}) {
-  const { intent, context, ...rest } = record;
+  const { intent, context, subject_claims: _claims, ...rest } = record;
   return { kind, actor: record.client_id, payload: { ...rest, ...extra }, personal: { intent, context } };
 }
 
@@ -55,6 +57,7 @@ export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, 
       task: record.task ?? null,
       act: JSON.stringify(record.act),
       authorization_details: record.authorization_details.length ? JSON.stringify(record.authorization_details) : null,
+      subject_claims: record.subject_claims ? JSON.stringify(record.subject_claims) : null,
     }],
   });
 }

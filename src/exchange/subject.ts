@@ -104,6 +104,16 @@ function actOf(value: unknown, depth = 0): Act | undefined {
   return { sub, ...(inner ? { act: inner } : {}) };
 }
 
+/**
+ * A sender-constrained token (RFC 9449 `cnf.jkt`) may only be exchanged with a proof made by its key.
+ * intentgate does not validate DPoP proofs yet, so such tokens are refused rather than rebound as Bearer.
+ */
+function refuseBound(payload: JWTPayload, what: string): void {
+  if ((payload.cnf as { jkt?: unknown } | undefined)?.jkt !== undefined) {
+    throw new ExchangeError('invalid_dpop_proof', `${what} is DPoP-bound (cnf.jkt); exchanging it needs a DPoP proof made with its key, which this server does not accept yet`);
+  }
+}
+
 function checkSub(payload: JWTPayload): string {
   if (!nonEmpty(payload.sub)) throw invalidRequest('subject_token sub must be a non-empty string');
   return payload.sub;
@@ -144,6 +154,7 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
     requiredClaims: ['exp', 'sub'],
   }, 'subject_token');
   checkIat(payload, deps.clockSkew, 'subject_token');
+  refuseBound(payload, 'subject_token');
   return {
     user: { issuer: issuer.issuer, sub: checkSub(payload), claims: payload as Record<string, unknown> },
     scopes: scopesFrom(payload, issuer.scope_claim),
@@ -169,18 +180,20 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
     requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id', 'aud'],
   }, 'subject_token');
   checkIat(payload, deps.clockSkew, 'subject_token');
+  refuseBound(payload, 'subject_token');
   const mayAct = mayActOf(payload);
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
   if (!aud.includes(clientId) && mayAct?.sub !== clientId) {
     throw invalidRequest('subject_token may not be presented by this client: it is not in the token audience or may_act');
   }
-  const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task')
+  const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims')
     .catch((err) => { throw new StorageUnavailable(err); });
   if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) {
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }
   return {
-    user: { issuer: row.subject_issuer, sub: checkSub(payload), claims: {} },
+    // The original user's claims, as the first exchange saw them: policy on `user` holds on every hop.
+    user: { issuer: row.subject_issuer, sub: checkSub(payload), claims: (row.subject_claims as Record<string, unknown> | null) ?? {} },
     act: actOf(payload.act),
     scopes: typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : [],
     exp: payload.exp!,

@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import { malformedString } from '../registry/validate.ts';
 
 export class BodyError extends Error {
   readonly status: number;
@@ -40,5 +41,7 @@ export async function readJsonObject(ctx: Context, limit: number): Promise<Recor
   // PostgreSQL text cannot hold NUL; refuse it here rather than fail in storage.
   if (/\\u0000/i.test(text)) throw new BodyError(400, 'body must not contain NUL characters');
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BodyError(400, 'body must be a JSON object');
+  const bad = malformedString(parsed);
+  if (bad) throw new BodyError(400, `${bad} is not well-formed Unicode (lone surrogate)`);
   return parsed as Record<string, unknown>;
 }

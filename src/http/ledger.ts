@@ -9,9 +9,13 @@ import { ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
 import { BodyError, readJsonObject } from './body.ts';
 import { basicClient } from './client_basic.ts';
-import { sendError } from './errors.ts';
+import { sendError, sendRateLimited } from './errors.ts';
+import type { RateLimiter } from '../ops/rate_limit.ts';
+import { decodeRows, type LedgerEntry } from '../ledger/query.ts';
 
 export interface LedgerHttpDeps {
+  /** Per-address limit: proofs cost work proportional to the ledger's size. */
+  limiter: RateLimiter;
   db: Db;
   ledger: LedgerWriter;
   key: LedgerKey;
@@ -26,15 +30,28 @@ async function resourceServerOf(db: Db, provider: Provider, ctx: Context): Promi
   return row?.resource_server ?? null;
 }
 
+/** Personal values (intent, decision context with user claims) are for admins, not resource servers. */
+function withoutPersonal(entry: LedgerEntry): void {
+  for (const k of Object.keys(entry.payload)) {
+    if (k.endsWith('_sha256')) delete entry.payload[k.slice(0, -'_sha256'.length)];
+  }
+}
+
 function unauthorized(ctx: Context, realm: string): void {
   ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
   sendError(ctx, 401, 'invalid_client', 'authenticate as a registered resource server (HTTP Basic)');
 }
 
 /** The ledger's public face: the latest signed checkpoint, entry proofs, and resource-server events. */
-export function ledgerEndpoints({ db, ledger, key, provider, bodyLimit }: LedgerHttpDeps) {
+export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit }: LedgerHttpDeps) {
+  const limited = (ctx: Context): boolean => {
+    const r = limiter.take(`ledger-ip:${ctx.ip}`);
+    if (!r.ok) sendRateLimited(ctx, r.retryAfter);
+    return !r.ok;
+  };
   return {
     async checkpoint(ctx: Context): Promise<void> {
+      if (limited(ctx)) return;
       const latest = await latestCheckpoint(db);
       if (!latest) return sendError(ctx, 404, 'not_found', 'no checkpoint has been made yet');
       const from = ctx.URL.searchParams.get('from');
@@ -50,6 +67,7 @@ export function ledgerEndpoints({ db, ledger, key, provider, bodyLimit }: Ledger
 
     /** GET /ledger/entries/{seq}/proof: an admin, or the resource server whose token the entry concerns. */
     async proof(ctx: Context, seqParam: string): Promise<void> {
+      if (limited(ctx)) return;
       if (!/^\d{1,15}$/.test(seqParam) || Number(seqParam) < 1) return sendError(ctx, 400, 'invalid_request', 'seq must be a positive integer');
       const bearer = /^Bearer ([\x21-\x7E]{1,512})$/i.exec(ctx.get('authorization'));
       const admin = bearer ? await authenticateAdmin(db, bearer[1]!) : undefined;
@@ -58,16 +76,20 @@ export function ledgerEndpoints({ db, ledger, key, provider, bodyLimit }: Ledger
         resourceServer = await resourceServerOf(db, provider(), ctx);
         if (resourceServer === undefined) return unauthorized(ctx, 'intentgate-ledger');
       }
-      const proof = await entryProof(db, Number(seqParam));
-      const concerns = proof && (proof.entry.payload.audience === resourceServer
-        || (proof.entry.kind === 'resource.event' && proof.entry.actor === resourceServer));
-      if (!proof || (!admin && !concerns)) return sendError(ctx, 404, 'not_found', 'no such entry, or not one about your tokens');
+      // Authorised on the entry alone, before the proof's work (proportional to the ledger) is done.
+      const [entry] = await decodeRows(db, await db('ledger_entries').where({ seq: Number(seqParam) }).select('seq', 'payload', 'leaf_hash', 'chain_hash'));
+      const concerns = entry && entry.kind !== 'exchange.denied' && (entry.payload.audience === resourceServer
+        || (entry.kind === 'resource.event' && entry.actor === resourceServer));
+      if (!entry || (!admin && !concerns)) return sendError(ctx, 404, 'not_found', 'no such entry, or not one about your tokens');
+      const proof = (await entryProof(db, entry))!;
+      if (!admin) withoutPersonal(proof.entry);
       ctx.set('Cache-Control', 'no-store');
       ctx.body = proof;
     },
 
     /** POST /ledger/events: what a call made with one of this resource server's tokens did. */
     async event(ctx: Context): Promise<void> {
+      if (limited(ctx)) return;
       const resourceServer = await resourceServerOf(db, provider(), ctx);
       if (resourceServer === undefined) return unauthorized(ctx, 'intentgate-ledger');
       if (resourceServer === null) return sendError(ctx, 403, 'access_denied', 'this client is not registered as a resource server');

@@ -1,7 +1,7 @@
 import type { Db } from '../store/db.ts';
 import { leafHashes, toCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { consistencyProof, inclusionProof } from './merkle.ts';
-import { decodeRows, type LedgerEntry } from './query.ts';
+import type { LedgerEntry } from './query.ts';
 
 async function leavesUpTo(db: Db, size: number): Promise<Buffer[]> {
   const leaves: Buffer[] = [];
@@ -18,11 +18,9 @@ export type EntryProof =
   | { entry: LedgerEntry; covered: true; leaf_index: number; checkpoint: Checkpoint; inclusion_proof: string[] }
   | { entry: LedgerEntry; covered: false; message: string; checkpoint: Checkpoint | null };
 
-/** One entry with its RFC 9162 inclusion proof against the latest signed checkpoint. */
-export async function entryProof(db: Db, seq: number): Promise<EntryProof | undefined> {
-  const row = await db('ledger_entries').where({ seq }).first('seq', 'payload', 'leaf_hash', 'chain_hash');
-  if (!row) return undefined;
-  const [entry] = await decodeRows(db, [row]);
+/** One (already read) entry with its RFC 9162 inclusion proof against the latest signed checkpoint. */
+export async function entryProof(db: Db, entry: LedgerEntry): Promise<EntryProof | undefined> {
+  const seq = entry.seq;
   const checkpoint = await latestCheckpoint(db);
   if (!checkpoint || checkpoint.tree_size < seq) {
     return { entry: entry!, covered: false, message: 'no signed checkpoint covers this entry yet; ask again after the next checkpoint', checkpoint: checkpoint ?? null };

@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.ts';
+import { sha256Hex } from './hash.ts';
 import { ValidationError } from '../registry/validate.ts';
 
 /** An entry as readers see it: the sealed payload decoded, personal values restored unless erased. */
@@ -38,8 +39,9 @@ export async function decodeRows(db: Db, rows: Row[]): Promise<LedgerEntry[]> {
     for (const [k, v] of Object.entries(doc.body)) {
       if (!k.endsWith('_sha256') || typeof v !== 'string') continue;
       const value = personal.get(v);
-      // An erased value stays erased: the hash remains, the text does not.
-      if (value !== undefined) payload[k.slice(0, -'_sha256'.length)] = JSON.parse(value);
+      // An erased value stays erased: the hash remains, the text does not. A value that no longer matches
+      // its hash was rewritten: it is not shown (and `ledger verify` reports it).
+      if (value !== undefined && sha256Hex(value) === v) payload[k.slice(0, -'_sha256'.length)] = JSON.parse(value);
     }
     return {
       seq: Number(row.seq), at: doc.at, kind: doc.kind, actor: doc.actor, payload,

@@ -5,7 +5,7 @@ import type { Db } from '../store/db.ts';
 import { canonicalBytes } from './canonical.ts';
 import { CHECKPOINT_TYP, type Checkpoint, toCheckpoint } from './checkpoint.ts';
 import { indexColumns } from './entry.ts';
-import { chainOf, leafOf, ZERO_HASH } from './hash.ts';
+import { chainOf, leafOf, sha256Hex, ZERO_HASH } from './hash.ts';
 import { MerkleAccumulator } from './merkle.ts';
 
 export interface VerifyReport {
@@ -146,6 +146,19 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
   const beyond = [...checkpoints.map((c) => c.tree_size), ...anchors.map((a) => a.tree_size)].filter((n) => n > last);
   if (beyond.length) {
     return fail(last + 1, `a checkpoint covers ${Math.max(...beyond)} entries but the database holds ${last}: entries from ${last + 1} on were removed`);
+  }
+  // Personal values (erasable, never rewritable): each must still hash to the key the payloads carry.
+  let afterHash = '';
+  for (;;) {
+    const rows = await db('ledger_personal').where('hash', '>', afterHash).orderBy('hash').limit(PAGE).select('hash', 'value');
+    if (rows.length === 0) break;
+    for (const r of rows) {
+      if (sha256Hex(r.value) !== r.hash) {
+        const first = await db('ledger_entries').whereRaw('position(? in convert_from(payload, \'UTF8\')) > 0', [r.hash]).orderBy('seq').first('seq');
+        return fail(first ? Number(first.seq) : 0, `the personal value ${r.hash} was rewritten`);
+      }
+    }
+    afterHash = rows.at(-1)!.hash;
   }
   const head = await db('ledger_head').where({ id: 1 }).first('seq', 'chain_hash');
   if (!head || Number(head.seq) !== last || !Buffer.from(head.chain_hash).equals(previous)) {

@@ -2,6 +2,7 @@ import type { Db } from '../store/db.ts';
 import { recordIssuedTokens, type IssuedToken } from '../tokens/issued.ts';
 import { appendEntries } from './append.ts';
 import type { LedgerInput } from './entry.ts';
+import { canonicalBytes } from './canonical.ts';
 
 export interface LedgerJob {
   entries: LedgerInput[];
@@ -39,6 +40,12 @@ export class LedgerWriter {
   }
 
   commit(job: LedgerJob): Promise<number[]> {
+    // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink.
+    try {
+      for (const e of job.entries) canonicalBytes({ payload: e.payload, personal: e.personal ?? {} });
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise((resolve, reject) => {
       this.#queue.push({ job, resolve, reject });
       if (!this.#flushing) void this.#flush();

@@ -50,7 +50,8 @@ export class PolicyStore {
     const row = await this.#db('policies').orderBy('version', 'desc').first();
     if (!row) throw new Error('no policy stored');
     const version = Number(row.version);
-    if (version === this.#version) return;
+    // Loads can overlap (NOTIFY, timer, publish); an answer older than the version in force is ignored.
+    if (version <= this.#version) return;
     this.#current = compilePolicy(parsePolicyDocument(row.document), String(version));
     this.#version = version;
   }

@@ -206,7 +206,11 @@ export async function deleteClient(db: Db, clientId: string, actor: string): Pro
 }
 
 /** The client as oidc-provider wants it, secret decrypted; undefined when unknown. */
+const clientIdPattern = new RegExp(ID_PATTERN);
+
 export async function providerClientMetadata(db: Db, kek: Kek, clientId: string): Promise<Record<string, unknown> | undefined> {
+  // No registered client can have another shape; anything else (NUL, oversized) is simply unknown.
+  if (!clientIdPattern.test(clientId)) return undefined;
   const row = await db('clients').where({ client_id: clientId }).first();
   if (!row) return undefined;
   return {

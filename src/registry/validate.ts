@@ -46,3 +46,21 @@ export function check<T>(validate: ValidateFunction, value: unknown): T {
   }
   return value as T;
 }
+
+/** The first string (value or key) in parsed JSON that is not well-formed Unicode (a lone surrogate), as a path. */
+export function malformedString(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.isWellFormed() ? undefined : path || '(root)';
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const bad = malformedString(v, `${path}[${i}]`);
+      if (bad) return bad;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (!k.isWellFormed()) return path ? `${path}.(key)` : '(key)';
+      const bad = malformedString(v, path ? `${path}.${k}` : k);
+      if (bad) return bad;
+    }
+  }
+  return undefined;
+}

@@ -26,14 +26,21 @@ export async function revokeCascade(db: Db, target: RevocationTarget, actor: str
     else roots.where({ subject_issuer: target.user.issuer, subject: target.user.sub });
     const rootJtis = (await roots).map((r: { jti: string }) => r.jti);
     if (rootJtis.length === 0) return { revoked: 0, jtis: [] };
-    const { rows } = await trx.raw(`
-      WITH RECURSIVE tree AS (
-        SELECT jti FROM issued_tokens WHERE jti = ANY(?::text[])
-        UNION
-        SELECT t.jti FROM issued_tokens t JOIN tree ON t.parent_jti = tree.jti
-      )
-      UPDATE issued_tokens SET status = 'revoked' WHERE status = 'active' AND jti IN (SELECT jti FROM tree) RETURNING jti`, [rootJtis]);
-    const jtis = (rows as Array<{ jti: string }>).map((r) => r.jti);
+    // Each statement sees the tree as of its start; a child committed while the statement waited on its
+    // parent's lock is only visible to the next one. Repeat until a pass finds nothing live: every row it
+    // revokes stays locked, so no new child can attach below it meanwhile.
+    const jtis: string[] = [];
+    for (;;) {
+      const { rows } = await trx.raw(`
+        WITH RECURSIVE tree AS (
+          SELECT jti FROM issued_tokens WHERE jti = ANY(?::text[])
+          UNION
+          SELECT t.jti FROM issued_tokens t JOIN tree ON t.parent_jti = tree.jti
+        )
+        UPDATE issued_tokens SET status = 'revoked' WHERE status = 'active' AND jti IN (SELECT jti FROM tree) RETURNING jti`, [rootJtis]);
+      if ((rows as unknown[]).length === 0) break;
+      jtis.push(...(rows as Array<{ jti: string }>).map((r) => r.jti));
+    }
     await appendEntry(trx, {
       kind: 'token.revoked',
       actor,

@@ -16,6 +16,8 @@ export interface IssuedToken {
   act?: string | null;
   /** JSON text: the granted authorization_details. */
   authorization_details?: string | null;
+  /** JSON text: the claims of the chain's original subject token, for policy on later hops. */
+  subject_claims?: string | null;
 }
 
 /**
