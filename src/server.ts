@@ -19,6 +19,7 @@ import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
 import { LedgerWriter } from './ledger/writer.ts';
+import { UserLocks } from './tasks/user_lock.ts';
 import { Checkpointer } from './ledger/checkpoint.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
@@ -91,7 +92,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
     const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64);
-    const exchange = { ledger, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers };
+    const exchange = { ledger, userLocks: new UserLocks(db), db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers };
 
     const tokenLimiter = new RateLimiter(config.rateLimits.token);
     let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });

@@ -2,6 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
+import type { CompiledPolicy } from '../policy/compile.ts';
+import { historyFacts, type HistoryFacts } from '../tasks/history.ts';
+import type { UserLocks } from '../tasks/user_lock.ts';
+import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
 import { getClient } from '../registry/clients.ts';
@@ -13,7 +17,7 @@ import { canonical, type AuthorizationDetail, type DetailTypes } from './details
 import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { mintAccessToken } from './mint.ts';
-import { parseExchange } from './parse.ts';
+import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
 import { resolveTarget, type Target } from './target.ts';
@@ -28,6 +32,7 @@ export interface ExchangeDeps {
   policies: PolicyStore;
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
   ledger: LedgerWriter;
+  userLocks: UserLocks;
 }
 
 export interface ExchangeCall {
@@ -161,6 +166,37 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   } catch {
     throw new ExchangeError('temporarily_unavailable', 'no valid policy is loaded; nothing can be decided', {}, 503);
   }
+  // A policy that reads history decides each user's requests one at a time, from reading the history
+  // until this decision's record commits (lock order: user, then ledger head).
+  const release = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`) : undefined;
+  try {
+    const history = policy.usesHistory ? await historyFacts(db, subject.user, subject.parent?.task, details) : undefined;
+    return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp });
+  } finally {
+    await release?.();
+  }
+}
+
+interface Decided {
+  policy: CompiledPolicy;
+  history: HistoryFacts | undefined;
+  req: ExchangeRequest;
+  client: Client;
+  subject: Subject;
+  target: Target;
+  ceiling: string[];
+  details: AuthorizationDetail[];
+  act: Act;
+  task: string;
+  record: DecisionRecord;
+  deny: (err: ExchangeError, decision?: Decision) => Promise<never>;
+  sourceIp: string;
+}
+
+/** decide → mint → record, for one request whose inputs are authenticated and bounded. */
+async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<ExchangeResponse> {
+  const { config } = deps;
+  const { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny } = c;
   const input: DecisionInput = {
     requestedScopes: req.scope ?? [],
     resource: { identifier: target.kind === 'resource' ? target.identifier : `agent:${target.identifier}`, scopes: target.scopes.filter((s) => ceiling.includes(s.name)) },
@@ -169,8 +205,9 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     details,
     delegated: depth(act) > 1,
     ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
-    sourceIp: call.sourceIp,
+    sourceIp: c.sourceIp,
     now: new Date(),
+    ...(history ? { history } : {}),
   };
   record.context = { ...input, now: input.now.toISOString() };
   const decision = decide(policy, input);

@@ -19,6 +19,8 @@ export type MatchContext = {
   object_type: string | null;
   object: Record<string, unknown>;
   purpose: string | null;
+  /** History facts for this detail's object and action (see DecisionInput.history). */
+  history: Record<string, unknown>;
   client: Record<string, unknown>;
   user: Record<string, unknown>;
   issuer: string | null;
@@ -45,6 +47,8 @@ export interface RuleInfo {
 }
 export interface CompiledPolicy {
   readonly version: string;
+  /** Some rule reads history: decisions must then be serialised per user (see exchange/history_lock.ts). */
+  readonly usesHistory: boolean;
   readonly defaultTtl: number | undefined;
   readonly ability: PolicyAbility;
   /** By rule id; the CASL rule carries the id in its `reason` field. */
@@ -66,6 +70,7 @@ function conditionsOf(rule: PolicyRule, at: string): PolicyConditions | undefine
   if (w.operation !== undefined) c.operation = { $in: asList(w.operation) };
   if (w.client !== undefined) c.client = { $attrs: parseAttributes(w.client, `${at}.when.client`) };
   if (w.user !== undefined) c.user = { $attrs: parseAttributes(w.user, `${at}.when.user`) };
+  if (w.history !== undefined) c.history = { $attrs: parseAttributes(w.history, `${at}.when.history`) };
   if (w.issuer !== undefined) c.issuer = { $in: asList(w.issuer) };
   if (w.environment !== undefined) c.environment = { $in: asList(w.environment) };
   if (w.delegated !== undefined) c.delegated = w.delegated;
@@ -106,5 +111,6 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
   for (const effect of ['allow', 'deny', 'review'] as const) {
     for (const s of subjects) for (const r of ability.rulesFor(effect, s)) void r.ast;
   }
-  return Object.freeze({ version, defaultTtl: doc.default_ttl, ability, rules });
+  const usesHistory = doc.rules.some((r) => r.when?.history !== undefined);
+  return Object.freeze({ version, usesHistory, defaultTtl: doc.default_ttl, ability, rules });
 }

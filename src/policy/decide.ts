@@ -26,6 +26,11 @@ export interface DecisionInput {
   delegateTo?: string;
   sourceIp?: string;
   now: Date;
+  /**
+   * Ledger facts, when the policy reads history: the actions this user (any agent, any task) was granted
+   * per object (`Type:id`), and how often this task was granted each action.
+   */
+  history?: { userObjectActions: Record<string, string[]>; taskActionCounts: Record<string, number> };
 }
 export interface Decision {
   outcome: Effect;
@@ -37,7 +42,7 @@ export interface Decision {
 }
 
 type Candidate = Pick<MatchContext, 'scope' | 'sensitivity' | 'operation'>;
-type DetailPart = Pick<MatchContext, 'has_detail' | 'action' | 'object_type' | 'object' | 'purpose'>;
+type DetailPart = Pick<MatchContext, 'has_detail' | 'action' | 'object_type' | 'object' | 'purpose' | 'history'>;
 /** What the rules say about one scope across all details. */
 interface Verdict { scope: string | null; deny: RuleInfo[]; review: RuleInfo[]; allow: RuleInfo[]; allowed: boolean }
 
@@ -46,11 +51,19 @@ const bag = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v
 
 function detailParts(input: DecisionInput): DetailPart[] {
   const purpose = str(input.purpose);
-  if (input.details.length === 0) return [{ has_detail: false, action: null, object_type: null, object: {}, purpose }];
+  const facts = (action: string | null, object: Record<string, unknown>) => {
+    const id = str(object.id);
+    const type = str(object.type);
+    return {
+      user_object_actions: id !== null ? input.history?.userObjectActions[`${type ?? ''}:${id}`] ?? [] : [],
+      task_action_count: action !== null ? input.history?.taskActionCounts[action] ?? 0 : 0,
+    };
+  };
+  if (input.details.length === 0) return [{ has_detail: false, action: null, object_type: null, object: {}, purpose, history: facts(null, {}) }];
   // A detail's own purpose is the more specific statement; the task's purpose stands in when it has none.
   return input.details.map((d) => {
     const object = bag(d.object);
-    return { has_detail: true, action: str(d.action), object_type: str(object.type), object, purpose: str(d.purpose) ?? purpose };
+    return { has_detail: true, action: str(d.action), object_type: str(object.type), object, purpose: str(d.purpose) ?? purpose, history: facts(str(d.action), object) };
   });
 }
 

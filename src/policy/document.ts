@@ -20,6 +20,7 @@ export interface PolicyWhen {
   operation?: OneOrMany<'read' | 'write'>;
   client?: { id?: unknown; name?: unknown; grant_types?: unknown };
   user?: Record<string, unknown>;
+  history?: { user_object_actions?: unknown; task_action_count?: unknown };
   issuer?: OneOrMany<string>;
   environment?: OneOrMany<string>;
   delegated?: boolean;
@@ -70,6 +71,7 @@ function checkRule(rule: PolicyRule, at: string): void {
   if (when.object) parseAttributes(when.object, `${at}.when.object`);
   if (when.user) parseAttributes(when.user, `${at}.when.user`);
   if (when.client) parseAttributes(when.client, `${at}.when.client`);
+  if (when.history) parseAttributes(when.history, `${at}.when.history`);
   if (when.time) compileTimeWindow(when.time, `${at}.when.time`);
   if (when.source_ip) compileCidrs(asList(when.source_ip), `${at}.when.source_ip`);
 }

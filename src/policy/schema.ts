@@ -36,6 +36,8 @@ const when = {
     operation: oneOrMany({ enum: ['read', 'write'] }),
     client: { type: 'object', additionalProperties: false, properties: { id: {}, name: {}, grant_types: {} } },
     user: attrMap,
+    // Facts from the ledger: what the same user was granted on this object, and what this task did.
+    history: { type: 'object', additionalProperties: false, minProperties: 1, properties: { user_object_actions: {}, task_action_count: {} } },
     issuer: strings,
     environment: strings,
     delegated: { type: 'boolean' },

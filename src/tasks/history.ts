@@ -1,0 +1,42 @@
+import type { Db } from '../store/db.ts';
+
+/** The part of an authorization detail that history is about. */
+interface Detail { action?: unknown; object?: { type?: unknown; id?: unknown } }
+
+export interface HistoryFacts { userObjectActions: Record<string, string[]>; taskActionCounts: Record<string, number> }
+
+const objectKey = (o: { type?: unknown; id?: unknown } | undefined) => (typeof o?.id === 'string' ? `${typeof o.type === 'string' ? o.type : ''}:${o.id}` : undefined);
+
+/**
+ * What the ledger's grants say about this request: for each object it names, the actions the same user
+ * (issuer + sub, through any agent and any task) was granted on it; and how often this task was granted
+ * each action. Read from the issued-token index, which commits with the ledger entry of each grant.
+ */
+export async function historyFacts(db: Db, user: { issuer: string; sub: string }, task: string | undefined, details: Detail[]): Promise<HistoryFacts> {
+  const userObjectActions: Record<string, string[]> = {};
+  for (const d of details) {
+    const key = objectKey(d.object);
+    if (!key || userObjectActions[key]) continue;
+    const rows = await db('issued_tokens')
+      .where({ subject_issuer: user.issuer, subject: user.sub })
+      .whereRaw('authorization_details @> ?::jsonb', [JSON.stringify([{ object: { id: d.object!.id } }])])
+      .select('authorization_details');
+    const actions = new Set<string>();
+    for (const r of rows) {
+      for (const granted of r.authorization_details as Detail[]) {
+        if (objectKey(granted.object) === key && typeof granted.action === 'string') actions.add(granted.action);
+      }
+    }
+    userObjectActions[key] = [...actions];
+  }
+  const taskActionCounts: Record<string, number> = {};
+  if (task) {
+    const rows = await db('issued_tokens').where({ task }).whereNotNull('authorization_details').select('authorization_details');
+    for (const r of rows) {
+      for (const granted of r.authorization_details as Detail[]) {
+        if (typeof granted.action === 'string') taskActionCounts[granted.action] = (taskActionCounts[granted.action] ?? 0) + 1;
+      }
+    }
+  }
+  return { userObjectActions, taskActionCounts };
+}

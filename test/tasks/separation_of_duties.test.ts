@@ -1,0 +1,63 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ACCESS_TOKEN_TYPE, details, exchangeParams, startWorld, type World } from '../helpers/world.ts';
+
+let w: World;
+beforeAll(async () => {
+  w = await startWorld({ policy: { file: path.resolve('test/fixtures/policy/sod.yaml') }, rate_limits: { token: { burst: 100_000, per_second: 100_000 } } });
+});
+afterAll(async () => { await w?.t.stop(); });
+
+function act(action: 'submit' | 'approve', id: string, sub = 'alice', client = 'agent'): Promise<Response> {
+  return (async () => w.exchange(client, exchangeParams(await w.userToken({ sub }), {
+    scope: `expenses:${action}`, intent: `${action} expense ${id}`, authorization_details: details(action, { type: 'Expense', id, amount: 120 }),
+  })))();
+}
+
+describe('separation of duties (seed scenario 1)', () => {
+  it('denies a manager\'s agent approving the expense it submitted, and allows approving someone else\'s', async () => {
+    expect((await act('submit', 'exp_100')).status).toBe(200);
+    const own = await act('approve', 'exp_100');
+    expect(own.status).toBe(400);
+    expect(await own.json()).toMatchObject({ error: 'access_denied', reasons: ['separation_of_duties'] });
+
+    expect((await act('submit', 'exp_200', 'bob')).status).toBe(200);
+    expect((await act('approve', 'exp_200')).status).toBe(200);
+    // History is the user's, not the agent's: another agent of alice's is refused too.
+    const viaOtherAgent = await w.exchange('agent', exchangeParams(await w.userToken({ sub: 'alice' }), {
+      scope: 'expenses:approve', intent: 'approve again', authorization_details: details('approve', { type: 'Expense', id: 'exp_100', amount: 120 }),
+    }));
+    expect(viaOtherAgent.status).toBe(400);
+    // And in the other direction: what alice approved, she may not (re)submit.
+    const resubmit = await act('submit', 'exp_200');
+    expect(await resubmit.json()).toMatchObject({ reasons: ['separation_of_duties'] });
+  });
+
+  it('limits actions per task from the task\'s own history', async () => {
+    const params = exchangeParams(await w.userToken({ sub: 'gina' }), { audience: 'sub-agent', scope: 'expenses:read expenses:submit', intent: 'delegate submissions' });
+    delete params.resource;
+    const delegation = await w.exchange('agent', params);
+    expect(delegation.status).toBe(200);
+    const { access_token: parent } = await delegation.json() as { access_token: string };
+    const submit = (id: string) => w.exchange('sub-agent', {
+      subject_token: parent, subject_token_type: ACCESS_TOKEN_TYPE, resource: 'https://expenses.example', scope: 'expenses:submit',
+      intent: `submit ${id}`, authorization_details: details('submit', { type: 'Expense', id, amount: 5 }),
+    });
+    expect((await submit('exp_t1')).status).toBe(200);
+    expect((await submit('exp_t2')).status).toBe(200);
+    const third = await submit('exp_t3');
+    expect(third.status).toBe(400);
+    expect(await third.json()).toMatchObject({ error: 'access_denied', reasons: ['task_submit_limit'] });
+  });
+
+  it('never grants both of two concurrent conflicting requests (submit X and approve X)', async () => {
+    const pairs = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
+      const id = `exp_race_${i}`;
+      const [s, a] = await Promise.all([act('submit', id, 'hank'), act('approve', id, 'hank')]);
+      return [s.status, a.status];
+    }));
+    for (const [s, a] of pairs) {
+      expect([s, a].filter((x) => x === 200)).toHaveLength(1);
+    }
+  });
+});
