@@ -1,15 +1,11 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXPENSES, seedExpenses, startTestServer, tokenRequest, type TestServer } from '../helpers/server.ts';
+import { EXPENSES, startSeededServer, type TestServer, tokenRequest } from '../helpers/server.ts';
 import { lastEntry } from '../helpers/ledger.ts';
 
 let t: TestServer;
 let creds: [string, string];
-beforeAll(async () => {
-  t = await startTestServer();
-  const { clientId, secret } = await seedExpenses(t);
-  creds = [clientId, secret];
-});
+beforeAll(async () => { ({ t, creds } = await startSeededServer()); });
 afterAll(async () => { await t?.stop(); });
 
 async function token(): Promise<string> {

@@ -1,13 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminQuery, EXPENSES, onPostgres, seedExpenses, startTestServer, tokenRequest, type TestServer } from '../helpers/server.ts';
+import { adminQuery, EXPENSES, onPostgres, startSeededServer, type TestServer, tokenRequest } from '../helpers/server.ts';
 
 let t: TestServer;
 let creds: [string, string];
-beforeAll(async () => {
-  t = await startTestServer();
-  const { clientId, secret } = await seedExpenses(t);
-  creds = [clientId, secret];
-});
+beforeAll(async () => { ({ t, creds } = await startSeededServer()); });
 afterAll(async () => { await t?.stop(); });
 
 function dbName(): string {

@@ -136,3 +136,10 @@ export async function seedExpenses(t: TestServer, clientId = 'svc'): Promise<{ c
   const body = (await c.json()) as { client_secret: string };
   return { clientId, secret: body.client_secret };
 }
+
+/** A server with the expenses resource and a client_credentials client `svc`; its credentials. */
+export async function startSeededServer(): Promise<{ t: TestServer; creds: [string, string] }> {
+  const t = await startTestServer();
+  const { clientId, secret } = await seedExpenses(t);
+  return { t, creds: [clientId, secret] };
+}
