@@ -11,6 +11,7 @@ import { createResource, deleteResource, getResource, listResources, updateResou
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
+import { decideReview, listReviews } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
 import { iso } from '../registry/common.ts';
 import { replayFromBody } from '../policy/replay.ts';
@@ -78,6 +79,12 @@ const validateRevocation = compileSchema({
   },
 });
 
+const validateReviewDecision = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  properties: { comment: { type: 'string', maxLength: 2000 } },
+});
+
 const validatePublish = compileSchema({
   type: 'object',
   additionalProperties: false,
@@ -89,6 +96,10 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
   const router = new Router();
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
+  const reviewer = (ctx: Context) => {
+    const a = ctx.state.admin as AdminIdentity;
+    return { id: a.id, user_issuer: a.user_issuer, user_sub: a.user_sub };
+  };
 
   router
     .add('GET', '/admin/api/admins', async (ctx) => { ctx.body = await listAdmins(db, pageParams(ctx.URL.searchParams)); })
@@ -193,11 +204,27 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     .add('GET', '/admin/api/tasks/:task', async (ctx, [task]) => {
       const tokens = await db('issued_tokens').where({ task: task! }).orderBy('issued_at', 'asc')
         .select('jti', 'parent_jti', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at');
-      if (tokens.length === 0) return notFound(ctx, 'task', 'task');
+      const suspension = await db('tasks').where({ task: task! }).first('status', 'reason', 'review_id');
+      if (tokens.length === 0 && !suspension) return notFound(ctx, 'task', 'task');
       ctx.body = {
         task,
+        status: suspension?.status ?? 'active',
+        ...(suspension ? { suspension: { reason: suspension.reason, review_id: suspension.review_id } } : {}),
         tokens: tokens.map((t: Record<string, unknown>) => ({ ...t, issued_at: iso(t.issued_at), expires_at: iso(t.expires_at) })),
       };
+    })
+    .add('GET', '/admin/api/reviews', async (ctx) => { ctx.body = await listReviews(db, stringFilter(ctx.URL.searchParams, 'status')); })
+    .add('POST', '/admin/api/reviews/:id/approve', async (ctx, [id]) => {
+      const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
+      const r = await decideReview(db, id!, true, reviewer(ctx), comment);
+      if (r) ctx.body = r;
+      else notFound(ctx, 'review', 'id');
+    })
+    .add('POST', '/admin/api/reviews/:id/deny', async (ctx, [id]) => {
+      const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
+      const r = await decideReview(db, id!, false, reviewer(ctx), comment);
+      if (r) ctx.body = r;
+      else notFound(ctx, 'review', 'id');
     })
     .add('GET', '/admin/api/keys', async (ctx) => {
       const now = Date.now();

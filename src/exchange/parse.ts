@@ -14,12 +14,14 @@ export interface ExchangeRequest {
   requestedTokenType: typeof TT_ACCESS_TOKEN | typeof TT_JWT;
   intent: string | undefined;
   details: AuthorizationDetail[];
+  /** The review this request waits on, when it is asked again after `authorization_pending`. */
+  reviewId: string | undefined;
 }
 
 /** Parameters this grant takes; resource and audience may repeat (RFC 8693 §2.1), nothing else may. */
 export const EXCHANGE_PARAMS = [
   'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type', 'resource', 'audience', 'scope',
-  'requested_token_type', 'intent', 'authorization_details',
+  'requested_token_type', 'intent', 'authorization_details', 'review_id',
 ];
 export const REPEATABLE_PARAMS = ['resource', 'audience'];
 
@@ -87,7 +89,11 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
     scope = [...new Set(scopeRaw.split(' '))];
   }
 
+  const reviewId = single(params, 'review_id');
+  if (reviewId !== undefined && !/^rev_[A-Za-z0-9_-]{1,64}$/.test(reviewId)) throw invalidRequest('review_id is malformed');
+
   return {
+    reviewId,
     subjectToken,
     actorToken,
     target: targets[0]!,

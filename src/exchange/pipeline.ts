@@ -17,6 +17,8 @@ import { canonical, type AuthorizationDetail, type DetailTypes } from './details
 import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { mintAccessToken } from './mint.ts';
+import { reviewGate, suspendIfBehaviourRule, type GateInput } from './review_gate.ts';
+import { taskSuspension } from '../review/reviews.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
@@ -160,6 +162,12 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   }
   record.authorization_details = details;
 
+  // A task a behaviour rule suspended takes no new exchanges until a person lifts the suspension.
+  const suspendedBy = subject.parent ? await taskSuspension(db, task) : undefined;
+  if (suspendedBy) {
+    return deny(new ExchangeError('access_denied', 'the task is suspended pending review', { reasons: ['task_suspended'], review_id: suspendedBy }));
+  }
+
   let policy;
   try {
     policy = deps.policies.current();
@@ -211,12 +219,25 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   };
   record.context = { ...input, now: input.now.toISOString() };
   const decision = decide(policy, input);
-  if (decision.outcome !== 'allow') {
-    const reasons = decision.outcome === 'review' ? [...decision.reasons, 'review_required'] : decision.reasons;
-    return deny(new ExchangeError('access_denied', `denied by policy: ${reasons.join(', ')}`, { reasons }), decision);
+  const gate: GateInput = {
+    db: deps.db,
+    binding: { client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, task: subject.parent?.task ?? null, scope: req.scope ?? [], resource: req.target, details },
+    reviewId: req.reviewId,
+    decision,
+    policy,
+    context: { intent: req.intent, details, history: history ?? null },
+    deny,
+  };
+  let granted: string[];
+  if (decision.outcome === 'deny') {
+    await suspendIfBehaviourRule(gate, task);
+    return deny(new ExchangeError('access_denied', `denied by policy: ${decision.reasons.join(', ')}`, { reasons: decision.reasons }), decision);
+  } else if (decision.outcome === 'review') {
+    granted = (await reviewGate(gate)).filter((s) => ceiling.includes(s));
+  } else {
+    // A policy default (no scope requested) is still never more than the ceiling.
+    granted = decision.grantedScopes.filter((s) => ceiling.includes(s));
   }
-  // A policy default (no scope requested) is still never more than the ceiling.
-  const granted = decision.grantedScopes.filter((s) => ceiling.includes(s));
 
   const now = Math.floor(Date.now() / 1000);
   const ttl = Math.min(

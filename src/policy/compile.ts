@@ -44,6 +44,8 @@ export interface RuleInfo {
   readonly effect: Effect;
   readonly reason: string | undefined;
   readonly ttl: number | undefined;
+  /** A deny that also suspends the task (behaviour check). */
+  readonly suspendTask: boolean;
 }
 export interface CompiledPolicy {
   readonly version: string;
@@ -92,7 +94,7 @@ function conditionsOf(rule: PolicyRule, at: string): PolicyConditions | undefine
 export function compilePolicy(doc: PolicyDocument, version: string): CompiledPolicy {
   const rules = new Map<string, RuleInfo>();
   const raw: RawRuleFrom<Tuple, PolicyConditions>[] = doc.rules.map((rule, index) => {
-    rules.set(rule.id, { id: rule.id, index, effect: rule.effect, reason: rule.reason, ttl: rule.ttl });
+    rules.set(rule.id, { id: rule.id, index, effect: rule.effect, reason: rule.reason, ttl: rule.ttl, suspendTask: rule.suspend_task === true });
     const resources = asList(rule.resource);
     return {
       action: rule.effect,

@@ -36,6 +36,7 @@ export interface PolicyRule {
   reason?: string;
   ttl?: number;
   delegate_to?: OneOrMany<string>;
+  suspend_task?: boolean;
   when?: PolicyWhen;
 }
 export interface PolicyDocument {
@@ -61,6 +62,7 @@ function checkRule(rule: PolicyRule, at: string): void {
     if (rule.ttl !== undefined) fail('ttl', 'is only allowed on allow rules');
     if (rule.delegate_to !== undefined) fail('delegate_to', 'is only allowed on allow rules');
   }
+  if (rule.suspend_task !== undefined && rule.effect !== 'deny') fail('suspend_task', 'is only allowed on deny rules');
   const scopes = asList(rule.scopes);
   if (scopes.includes('*') && scopes.length > 1) fail('scopes', 'must not list other scopes next to "*"');
   asList(rule.resource).forEach((r, i) => {

@@ -68,6 +68,8 @@ const rule = {
     reason: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,63}$' },
     ttl: { type: 'integer', minimum: 10, maximum: 86_400 },
     delegate_to: oneOrMany({ type: 'string', pattern: ID_PATTERN }),
+    // A behaviour rule: when this deny matches, the whole task is suspended for a person to review.
+    suspend_task: { type: 'boolean' },
     when,
   },
 };

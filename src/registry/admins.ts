@@ -5,15 +5,22 @@ import { iso } from './common.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from './validate.ts';
 
-export interface Admin { id: string; name: string; created_at: string; created_by: string | null; revoked_at: string | null }
-export interface AdminIdentity { id: string; name: string }
+export interface Admin { id: string; name: string; created_at: string; created_by: string | null; revoked_at: string | null; user: { issuer: string; sub: string } | null }
+export interface AdminIdentity { id: string; name: string; user_issuer: string | null; user_sub: string | null }
 
 const TOKEN_PREFIX = 'iga_';
 const validateCreate = compileSchema({
   type: 'object',
   additionalProperties: false,
   required: ['name'],
-  properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 200 },
+    // The person behind the credential, as users are identified: a reviewer never reviews their own requests.
+    user: {
+      type: 'object', additionalProperties: false, required: ['issuer', 'sub'],
+      properties: { issuer: { type: 'string', minLength: 1, maxLength: 2000 }, sub: { type: 'string', minLength: 1, maxLength: 1000 } },
+    },
+  },
 });
 
 // Admin tokens are 256-bit random values, so a plain SHA-256 is a sound verifier; no slow hash needed.
@@ -28,13 +35,16 @@ function toAdmin(row: Record<string, unknown>): Admin {
     created_at: iso(row.created_at),
     created_by: (row.created_by as string | null) ?? null,
     revoked_at: row.revoked_at ? iso(row.revoked_at) : null,
+    user: row.user_sub ? { issuer: row.user_issuer as string, sub: row.user_sub as string } : null,
   };
 }
 
-async function insertAdmin(trx: Db, name: string, token: string, actor: string, bootstrap: boolean): Promise<Admin> {
+async function insertAdmin(trx: Db, name: string, token: string, actor: string, bootstrap: boolean, user?: { issuer: string; sub: string }): Promise<Admin> {
   const [row] = await trx('admins').insert({
     id: `adm_${randomUUID()}`,
     name,
+    user_issuer: user?.issuer ?? null,
+    user_sub: user?.sub ?? null,
     token_hash: hashToken(token),
     bootstrap,
     created_at: new Date(),
@@ -45,16 +55,16 @@ async function insertAdmin(trx: Db, name: string, token: string, actor: string, 
 }
 
 export async function createAdmin(db: Db, body: unknown, actor: string): Promise<Admin & { token: string }> {
-  const { name } = check<{ name: string }>(validateCreate, body);
+  const { name, user } = check<{ name: string; user?: { issuer: string; sub: string } }>(validateCreate, body);
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
-  const admin = await db.transaction((trx) => insertAdmin(trx, name, token, actor, false));
+  const admin = await db.transaction((trx) => insertAdmin(trx, name, token, actor, false, user));
   return { ...admin, token };
 }
 
 export async function authenticateAdmin(db: Db, token: string): Promise<AdminIdentity | undefined> {
   if (token.length > 512) return undefined;
-  const row = await db('admins').where({ token_hash: hashToken(token) }).whereNull('revoked_at').first('id', 'name');
-  return row ? { id: row.id, name: row.name } : undefined;
+  const row = await db('admins').where({ token_hash: hashToken(token) }).whereNull('revoked_at').first('id', 'name', 'user_issuer', 'user_sub');
+  return row ? { id: row.id, name: row.name, user_issuer: row.user_issuer ?? null, user_sub: row.user_sub ?? null } : undefined;
 }
 
 export async function listAdmins(db: Db, page: PageParams): Promise<Page<Admin>> {
