@@ -17,8 +17,8 @@ import { canonical, type AuthorizationDetail, type DetailTypes } from './details
 import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { mintAccessToken } from './mint.ts';
-import { reviewGate, suspendIfBehaviourRule, type GateInput } from './review_gate.ts';
-import { taskSuspension } from '../review/reviews.ts';
+import { applyCounters, reviewGate, suspendIfBehaviourRule, type GateInput } from './review_gate.ts';
+import { taskStatus } from '../tasks/behaviour.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
@@ -162,10 +162,17 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   }
   record.authorization_details = details;
 
-  // A task a behaviour rule suspended takes no new exchanges until a person lifts the suspension.
-  const suspendedBy = subject.parent ? await taskSuspension(db, task) : undefined;
-  if (suspendedBy) {
-    return deny(new ExchangeError('access_denied', 'the task is suspended pending review', { reasons: ['task_suspended'], review_id: suspendedBy }));
+  // A task a behaviour rule suspended takes no new exchanges until a person lifts the suspension; a
+  // downgraded one goes on with read scopes only.
+  const state = subject.parent ? await taskStatus(db, task) : undefined;
+  if (state?.status === 'suspended') {
+    return deny(new ExchangeError('access_denied', 'the task is suspended pending review', { reasons: ['task_suspended'], review_id: state.review_id }));
+  }
+  if (state?.status === 'downgraded') {
+    const readOnly = new Set(target.scopes.filter((s) => s.operation === 'read').map((s) => s.name));
+    const writes = (req.scope ?? []).filter((s) => !readOnly.has(s));
+    if (writes.length) return deny(new ExchangeError('access_denied', `the task is downgraded to read scopes: ${writes.join(' ')} refused`, { reasons: ['task_downgraded'] }));
+    for (let i = ceiling.length - 1; i >= 0; i--) if (!readOnly.has(ceiling[i]!)) ceiling.splice(i, 1);
   }
 
   let policy;
@@ -231,7 +238,12 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   let granted: string[];
   if (decision.outcome === 'deny') {
     await suspendIfBehaviourRule(gate, task);
-    return deny(new ExchangeError('access_denied', `denied by policy: ${decision.reasons.join(', ')}`, { reasons: decision.reasons }), decision);
+    try {
+      return await deny(new ExchangeError('access_denied', `denied by policy: ${decision.reasons.join(', ')}`, { reasons: decision.reasons }), decision);
+    } finally {
+      // The refusal stands whatever the counters do; a counter that cannot be read changes nothing.
+      await applyCounters(gate, task, 'denied').catch(() => undefined);
+    }
   } else if (decision.outcome === 'review') {
     granted = (await reviewGate(gate)).filter((s) => ceiling.includes(s));
   } else {
@@ -258,6 +270,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     if (err instanceof ParentNotLive) return deny(invalidRequest('subject_token has been revoked or is no longer live'), decision);
     throw err;
   }
+  await applyCounters(gate, task, 'granted').catch(() => undefined);
   return {
     access_token: minted.token,
     issued_token_type: TT_ACCESS_TOKEN,

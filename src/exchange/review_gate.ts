@@ -1,8 +1,8 @@
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { Decision } from '../policy/decide.ts';
-import { consumeApproval, openReview, pollReview, REVIEW_INTERVAL, suspendTask, type ReviewBinding } from '../review/reviews.ts';
+import { consumeApproval, openReview, pollReview, REVIEW_INTERVAL, type ReviewBinding } from '../review/reviews.ts';
+import { downgradeTask, suspendForReview, taskStatus, trippedCounter } from '../tasks/behaviour.ts';
 import type { Db } from '../store/db.ts';
-import { revokeCascade } from '../tasks/revoke.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 
 
@@ -55,11 +55,17 @@ export async function reviewGate(g: GateInput): Promise<string[]> {
 export async function suspendIfBehaviourRule(g: GateInput, task: string): Promise<void> {
   const rules = g.decision.matchedRules.map((id) => g.policy.rules.get(id)).filter((r) => r?.effect === 'deny' && r.suspendTask && g.decision.reasons.includes(r.reason ?? ''));
   if (rules.length === 0) return;
-  const ids = rules.map((r) => r!.id);
-  const revoked = await revokeCascade(g.db, { task }, 'system', `behaviour rule ${ids.join(', ')}`);
-  const reviewId = await openReview(g.db, 'task_suspension', { ...g.binding, task }, { ...g.context, rule: ids, reasons: g.decision.reasons, evidence: { revoked: revoked.jtis } });
-  await suspendTask(g.db, task, reviewId, g.decision.reasons.join(', '));
+  const reviewId = await suspendForReview(g.db, task, g.binding, { ...g.context, rule: rules.map((r) => r!.id) }, g.decision.reasons);
   await g.deny(new ExchangeError('access_denied', `the task is suspended for review: ${g.decision.reasons.join(', ')}`, {
     reasons: [...g.decision.reasons, 'task_suspended'], review_id: reviewId,
   }), g.decision);
+}
+
+/** After a decision is recorded: a tripped counter suspends or downgrades the task. */
+export async function applyCounters(g: GateInput, task: string, counts: 'denied' | 'granted'): Promise<void> {
+  const tripped = await trippedCounter(g.db, g.policy, task, counts);
+  if (!tripped) return;
+  if (tripped.rule.outcome === 'downgrade') return downgradeTask(g.db, task, tripped.rule.id, tripped.evidence);
+  if ((await taskStatus(g.db, task)).status === 'suspended') return;
+  await suspendForReview(g.db, task, g.binding, { ...g.context, rule: [tripped.rule.id], evidence: tripped.evidence }, [tripped.rule.id]);
 }

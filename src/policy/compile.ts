@@ -49,8 +49,10 @@ export interface RuleInfo {
 }
 export interface CompiledPolicy {
   readonly version: string;
-  /** Some rule reads history: decisions must then be serialised per user (see exchange/history_lock.ts). */
+  /** Some rule reads history: decisions must then be serialised per user (see tasks/user_lock.ts). */
   readonly usesHistory: boolean;
+  /** Counters over a task's recorded decisions (repeated denials, volume) and their outcomes. */
+  readonly behaviour: ReadonlyArray<{ id: string; counts: 'denied' | 'granted'; count: number; within: number; outcome: 'suspend' | 'downgrade' }>;
   readonly defaultTtl: number | undefined;
   readonly ability: PolicyAbility;
   /** By rule id; the CASL rule carries the id in its `reason` field. */
@@ -114,5 +116,9 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
     for (const s of subjects) for (const r of ability.rulesFor(effect, s)) void r.ast;
   }
   const usesHistory = doc.rules.some((r) => r.when?.history !== undefined);
-  return Object.freeze({ version, usesHistory, defaultTtl: doc.default_ttl, ability, rules });
+  const behaviour = (doc.behaviour ?? []).map((b) => {
+    const c = (b.repeated_denials ?? b.volume)!;
+    return { id: b.id, counts: b.repeated_denials ? 'denied' as const : 'granted' as const, count: c.count, within: c.within, outcome: b.outcome };
+  });
+  return Object.freeze({ version, usesHistory, behaviour, defaultTtl: doc.default_ttl, ability, rules });
 }

@@ -39,10 +39,19 @@ export interface PolicyRule {
   suspend_task?: boolean;
   when?: PolicyWhen;
 }
+export interface BehaviourRule {
+  id: string;
+  description?: string;
+  repeated_denials?: { count: number; within: number };
+  volume?: { count: number; within: number };
+  outcome: 'suspend' | 'downgrade';
+}
+
 export interface PolicyDocument {
   version: 1;
   default_ttl?: number;
   rules: PolicyRule[];
+  behaviour?: BehaviourRule[];
 }
 
 const validateDocument = compileSchema(documentSchema);
@@ -90,6 +99,13 @@ export function validatePolicyDocument(value: unknown): PolicyDocument {
     if (seen.has(rule.id)) throw new ValidationError(`rules.${i}.id duplicates ${rule.id}`, `rules.${i}.id`);
     seen.add(rule.id);
     checkRule(rule, `rules.${i}`);
+  });
+  (doc.behaviour ?? []).forEach((b, i) => {
+    if ((b.repeated_denials === undefined) === (b.volume === undefined)) {
+      throw new ValidationError(`behaviour.${i} needs exactly one of repeated_denials and volume`, `behaviour.${i}`);
+    }
+    if (seen.has(b.id)) throw new ValidationError(`behaviour.${i}.id duplicates ${b.id}`, `behaviour.${i}.id`);
+    seen.add(b.id);
   });
   return doc;
 }

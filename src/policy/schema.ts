@@ -74,6 +74,13 @@ const rule = {
   },
 };
 
+const counter = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['count', 'within'],
+  properties: { count: { type: 'integer', minimum: 1, maximum: 100_000 }, within: { type: 'integer', minimum: 1, maximum: 86_400 } },
+};
+
 export const documentSchema = {
   type: 'object',
   additionalProperties: false,
@@ -82,6 +89,23 @@ export const documentSchema = {
     version: { const: 1 },
     default_ttl: { type: 'integer', minimum: 10, maximum: 86_400 },
     rules: { type: 'array', maxItems: 1000, items: rule },
+    // Behaviour counters over a task's recorded decisions, with what happens when one trips.
+    behaviour: {
+      type: 'array',
+      maxItems: 100,
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['id', 'outcome'],
+        properties: {
+          id: { type: 'string', pattern: '^[a-z0-9][a-z0-9_.-]{0,63}$' },
+          description: { type: 'string', maxLength: 2000 },
+          repeated_denials: counter,
+          volume: counter,
+          outcome: { enum: ['suspend', 'downgrade'] },
+        },
+      },
+    },
   },
 };
 

@@ -71,11 +71,6 @@ export async function consumeApproval(db: Db, id: string): Promise<boolean> {
   return rows.length === 1;
 }
 
-export async function taskSuspension(db: Db, task: string): Promise<string | undefined> {
-  const row = await db('tasks').where({ task, status: 'suspended' }).first('review_id');
-  return row ? (row.review_id as string) : undefined;
-}
-
 export async function suspendTask(db: Db, task: string, reviewId: string, reason: string): Promise<void> {
   await db('tasks').insert({ task, status: 'suspended', reason, review_id: reviewId, updated_at: new Date() })
     .onConflict('task').merge();

@@ -79,7 +79,11 @@ describe('human review (seed scenario 3)', () => {
 
 describe('behaviour check: a summarising task that reaches for restricted data is suspended (seed scenario 2)', () => {
   it('revokes the task\'s tokens, refuses its new exchanges, and a reviewer\'s approval lifts the suspension', async () => {
-    const params = exchangeParams(await w.userToken({ sub: 'ivy' }), { audience: 'summarizer', scope: 'expenses:read hr:read', intent: 'Summarise the quarter' });
+    // The first exchange declares the task's purpose; no later hop can change it (details never widen).
+    const params = exchangeParams(await w.userToken({ sub: 'ivy' }), {
+      audience: 'summarizer', scope: 'expenses:read hr:read', intent: 'Summarise the quarter',
+      authorization_details: JSON.stringify([{ type: 'tool_call', action: 'read', purpose: 'summarize' }]),
+    });
     delete params.resource;
     const delegation = await w.exchange('agent', params);
     expect(delegation.status).toBe(200);
@@ -93,7 +97,8 @@ describe('behaviour check: a summarising task that reaches for restricted data i
     const { access_token: earlier } = await reading.json() as { access_token: string };
     expect(await introspect(earlier)).toBe(true);
 
-    const drift = await hop('hr:read', HR, { authorization_details: details('read', { type: 'Document', id: 'salaries' }, 'summarize') });
+    // Drifting: the summariser reaches for restricted HR data, without saying why.
+    const drift = await hop('hr:read', HR);
     expect(drift.status).toBe(400);
     const refused = await drift.json() as { error: string; reasons: string[]; review_id: string };
     expect(refused).toMatchObject({ error: 'access_denied', reasons: ['restricted_data_for_summary', 'task_suspended'] });
