@@ -1,3 +1,4 @@
+import { decodeRows } from '../ledger/query.ts';
 import type { Db } from '../store/db.ts';
 
 /** The part of an authorization detail that history is about. */
@@ -8,7 +9,7 @@ export interface HistoryFacts { userObjectActions: Record<string, string[]>; tas
 const objectKey = (o: { type?: unknown; id?: unknown } | undefined) => (typeof o?.id === 'string' ? `${typeof o.type === 'string' ? o.type : ''}:${o.id}` : undefined);
 
 /**
- * What the ledger's grants say about this request: for each object it names, the actions the same user
+ * What the ledger says about this request (grants, and events resource servers reported): for each object it names, the actions the same user
  * (issuer + sub, through any agent and any task) was granted on it; and how often this task was granted
  * each action. Read from the issued-token index, which commits with the ledger entry of each grant.
  */
@@ -28,6 +29,17 @@ export async function historyFacts(db: Db, user: { issuer: string; sub: string }
       }
     }
     userObjectActions[key] = [...actions];
+  }
+  // What resource servers reported as done for this user, e.g. the object a call created.
+  const wanted = new Set(Object.keys(userObjectActions));
+  if (wanted.size) {
+    const rows = await db('ledger_entries').where({ kind: 'resource.event', subject: user.sub }).select('seq', 'payload', 'leaf_hash', 'chain_hash');
+    for (const e of await decodeRows(db, rows)) {
+      const p = e.payload as { user?: { issuer?: string }; outcome?: string; action?: unknown; object?: { type?: unknown; id?: unknown } };
+      const key = objectKey(p.object);
+      if (p.user?.issuer !== user.issuer || p.outcome !== 'success' || !key || !wanted.has(key) || typeof p.action !== 'string') continue;
+      if (!userObjectActions[key]!.includes(p.action)) userObjectActions[key]!.push(p.action);
+    }
   }
   const taskActionCounts: Record<string, number> = {};
   if (task) {

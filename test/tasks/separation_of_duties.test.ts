@@ -33,6 +33,24 @@ describe('separation of duties (seed scenario 1)', () => {
     expect(await resubmit.json()).toMatchObject({ reasons: ['separation_of_duties'] });
   });
 
+  it('counts what a resource server reported as done, e.g. an expense a call created', async () => {
+    // The agent had a token to create expenses in general (no object id); the resource server reports what it created.
+    const res = await w.exchange('agent', exchangeParams(await w.userToken({ sub: 'alice' }), {
+      scope: 'expenses:submit', intent: 'file a new expense', authorization_details: details('submit', { type: 'Expense', id: 'draft', amount: 80 }),
+    }));
+    expect(res.status).toBe(200);
+    const { access_token } = await res.json() as { access_token: string };
+    const { decodeJwt } = await import('jose');
+    const event = await fetch(`${w.t.url}/ledger/events`, {
+      method: 'POST',
+      headers: { authorization: `Basic ${Buffer.from(w.creds['expenses-rs']!.join(':')).toString('base64')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ jti: decodeJwt(access_token).jti, outcome: 'success', action: 'submit', object: { type: 'Expense', id: 'exp_created_77', created: true } }),
+    });
+    expect(event.status).toBe(201);
+    const approve = await act('approve', 'exp_created_77');
+    expect(await approve.json()).toMatchObject({ error: 'access_denied', reasons: ['separation_of_duties'] });
+  });
+
   it('limits actions per task from the task\'s own history', async () => {
     const params = exchangeParams(await w.userToken({ sub: 'gina' }), { audience: 'sub-agent', scope: 'expenses:read expenses:submit', intent: 'delegate submissions' });
     delete params.resource;
