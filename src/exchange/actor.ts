@@ -2,7 +2,8 @@ import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } f
 import type { PublicJwks } from '../registry/jwks.ts';
 import type { Db } from '../store/db.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
-import { OWN_TOKEN_ALGS, describeJoseError, peek, type Subject } from './subject.ts';
+import { SIGNING_ALGS } from '../keys/keyring.ts';
+import { describeJoseError, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {
   db: Db;
@@ -38,7 +39,7 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
   const { claims } = peek(actorToken, 'actor_token');
   if (claims.iss === deps.issuer) {
     const payload = await verified(actorToken, deps.ownKeys(), {
-      issuer: deps.issuer, typ: 'at+jwt', algorithms: OWN_TOKEN_ALGS, clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'client_id'],
+      issuer: deps.issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'client_id'],
     });
     if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
     if ((payload.cnf as { jkt?: unknown } | undefined)?.jkt !== undefined) {

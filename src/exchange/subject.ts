@@ -1,5 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import type { Keyring } from '../keys/keyring.ts';
+import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { StorageUnavailable } from '../store/errors.ts';
@@ -33,7 +33,6 @@ export interface SubjectDeps {
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
 }
 
-export const OWN_TOKEN_ALGS = ['ES256', 'EdDSA'];
 
 /** Why a token failed, in words a client developer can act on; never the token itself. */
 export function describeJoseError(err: unknown, what: string): ExchangeError {
@@ -175,7 +174,7 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
   const { payload } = await verify(token, deps.keyring.verifier(), {
     issuer: deps.issuer,
     typ: 'at+jwt',
-    algorithms: OWN_TOKEN_ALGS,
+    algorithms: [...SIGNING_ALGS],
     clockTolerance: deps.clockSkew,
     requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id', 'aud'],
   }, 'subject_token');

@@ -3,6 +3,9 @@ import type { SigningAlg } from '../config/index.ts';
 import type { Kek } from '../crypto/kek.ts';
 import type { Db } from '../store/db.ts';
 
+/** The algorithms intentgate signs its tokens with; verifying its own tokens accepts these and no others. */
+export const SIGNING_ALGS: readonly SigningAlg[] = ['ES256', 'EdDSA'];
+
 export interface SigningKey {
   kid: string;
   alg: SigningAlg;

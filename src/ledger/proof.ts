@@ -19,7 +19,7 @@ export type EntryProof =
   | { entry: LedgerEntry; covered: false; message: string; checkpoint: Checkpoint | null };
 
 /** One (already read) entry with its RFC 9162 inclusion proof against the latest signed checkpoint. */
-export async function entryProof(db: Db, entry: LedgerEntry): Promise<EntryProof | undefined> {
+export async function entryProof(db: Db, entry: LedgerEntry): Promise<EntryProof> {
   const seq = entry.seq;
   const checkpoint = await latestCheckpoint(db);
   if (!checkpoint || checkpoint.tree_size < seq) {

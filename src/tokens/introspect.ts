@@ -1,16 +1,15 @@
 import { jwtVerify, type JWTPayload } from 'jose';
-import type { Keyring } from '../keys/keyring.ts';
+import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
 
 const INACTIVE = Object.freeze({ active: false });
-const ALGS = ['ES256', 'EdDSA'];
 
 /** Our own signature, issuer and typ; undefined for anything else (including expired tokens). */
 async function verifyOwn(keyring: Keyring, issuer: string, token: string): Promise<JWTPayload | undefined> {
   if (token.length > 16_384) return undefined;
   try {
-    return (await jwtVerify(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: ALGS, requiredClaims: ['jti', 'exp', 'aud'] })).payload;
+    return (await jwtVerify(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], requiredClaims: ['jti', 'exp', 'aud'] })).payload;
   } catch {
     return undefined;
   }
