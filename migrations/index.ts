@@ -5,6 +5,7 @@ import * as m003 from './003_ledger_chain.ts';
 import * as m004 from './004_integrity.ts';
 import * as m005 from './005_history_index.ts';
 import * as m006 from './006_reviews.ts';
+import * as m007 from './007_dpop.ts';
 
 /** Every migration, in order. Listed statically so they load the same way under node and vitest. */
 export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
@@ -14,4 +15,5 @@ export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['004_integrity', m004],
   ['005_history_index', m005],
   ['006_reviews', m006],
+  ['007_dpop', m007],
 ];

@@ -29,6 +29,7 @@ import { embeddedLock } from './store/embedded_lock.ts';
 import { listen } from './store/notify.ts';
 import { sweepOidcPayloads } from './store/oidc_adapter.ts';
 import { DetailTypes } from './exchange/details.ts';
+import { sweepDpopProofs } from './exchange/dpop.ts';
 import { devTrustedIssuer } from './keys/dev_issuer.ts';
 import type { TrustedIssuer } from './registry/issuers.ts';
 import { IssuerKeys } from './exchange/issuer_keys.ts';
@@ -117,6 +118,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }, KEY_RELOAD_MS).unref());
     timers.push(setInterval(() => {
       sweepOidcPayloads(db).catch((err) => log.warn('sweep failed', { err }));
+      sweepDpopProofs(db).catch((err) => log.warn('DPoP proof sweep failed', { err }));
     }, config.oidcSweepInterval * 1000).unref());
 
     const { key: ledgerKey, generated: ledgerKeyFile } = await loadLedgerKey(config);

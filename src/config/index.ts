@@ -51,6 +51,8 @@ export interface ExchangeSettings {
   maxTokenBytes: number;
   maxDetailsBytes: number;
   clockSkew: number;
+  /** Seconds a DPoP proof sent with an exchange stays acceptable after its iat. */
+  dpopProofMaxAge: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -73,6 +75,7 @@ interface FileConfig {
     max_token_bytes?: number;
     max_details_bytes?: number;
     clock_skew?: number;
+    dpop_proof_max_age?: number;
   };
   authorization_details_types?: Record<string, object>;
   policy?: { file?: string };
@@ -160,6 +163,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
       maxTokenBytes: merged.exchange?.max_token_bytes ?? 16_384,
       maxDetailsBytes: merged.exchange?.max_details_bytes ?? 16_384,
       clockSkew: merged.exchange?.clock_skew ?? 60,
+      dpopProofMaxAge: merged.exchange?.dpop_proof_max_age ?? 60,
     },
     detailTypes: merged.authorization_details_types ?? {},
     policyFile: path.resolve(path.dirname(file), merged.policy?.file ?? 'policies/default.yaml'),

@@ -1,9 +1,9 @@
 import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { PublicJwks } from '../registry/jwks.ts';
 import type { Db } from '../store/db.ts';
-import { ExchangeError, invalidRequest } from './errors.ts';
+import { invalidRequest } from './errors.ts';
 import { SIGNING_ALGS } from '../keys/keyring.ts';
-import { describeJoseError, peek, type Subject } from './subject.ts';
+import { describeJoseError, jktOf, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {
   db: Db;
@@ -26,8 +26,9 @@ async function verified(token: string, key: JWTVerifyGetKey, options: Parameters
  * The authenticated client is the actor (RFC 8693 §4.1). An actor_token, when sent, must identify that
  * same client: a token intentgate issued to it, or a JWT the client signed with its registered keys
  * (`iss` = `sub` = client_id, `aud` = this issuer). A subject token's may_act must name it too.
+ * Returns the actor token's DPoP key (`cnf.jkt`) when it is bound: the request's proof must be made by it.
  */
-export async function checkActor(deps: ActorDeps, client: ActingClient, actorToken: string | undefined, subject: Subject): Promise<void> {
+export async function checkActor(deps: ActorDeps, client: ActingClient, actorToken: string | undefined, subject: Subject): Promise<string | undefined> {
   if (subject.mayAct?.sub !== undefined && subject.mayAct.sub !== client.id) {
     throw invalidRequest('the subject token\'s may_act does not allow this client to act');
   }
@@ -42,18 +43,16 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
       issuer: deps.issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'client_id'],
     });
     if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
-    if ((payload.cnf as { jkt?: unknown } | undefined)?.jkt !== undefined) {
-      throw new ExchangeError('invalid_dpop_proof', 'actor_token is DPoP-bound; this server does not accept DPoP proofs yet');
-    }
+    const jkt = jktOf(payload, 'actor_token');
     const row = await deps.db('issued_tokens').where({ jti: payload.jti ?? '' }).first('status');
     if (row?.status !== 'active') throw invalidRequest('actor_token has been revoked or is no longer live');
-    return;
+    return jkt;
   }
   if (claims.iss === client.id && client.jwks) {
-    await verified(actorToken, createLocalJWKSet(client.jwks), {
+    const payload = await verified(actorToken, createLocalJWKSet(client.jwks), {
       issuer: client.id, subject: client.id, audience: deps.issuer, clockTolerance: deps.clockSkew, requiredClaims: ['exp'],
     });
-    return;
+    return jktOf(payload, 'actor_token');
   }
   throw invalidRequest('actor_token must identify the authenticated client');
 }

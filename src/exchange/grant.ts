@@ -35,6 +35,7 @@ export function tokenExchangeHandler(deps: GrantDeps) {
         resourceWasSent: !(ctx.state as Record<symbol, unknown>)[RESOURCE_DEFAULTED],
         clientId,
         sourceIp: ctx.ip,
+        dpop: ctx.req.headers.dpop,
       });
       ctx.state.tokenRecorded = true;
     } catch (err) {

@@ -14,6 +14,8 @@ export interface MintInput {
   task: string;
   ttl: number;
   details: AuthorizationDetail[];
+  /** RFC 9449: the thumbprint of the key the token is bound to. */
+  cnfJkt?: string;
 }
 
 export interface Minted { token: string; jti: string; iat: number; exp: number }
@@ -30,6 +32,7 @@ export async function mintAccessToken(keyring: Keyring, input: MintInput): Promi
     act: input.act,
     task: input.task,
     ...(input.details.length ? { authorization_details: input.details } : {}),
+    ...(input.cnfJkt ? { cnf: { jkt: input.cnfJkt } } : {}),
   })
     .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
     .setIssuer(input.issuer)

@@ -13,6 +13,7 @@ import { splitScope } from '../registry/common.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
+import { senderKey } from './dpop.ts';
 import { canonical, type AuthorizationDetail, type DetailTypes } from './details.ts';
 import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
@@ -43,12 +44,14 @@ export interface ExchangeCall {
   resourceWasSent: boolean;
   clientId: string;
   sourceIp: string;
+  /** The DPoP header(s) of the request (RFC 9449), unparsed. */
+  dpop: string | string[] | undefined;
 }
 
 export interface ExchangeResponse {
   access_token: string;
   issued_token_type: string;
-  token_type: 'Bearer';
+  token_type: 'Bearer' | 'DPoP';
   expires_in: number;
   scope: string;
   authorization_details?: AuthorizationDetail[];
@@ -96,8 +99,12 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     req.subjectToken,
     client.client_id,
   );
-  await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
+  const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
+  const cnfJkt = await senderKey(
+    { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew },
+    { header: call.dpop, subjectJkt: subject.cnfJkt, actorJkt },
+  );
 
   const previousAct = subject.act;
   const act: Act = { sub: client.client_id, ...(previousAct ? { act: previousAct } : {}) };
@@ -122,6 +129,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     parent_jti: subject.parent?.jti,
     task,
     context: undefined,
+    cnf_jkt: cnfJkt,
     subject_claims: subject.user.claims,
   };
   // From here on every outcome is a decision, and is recorded before it is answered.
@@ -262,6 +270,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
 
   const minted = await mintAccessToken(deps.keyring, {
     issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
+    ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
   try {
     await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
@@ -274,7 +283,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   return {
     access_token: minted.token,
     issued_token_type: TT_ACCESS_TOKEN,
-    token_type: 'Bearer',
+    token_type: record.cnf_jkt ? 'DPoP' : 'Bearer',
     expires_in: minted.exp - minted.iat,
     scope: granted.join(' '),
     ...(details.length ? { authorization_details: details } : {}),

@@ -22,6 +22,8 @@ export interface DecisionRecord {
   task: string | undefined;
   /** The policy's input, kept so a draft policy can re-decide this request (personal: erasable). */
   context: Record<string, unknown> | undefined;
+  /** RFC 9449: the key the issued token is bound to, when the agent used DPoP. */
+  cnf_jkt: string | undefined;
   /** The original subject token's claims, carried to the tokens derived from this one. */
   subject_claims: Record<string, unknown> | undefined;
 }

@@ -103,24 +103,24 @@ function actOf(value: unknown, depth = 0): Act | undefined {
   return { sub, ...(inner ? { act: inner } : {}) };
 }
 
-/**
- * A sender-constrained token (RFC 9449 `cnf.jkt`) may only be exchanged with a proof made by its key.
- * intentgate does not validate DPoP proofs yet, so such tokens are refused rather than rebound as Bearer.
- */
-function refuseBound(payload: JWTPayload, what: string): void {
-  if ((payload.cnf as { jkt?: unknown } | undefined)?.jkt !== undefined) {
-    throw new ExchangeError('invalid_dpop_proof', `${what} is DPoP-bound (cnf.jkt); exchanging it needs a DPoP proof made with its key, which this server does not accept yet`);
-  }
-}
-
 function checkSub(payload: JWTPayload): string {
   if (!nonEmpty(payload.sub)) throw invalidRequest('subject_token sub must be a non-empty string');
   return payload.sub;
 }
 
-function jktOf(claims: JWTPayload): string | undefined {
-  const cnf = claims.cnf as { jkt?: unknown } | undefined;
-  return typeof cnf?.jkt === 'string' ? cnf.jkt : undefined;
+/**
+ * A sender-constrained token's key (RFC 9449 `cnf.jkt`): exchanging it needs a proof made by that key
+ * (src/exchange/dpop.ts). A `cnf` that cannot be read is refused, never treated as unbound.
+ */
+export function jktOf(claims: JWTPayload, what: string): string | undefined {
+  const cnf = claims.cnf;
+  if (cnf === undefined) return undefined;
+  const jkt = (cnf as { jkt?: unknown } | null)?.jkt;
+  if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf) || (jkt !== undefined && !nonEmpty(jkt))) {
+    throw invalidRequest(`${what} cnf claim is malformed`);
+  }
+  if (Object.keys(cnf).some((k) => k !== 'jkt')) throw invalidRequest(`${what} is bound by a confirmation method other than DPoP (cnf.jkt), which this server cannot check`);
+  return jkt as string | undefined;
 }
 
 async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2], what: string) {
@@ -153,14 +153,13 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
     requiredClaims: ['exp', 'sub'],
   }, 'subject_token');
   checkIat(payload, deps.clockSkew, 'subject_token');
-  refuseBound(payload, 'subject_token');
   return {
     user: { issuer: issuer.issuer, sub: checkSub(payload), claims: payload as Record<string, unknown> },
     scopes: scopesFrom(payload, issuer.scope_claim),
     exp: payload.exp!,
     act: actOf(payload.act),
     mayAct: mayActOf(payload),
-    cnfJkt: jktOf(payload),
+    cnfJkt: jktOf(payload, 'subject_token'),
   };
 }
 
@@ -179,7 +178,6 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
     requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id', 'aud'],
   }, 'subject_token');
   checkIat(payload, deps.clockSkew, 'subject_token');
-  refuseBound(payload, 'subject_token');
   const mayAct = mayActOf(payload);
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
   if (!aud.includes(clientId) && mayAct?.sub !== clientId) {
@@ -204,6 +202,6 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
       audience: aud[0] as string,
     },
     mayAct,
-    cnfJkt: jktOf(payload),
+    cnfJkt: jktOf(payload, 'subject_token'),
   };
 }

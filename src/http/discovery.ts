@@ -1,6 +1,7 @@
 import type { Config } from '../config/index.ts';
 import { CLIENT_AUTH_ALGS, CLIENT_AUTH_METHODS } from './provider.ts';
 import { SUPPORTED_GRANT_TYPES } from '../registry/clients.ts';
+import { DPOP_ALGS } from '../dpop/proof.ts';
 
 /**
  * RFC 8414 metadata, served at both well-known paths. Built here rather than taken from oidc-provider,
@@ -24,5 +25,7 @@ export function discoveryDocument(config: Config, detailTypes: string[]): Record
     revocation_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
     revocation_endpoint_auth_signing_alg_values_supported: CLIENT_AUTH_ALGS,
     authorization_details_types_supported: detailTypes,
+    // Both grants bind tokens to a DPoP key when the request carries a proof (RFC 9449 §5.1).
+    dpop_signing_alg_values_supported: [...DPOP_ALGS],
   };
 }

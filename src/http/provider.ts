@@ -11,6 +11,7 @@ import { getResource } from '../registry/resources.ts';
 import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { createOidcAdapter } from '../store/oidc_adapter.ts';
+import { DPOP_ALGS } from '../dpop/proof.ts';
 import { EXCHANGE_PARAMS, GRANT_TOKEN_EXCHANGE, REPEATABLE_PARAMS, RESOURCE_DEFAULTED, tokenExchangeHandler, type GrantDeps } from '../exchange/grant.ts';
 
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
@@ -63,7 +64,7 @@ export function buildProvider({ config, db, kek, keyring, log, limiter, exchange
     jwks: { keys: keyring.signingCandidates().map((k) => k.privateJwk) } as never,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     clientAuthMethods: CLIENT_AUTH_METHODS as never,
-    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGS as never },
+    enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGS as never, dPoPSigningAlgValues: [...DPOP_ALGS] as never },
     clientDefaults: {
       grant_types: ['client_credentials'],
       response_types: [],

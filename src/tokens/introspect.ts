@@ -5,6 +5,12 @@ import type { Db } from '../store/db.ts';
 
 const INACTIVE = Object.freeze({ active: false });
 
+/** RFC 9449 §6.2: a bound token's key thumbprint, as introspection reports it. */
+function jktOf(claims: JWTPayload): string | undefined {
+  const jkt = (claims.cnf as { jkt?: unknown } | undefined)?.jkt;
+  return typeof jkt === 'string' ? jkt : undefined;
+}
+
 /** Our own signature, issuer and typ; undefined for anything else (including expired tokens). */
 async function verifyOwn(keyring: Keyring, issuer: string, token: string): Promise<JWTPayload | undefined> {
   if (token.length > 16_384) return undefined;
@@ -27,6 +33,7 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
   if (!aud.includes(callerResourceServer)) return INACTIVE;
   const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at');
   if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) return INACTIVE;
+  const jkt = jktOf(claims);
   return {
     active: true,
     iss: claims.iss,
@@ -37,7 +44,8 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
     jti: claims.jti,
     client_id: claims.client_id,
     scope: claims.scope,
-    token_type: 'Bearer',
+    token_type: jkt ? 'DPoP' : 'Bearer',
+    ...(jkt ? { cnf: { jkt } } : {}),
     ...(claims.act ? { act: claims.act } : {}),
     ...(claims.task ? { task: claims.task } : {}),
     ...(claims.authorization_details ? { authorization_details: claims.authorization_details } : {}),

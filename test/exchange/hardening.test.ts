@@ -15,7 +15,7 @@ function basicHeader(id: string, secret: string): string {
 }
 
 describe('hardening', () => {
-  it('refuses to turn a DPoP-bound subject token into a Bearer token', async () => {
+  it('refuses a DPoP-bound subject token sent without a proof (never rebinds it as Bearer)', async () => {
     const res = await w.exchange('agent', exchangeParams(await w.userToken({ cnf: { jkt: 'abc' } })));
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_dpop_proof' });

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK } from 'jose';
+
+/**
+ * RFC 9449 proof checks shared by the authorization server (the token-exchange grant) and the
+ * resource-server middleware. Replay is the caller's concern: the server keeps seen `jti`s in its
+ * database, a resource server in memory.
+ */
+
+/** Asymmetric algorithms accepted for DPoP proofs, advertised as `dpop_signing_alg_values_supported`. */
+export const DPOP_ALGS = ['ES256', 'ES384', 'EdDSA', 'Ed25519', 'PS256', 'RS256'] as const;
+
+/** A proof is a compact JWS with an embedded public key: a few hundred bytes, a few KiB with RSA. */
+const MAX_PROOF_BYTES = 8192;
+
+export class DpopProofError extends Error {}
+
+export interface DpopExpectation {
+  /** The HTTP method of the request the proof must be made for. */
+  method: string;
+  /** The request URL as the client addressed it; query and fragment are ignored (RFC 9449 §4.3). */
+  url: string;
+  /** When presenting an access token: the proof must carry `ath`, its SHA-256 (RFC 9449 §4.2). */
+  accessToken?: string;
+  /** Seconds a proof stays acceptable after its `iat`. */
+  maxAge: number;
+  /** Seconds of tolerance for a client clock ahead of ours. */
+  clockSkew: number;
+  /** The key the proof must be made with (a bound token's `cnf.jkt`), when there is one. */
+  jkt?: string;
+}
+
+export interface VerifiedProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof's key: what a bound token's `cnf.jkt` holds. */
+  jkt: string;
+  jti: string;
+  iat: number;
+}
+
+/**
+ * The single DPoP header of a request. Node joins repeated headers with ", ", which a compact JWS
+ * never contains, so a comma means the request carried more than one (refused by RFC 9449 §4.3).
+ */
+export function dpopHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (Array.isArray(value) || value.includes(',')) throw new DpopProofError('more than one DPoP header was sent');
+  return value;
+}
+
+/** base64url SHA-256, as `ath` is computed over an access token. */
+export function accessTokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('base64url');
+}
+
+function normalisedUrl(value: string): string | undefined {
+  const u = URL.parse(value);
+  if (!u) return undefined;
+  u.search = '';
+  u.hash = '';
+  return u.href;
+}
+
+/** Verifies one DPoP proof against the request it came with; throws DpopProofError saying why. */
+export async function verifyDpopProof(proof: string, expect: DpopExpectation): Promise<VerifiedProof> {
+  if (proof.length > MAX_PROOF_BYTES) throw new DpopProofError(`DPoP proof is larger than ${MAX_PROOF_BYTES} bytes`);
+  let payload;
+  let jwk: JWK;
+  try {
+    const verified = await jwtVerify(proof, EmbeddedJWK, { typ: 'dpop+jwt', algorithms: [...DPOP_ALGS] });
+    payload = verified.payload;
+    jwk = verified.protectedHeader.jwk as JWK;
+  } catch (err) {
+    if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new DpopProofError(`DPoP proof must be signed with one of ${DPOP_ALGS.join(', ')}`);
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'typ') throw new DpopProofError('DPoP proof typ must be dpop+jwt');
+    if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new DpopProofError('DPoP proof signature is invalid');
+    if (err instanceof joseErrors.JOSEError) throw new DpopProofError(`DPoP proof is not a valid JWS with an embedded public key (${err.code})`);
+    throw new DpopProofError('DPoP proof is not a valid JWS with an embedded public key');
+  }
+  const { jti, htm, htu, iat, ath } = payload as Record<string, unknown>;
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new DpopProofError('DPoP proof must carry a jti string of at most 256 characters');
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new DpopProofError('DPoP proof must carry a numeric iat');
+  const now = Date.now() / 1000;
+  if (iat > now + expect.clockSkew) throw new DpopProofError('DPoP proof was issued in the future');
+  if (iat < now - expect.maxAge - expect.clockSkew) throw new DpopProofError(`DPoP proof is older than ${expect.maxAge} s`);
+  if (htm !== expect.method) throw new DpopProofError(`DPoP proof htm must be ${expect.method}`);
+  if (typeof htu !== 'string' || normalisedUrl(htu) !== normalisedUrl(expect.url)) throw new DpopProofError(`DPoP proof htu must be ${normalisedUrl(expect.url)}`);
+  if (expect.accessToken !== undefined && ath !== accessTokenHash(expect.accessToken)) {
+    throw new DpopProofError('DPoP proof ath does not match the access token');
+  }
+  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  if (expect.jkt !== undefined && jkt !== expect.jkt) throw new DpopProofError('DPoP proof is not made with the key the token is bound to (cnf.jkt)');
+  return { jkt, jti, iat };
+}

@@ -1,0 +1,67 @@
+import { DpopProofError, dpopHeader, verifyDpopProof } from '../dpop/proof.ts';
+import type { Db } from '../store/db.ts';
+import { StorageUnavailable } from '../store/errors.ts';
+import { ExchangeError } from './errors.ts';
+
+export interface SenderDeps {
+  db: Db;
+  /** The token endpoint's URL, which a proof's `htu` must name. */
+  tokenUrl: string;
+  maxAge: number;
+  clockSkew: number;
+}
+
+export interface SenderInput {
+  /** The request's DPoP header(s), as Node parsed them. */
+  header: string | string[] | undefined;
+  /** `cnf.jkt` of the subject and actor tokens, when they are DPoP-bound. */
+  subjectJkt: string | undefined;
+  actorJkt: string | undefined;
+}
+
+const invalidProof = (d: string) => new ExchangeError('invalid_dpop_proof', d);
+
+/**
+ * RFC 9449 for the exchange grant, which oidc-provider leaves alone: returns the key the new token is
+ * bound to (`cnf.jkt`), or undefined for a Bearer token. A bound subject or actor token is only
+ * exchanged with a proof made by its key, or a stolen token could be rebound to the thief's key.
+ */
+export async function senderKey(deps: SenderDeps, input: SenderInput): Promise<string | undefined> {
+  let proof: string | undefined;
+  try {
+    proof = dpopHeader(input.header);
+  } catch (err) {
+    throw invalidProof((err as Error).message);
+  }
+  const { subjectJkt, actorJkt } = input;
+  if (subjectJkt && actorJkt && subjectJkt !== actorJkt) {
+    throw invalidProof('subject_token and actor_token are bound to different DPoP keys; one proof cannot be made by both');
+  }
+  const required = subjectJkt ?? actorJkt;
+  if (proof === undefined) {
+    if (required) throw invalidProof(`${subjectJkt ? 'subject_token' : 'actor_token'} is DPoP-bound (cnf.jkt); send a DPoP proof made with its key`);
+    return undefined;
+  }
+  let verified;
+  try {
+    verified = await verifyDpopProof(proof, { method: 'POST', url: deps.tokenUrl, maxAge: deps.maxAge, clockSkew: deps.clockSkew, ...(required ? { jkt: required } : {}) });
+  } catch (err) {
+    if (err instanceof DpopProofError) throw invalidProof(err.message);
+    throw err;
+  }
+  // One use per proof, across every process sharing the database: the primary key decides.
+  const expiresAt = new Date((verified.iat + deps.maxAge + deps.clockSkew) * 1000);
+  const inserted = await deps.db('dpop_proofs')
+    .insert({ jkt: verified.jkt, jti: verified.jti, expires_at: expiresAt })
+    .onConflict(['jkt', 'jti']).ignore()
+    .returning('jti')
+    .catch((err) => { throw new StorageUnavailable(err); });
+  if (inserted.length === 0) throw invalidProof('DPoP proof has been used before (replay); make a new proof for every request');
+  return verified.jkt;
+}
+
+/** Proofs too old to be accepted again need no replay record. */
+export async function sweepDpopProofs(db: Db): Promise<number> {
+  const rows = await db('dpop_proofs').where('expires_at', '<', new Date()).delete().returning('jti');
+  return rows.length;
+}
