@@ -3,7 +3,7 @@
 // ES256 user tokens for many distinct users.
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import net from 'node:net';
+import { freePort } from '../src/ops/free_port.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
@@ -78,17 +78,6 @@ export interface BenchServer {
   running: RunningServer;
   admin(method: string, pathname: string, body?: unknown): Promise<Response>;
   close(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 export async function startBenchServer(databaseUrl: string): Promise<BenchServer> {

@@ -1,0 +1,94 @@
+import type { JWTPayload } from 'jose';
+
+/** The delegation chain (RFC 8693 §4.1): the current actor, nesting earlier ones. */
+export interface Actor {
+  sub: string;
+  act?: Actor;
+  [claim: string]: unknown;
+}
+
+/** One RFC 9396 authorization detail, as intentgate grants them (`tool_call` with action and object). */
+export interface AuthorizationDetail {
+  type: string;
+  action?: string;
+  object?: { type?: string; id?: string; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+/** What a verified access token says, validated once: handlers can trust these types. */
+export interface AccessInfo {
+  token: string;
+  jti: string;
+  /** The user the agent acts for (or the client, for client_credentials tokens). */
+  sub: string;
+  clientId: string;
+  scopes: string[];
+  /** Seconds since the epoch. */
+  expiresAt: number;
+  audience: string[];
+  act: Actor | undefined;
+  task: string | undefined;
+  /** Empty when the token carries none. */
+  authorizationDetails: AuthorizationDetail[];
+  /** RFC 9449 key thumbprint the token is bound to. */
+  cnfJkt: string | undefined;
+  tokenType: 'Bearer' | 'DPoP';
+  claims: JWTPayload;
+}
+
+export class ClaimError extends Error {}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function str(claims: JWTPayload, name: string, max = 1024): string {
+  const v = claims[name];
+  if (typeof v !== 'string' || v.length === 0 || v.length > max) throw new ClaimError(`token ${name} claim must be a non-empty string`);
+  return v;
+}
+
+function actor(v: unknown, depth = 0): Actor {
+  // intentgate bounds delegation depth far below this; a deeper chain is not one it minted.
+  if (depth > 32 || !isObject(v) || typeof v.sub !== 'string') throw new ClaimError('token act claim must be an object with sub');
+  if (v.act !== undefined) actor(v.act, depth + 1);
+  return v as Actor;
+}
+
+function detail(v: unknown): AuthorizationDetail {
+  if (!isObject(v) || typeof v.type !== 'string') throw new ClaimError('token authorization_details entries must be objects with a type');
+  if (v.action !== undefined && typeof v.action !== 'string') throw new ClaimError('token authorization_details action must be a string');
+  if (v.object !== undefined && !isObject(v.object)) throw new ClaimError('token authorization_details object must be an object');
+  return v as AuthorizationDetail;
+}
+
+/** The claims of a signature-checked token as AccessInfo; throws ClaimError for any ill-typed claim. */
+export function accessFromClaims(token: string, claims: JWTPayload): AccessInfo {
+  const scope = claims.scope;
+  if (scope !== undefined && typeof scope !== 'string') throw new ClaimError('token scope claim must be a string');
+  if (typeof claims.exp !== 'number') throw new ClaimError('token exp claim must be a number');
+  const aud = claims.aud === undefined ? [] : [claims.aud].flat();
+  const { task, authorization_details: details, cnf } = claims as Record<string, unknown>;
+  if (task !== undefined && typeof task !== 'string') throw new ClaimError('token task claim must be a string');
+  if (details !== undefined && !Array.isArray(details)) throw new ClaimError('token authorization_details claim must be an array');
+  let cnfJkt: string | undefined;
+  if (cnf !== undefined) {
+    if (!isObject(cnf)) throw new ClaimError('token cnf claim must be an object');
+    // A binding we cannot check (mTLS x5t#S256, …) must not be accepted as if it were a bearer token.
+    if (typeof cnf.jkt !== 'string' || cnf.jkt.length === 0) throw new ClaimError('token is bound by a confirmation method this resource server cannot check');
+    cnfJkt = cnf.jkt;
+  }
+  return {
+    token,
+    jti: str(claims, 'jti', 256),
+    sub: str(claims, 'sub'),
+    clientId: str(claims, 'client_id'),
+    scopes: scope ? scope.split(' ').filter(Boolean) : [],
+    expiresAt: claims.exp,
+    audience: aud,
+    act: claims.act === undefined ? undefined : actor(claims.act),
+    task,
+    authorizationDetails: (details ?? []).map(detail),
+    cnfJkt,
+    tokenType: cnfJkt ? 'DPoP' : 'Bearer',
+    claims,
+  };
+}
