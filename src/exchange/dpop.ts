@@ -17,6 +17,12 @@ export interface SenderInput {
   /** `cnf.jkt` of the subject and actor tokens, when they are DPoP-bound. */
   subjectJkt: string | undefined;
   actorJkt: string | undefined;
+  /**
+   * The subject is a delegation token addressed to this client: it was bound by the delegating agent,
+   * whose key the delegate does not hold. The delegate proves possession of its own key instead (client
+   * authentication already ties the token to it), and the new token stays bound: never to Bearer.
+   */
+  delegated: boolean;
 }
 
 const invalidProof = (d: string) => new ExchangeError('invalid_dpop_proof', d);
@@ -33,13 +39,17 @@ export async function senderKey(deps: SenderDeps, input: SenderInput): Promise<s
   } catch (err) {
     throw invalidProof((err as Error).message);
   }
-  const { subjectJkt, actorJkt } = input;
+  const { actorJkt } = input;
+  const subjectJkt = input.delegated ? undefined : input.subjectJkt;
   if (subjectJkt && actorJkt && subjectJkt !== actorJkt) {
     throw invalidProof('subject_token and actor_token are bound to different DPoP keys; one proof cannot be made by both');
   }
+  // The key the proof must be made with, when a presented token names one.
   const required = subjectJkt ?? actorJkt;
   if (proof === undefined) {
-    if (required) throw invalidProof(`${subjectJkt ? 'subject_token' : 'actor_token'} is DPoP-bound (cnf.jkt); send a DPoP proof made with its key`);
+    if (input.subjectJkt || actorJkt) {
+      throw invalidProof(`${input.subjectJkt ? 'subject_token' : 'actor_token'} is DPoP-bound (cnf.jkt); send a DPoP proof made with ${required ? 'its key' : 'your own key'}`);
+    }
     return undefined;
   }
   let verified;
@@ -49,8 +59,9 @@ export async function senderKey(deps: SenderDeps, input: SenderInput): Promise<s
     if (err instanceof DpopProofError) throw invalidProof(err.message);
     throw err;
   }
-  // One use per proof, across every process sharing the database: the primary key decides.
-  const expiresAt = new Date((verified.iat + deps.maxAge + deps.clockSkew) * 1000);
+  // One use per proof, across every process sharing the database: the primary key decides. Kept one
+  // clock skew longer than it is acceptable, so a peer whose clock runs ahead does not sweep it early.
+  const expiresAt = new Date((verified.iat + deps.maxAge + 2 * deps.clockSkew) * 1000);
   const inserted = await deps.db('dpop_proofs')
     .insert({ jkt: verified.jkt, jti: verified.jti, expires_at: expiresAt })
     .onConflict(['jkt', 'jti']).ignore()

@@ -103,7 +103,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
   const cnfJkt = await senderKey(
     { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew },
-    { header: call.dpop, subjectJkt: subject.cnfJkt, actorJkt },
+    { header: call.dpop, subjectJkt: subject.cnfJkt, actorJkt, delegated: subject.parent?.audience === client.client_id },
   );
 
   const previousAct = subject.act;
@@ -236,7 +236,10 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   const decision = decide(policy, input);
   const gate: GateInput = {
     db: deps.db,
-    binding: { client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, task: subject.parent?.task ?? null, scope: req.scope ?? [], resource: req.target, details },
+    binding: {
+      client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, task: subject.parent?.task ?? null,
+      scope: req.scope ?? [], resource: req.target, details, ...(record.cnf_jkt ? { cnf_jkt: record.cnf_jkt } : {}),
+    },
     reviewId: req.reviewId,
     decision,
     policy,

@@ -1,4 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { boundKey, UnreadableCnf } from '../dpop/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
@@ -108,19 +109,14 @@ function checkSub(payload: JWTPayload): string {
   return payload.sub;
 }
 
-/**
- * A sender-constrained token's key (RFC 9449 `cnf.jkt`): exchanging it needs a proof made by that key
- * (src/exchange/dpop.ts). A `cnf` that cannot be read is refused, never treated as unbound.
- */
+/** A sender-constrained token's key (RFC 9449 `cnf.jkt`): exchanging it needs a proof made by that key (src/exchange/dpop.ts). */
 export function jktOf(claims: JWTPayload, what: string): string | undefined {
-  const cnf = claims.cnf;
-  if (cnf === undefined) return undefined;
-  const jkt = (cnf as { jkt?: unknown } | null)?.jkt;
-  if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf) || (jkt !== undefined && !nonEmpty(jkt))) {
-    throw invalidRequest(`${what} cnf claim is malformed`);
+  try {
+    return boundKey(claims);
+  } catch (err) {
+    if (err instanceof UnreadableCnf) throw invalidRequest(`${what} ${err.message}`);
+    throw err;
   }
-  if (Object.keys(cnf).some((k) => k !== 'jkt')) throw invalidRequest(`${what} is bound by a confirmation method other than DPoP (cnf.jkt), which this server cannot check`);
-  return jkt as string | undefined;
 }
 
 async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2], what: string) {

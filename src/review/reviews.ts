@@ -19,14 +19,18 @@ export interface ReviewBinding {
   scope: string[];
   resource: string;
   details: unknown[];
+  /** The DPoP key the request was made with: an approval is redeemed by the same key, or by none if none. */
+  cnf_jkt?: string;
 }
 
 /**
- * An approval is bound to what was asked (client, user, task, scope, resource, details), not to the
- * subject token itself, which may be refreshed while the agent waits.
+ * An approval is bound to what was asked (client, user, task, scope, resource, details, DPoP key), not to
+ * the subject token itself, which may be refreshed while the agent waits.
  */
 export function bindingOf(b: ReviewBinding): string {
-  return sha256Hex(canonicalize({ ...b, scope: [...b.scope].sort() }));
+  // Without a key the hash is what it was before DPoP existed, so reviews opened then still redeem.
+  const { cnf_jkt, ...rest } = b;
+  return sha256Hex(canonicalize({ ...rest, scope: [...b.scope].sort(), ...(cnf_jkt ? { cnf_jkt } : {}) }));
 }
 
 export type PollState = 'pending' | 'slow_down' | 'approved' | 'denied' | 'expired' | 'used' | 'unknown';

@@ -1,15 +1,11 @@
 import { jwtVerify, type JWTPayload } from 'jose';
+import { boundKey } from '../dpop/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
 
 const INACTIVE = Object.freeze({ active: false });
 
-/** RFC 9449 §6.2: a bound token's key thumbprint, as introspection reports it. */
-function jktOf(claims: JWTPayload): string | undefined {
-  const jkt = (claims.cnf as { jkt?: unknown } | undefined)?.jkt;
-  return typeof jkt === 'string' ? jkt : undefined;
-}
 
 /** Our own signature, issuer and typ; undefined for anything else (including expired tokens). */
 async function verifyOwn(keyring: Keyring, issuer: string, token: string): Promise<JWTPayload | undefined> {
@@ -33,7 +29,8 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
   if (!aud.includes(callerResourceServer)) return INACTIVE;
   const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at');
   if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) return INACTIVE;
-  const jkt = jktOf(claims);
+  // RFC 9449 §6.2: a bound token's key, as resource servers that introspect need it. Our own tokens' cnf is well-formed.
+  const jkt = boundKey(claims);
   return {
     active: true,
     iss: claims.iss,

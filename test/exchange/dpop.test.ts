@@ -1,5 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { sweepDpopProofs } from '../../src/exchange/dpop.ts';
+import { startServer } from '../../src/server.ts';
+import { freePort, onPostgres } from '../helpers/server.ts';
+import { holder, proof as proofFor, type Holder } from '../helpers/dpop.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastEntry } from '../helpers/ledger.ts';
 import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
@@ -8,20 +12,8 @@ let w: World;
 beforeAll(async () => { w = await startWorld({ rate_limits: { token: { burst: 100_000, per_second: 100_000 } } }); });
 afterAll(async () => { await w?.t.stop(); });
 
-interface Holder { privateKey: CryptoKey; jwk: JWK; jkt: string }
-
-async function holder(alg = 'ES256'): Promise<Holder> {
-  const { publicKey, privateKey } = await generateKeyPair(alg);
-  const jwk = await exportJWK(publicKey);
-  return { privateKey, jwk, jkt: await calculateJwkThumbprint(jwk) };
-}
-
-/** A DPoP proof (RFC 9449 §4.2); any claim or header can be overridden for hostile variants. */
-async function proof(h: Holder, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}): Promise<string> {
-  return new SignJWT({ htm: 'POST', htu: `${w.t.url}/token`, jti: randomBytes(12).toString('base64url'), iat: Math.floor(Date.now() / 1000), ...claims })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: h.jwk, ...header } as { alg: string })
-    .sign(h.privateKey);
-}
+/** A proof for this server's token endpoint. */
+const proof = (h: Holder, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) => proofFor(h, `${w.t.url}/token`, claims, header);
 
 /** POST /token as `clientId` with extra headers (DPoP). */
 function exchangeWith(clientId: string, params: Record<string, string>, headers: Record<string, string> | Array<[string, string]>): Promise<Response> {
@@ -88,6 +80,13 @@ describe('DPoP (RFC 9449) at the token exchange', () => {
       ['no jti', await proof(h, { jti: undefined })],
       ['oversized jti', await proof(h, { jti: 'x'.repeat(300) })],
       ['typ JWT', await proof(h, {}, { typ: 'JWT' })],
+      ['typ application/dpop+jwt', await proof(h, {}, { typ: 'application/dpop+jwt' })],
+      ['typ in capitals', await proof(h, {}, { typ: 'DPOP+JWT' })],
+      ['RS256 (not accepted: the client would choose the key size we verify)', await (async () => {
+        const rsa = await generateKeyPair('RS256');
+        return new SignJWT({ htm: 'POST', htu: `${w.t.url}/token`, jti: randomBytes(8).toString('hex'), iat: Math.floor(Date.now() / 1000) })
+          .setProtectedHeader({ alg: 'RS256', typ: 'dpop+jwt', jwk: await exportJWK(rsa.publicKey) }).sign(rsa.privateKey);
+      })()],
       ['no embedded key', await proof(h, {}, { jwk: undefined })],
       ['a private key embedded', await proof(h, {}, { jwk: privateJwk })],
       ['signed by another key than the embedded one', await proof({ ...h, privateKey: (await holder()).privateKey })],
@@ -121,26 +120,30 @@ describe('DPoP (RFC 9449) at the token exchange', () => {
   });
 
   it('refuses a subject token whose cnf it cannot check', async () => {
-    for (const cnf of [{ 'x5t#S256': 'abc' }, { jkt: 7 }, 'jkt', null]) {
+    for (const cnf of [{ 'x5t#S256': 'abc' }, { jkt: 7 }, { jkt: 'abc' }, { jkt: 'A'.repeat(43), 'x5t#S256': 'abc' }, {}, 'jkt', null]) {
       const res = await exchangeWith('agent', await params({ cnf }), { dpop: await proof(await holder()) });
       expect(res.status).toBe(400);
       expect(await res.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringContaining('cnf') });
     }
   });
 
-  it('holds a bound delegation token to its key on the next hop', async () => {
-    const h = await holder();
-    const delegate = await params();
-    delete (delegate as Record<string, string | undefined>).resource;
-    const first = await exchangeWith('agent', { ...delegate, audience: 'sub-agent' }, { dpop: await proof(h) });
+  it('lets the delegate of a bound delegation token prove its own key, and keeps the next token bound', async () => {
+    const delegator = await holder();
+    const delegate = await holder();
+    const delegationParams = await params();
+    delete (delegationParams as Record<string, string | undefined>).resource;
+    const first = await exchangeWith('agent', { ...delegationParams, audience: 'sub-agent' }, { dpop: await proof(delegator) });
     expect(first.status).toBe(200);
     const { access_token: delegation } = await first.json() as { access_token: string };
+    expect(decodeJwt(delegation).cnf).toEqual({ jkt: delegator.jkt });
     const hop = { subject_token: delegation, subject_token_type: ACCESS_TOKEN_TYPE, resource: EXPENSES, scope: 'expenses:read', intent: 'Read' };
-    const stolen = await exchangeWith('sub-agent', hop, { dpop: await proof(await holder()) });
-    expect(await stolen.json()).toMatchObject({ error: 'invalid_dpop_proof' });
-    const ok = await exchangeWith('sub-agent', hop, { dpop: await proof(h) });
+    // Never turned into a Bearer token: the delegate must prove a key of its own.
+    expect(await (await exchangeWith('sub-agent', hop, {})).json()).toMatchObject({ error: 'invalid_dpop_proof', error_description: expect.stringContaining('your own key') });
+    const ok = await exchangeWith('sub-agent', hop, { dpop: await proof(delegate) });
     expect(ok.status).toBe(200);
-    expect(decodeJwt(((await ok.json()) as { access_token: string }).access_token).act).toEqual({ sub: 'sub-agent', act: { sub: 'agent' } });
+    const claims = decodeJwt(((await ok.json()) as { access_token: string }).access_token);
+    expect(claims.cnf).toEqual({ jkt: delegate.jkt });
+    expect(claims.act).toEqual({ sub: 'sub-agent', act: { sub: 'agent' } });
   });
 
   it('exchanges with a DPoP-bound actor token only with a proof made by its key', async () => {
@@ -175,5 +178,48 @@ describe('DPoP (RFC 9449) at the token exchange', () => {
     const meta = await (await fetch(`${w.t.url}/.well-known/oauth-authorization-server`)).json() as Record<string, unknown>;
     expect(meta.dpop_signing_alg_values_supported).toEqual(expect.arrayContaining(['ES256', 'EdDSA']));
     expect(meta.dpop_signing_alg_values_supported).not.toContain('HS256');
+  });
+
+  it('keeps a proof\'s replay record until it could no longer be accepted anyway, then sweeps it', async () => {
+    const db = w.t.server.db;
+    const now = Date.now();
+    await db('dpop_proofs').insert([
+      { jkt: 'sweep-test', jti: 'old', expires_at: new Date(now - 1000) },
+      { jkt: 'sweep-test', jti: 'live', expires_at: new Date(now + 60_000) },
+    ]);
+    expect(await sweepDpopProofs(db)).toBeGreaterThanOrEqual(1);
+    expect((await db('dpop_proofs').where({ jkt: 'sweep-test' }).select('jti')).map((r: { jti: string }) => r.jti)).toEqual(['live']);
+    // A proof just accepted is kept for its age limit plus twice the clock skew (60 + 2 × 60 s by default).
+    const h = await holder();
+    expect((await exchangeWith('agent', await params(), { dpop: await proof(h) })).status).toBe(200);
+    const row = await db('dpop_proofs').where({ jkt: h.jkt }).first('expires_at');
+    const kept = (new Date(row.expires_at).getTime() - Date.now()) / 1000;
+    expect(kept).toBeGreaterThan(170);
+    expect(kept).toBeLessThanOrEqual(181);
+  });
+});
+
+describe.skipIf(!onPostgres)('DPoP replay across server processes sharing one database (PostgreSQL only)', () => {
+  it('accepts a proof once, whichever instance it reaches first', async () => {
+    // A second instance of the same deployment: same database, same issuer (behind one load balancer), another port.
+    const port = await freePort();
+    const second = await startServer({ ...w.t.config, port });
+    try {
+      const h = await holder();
+      const p = await proof(h);
+      const body = await params();
+      const answers = await Promise.all([w.t.url, `http://127.0.0.1:${port}`].map((base) => {
+        const [id, secret] = w.creds.agent!;
+        return fetch(`${base}/token`, {
+          method: 'POST',
+          headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop: p },
+          body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...body }),
+        }).then(async (r) => ({ status: r.status, body: await r.json() as { error?: string } }));
+      }));
+      expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
+      expect(answers.find((a) => a.status === 400)!.body.error).toBe('invalid_dpop_proof');
+    } finally {
+      await second.close();
+    }
   });
 });

@@ -16,7 +16,7 @@ function basicHeader(id: string, secret: string): string {
 
 describe('hardening', () => {
   it('refuses a DPoP-bound subject token sent without a proof (never rebinds it as Bearer)', async () => {
-    const res = await w.exchange('agent', exchangeParams(await w.userToken({ cnf: { jkt: 'abc' } })));
+    const res = await w.exchange('agent', exchangeParams(await w.userToken({ cnf: { jkt: 'A'.repeat(43) } })));
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ error: 'invalid_dpop_proof' });
   });

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holder, proof, type Holder } from '../helpers/dpop.ts';
 import { ACCESS_TOKEN_TYPE, details, EXPENSES, exchangeParams, HR, startWorld, type World } from '../helpers/world.ts';
 
 let w: World;
@@ -62,6 +63,30 @@ describe('human review (seed scenario 3)', () => {
 
     const entries = await (await w.t.admin('GET', '/admin/api/ledger?kind=review.approved')).json() as { items: Array<{ actor: string; payload: Record<string, unknown> }> };
     expect(entries.items[0]).toMatchObject({ payload: { review_id: pending.review_id, comment: 'ok, checked the receipt' } });
+  }, 20_000);
+
+  it('redeems an approval of a DPoP-bound request only with the same key', async () => {
+    const h = await holder();
+    const withKey = async (key: Holder | undefined, extra: Record<string, string> = {}) => {
+      const [id, secret] = w.creds.agent!;
+      const params = exchangeParams(await w.userToken(), { scope: 'expenses:approve', authorization_details: big, intent: 'Approve the big one', ...extra }) as Record<string, string>;
+      return fetch(`${w.t.url}/token`, {
+        method: 'POST',
+        headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', ...(key ? { dpop: await proof(key, `${w.t.url}/token`) } : {}) },
+        body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', ...params }),
+      });
+    };
+    const pending = await (await withKey(h)).json() as { error: string; review_id: string };
+    expect(pending.error).toBe('authorization_pending');
+    expect((await w.t.admin('POST', `/admin/api/reviews/${pending.review_id}/approve`, {}, reviewerToken)).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 5100));
+    // Neither a Bearer request nor another key can take the approval a person gave to this key's request.
+    for (const other of [undefined, await holder()]) {
+      expect(await (await withKey(other, { review_id: pending.review_id })).json()).toMatchObject({ error: 'invalid_request' });
+    }
+    const granted = await withKey(h, { review_id: pending.review_id });
+    expect(granted.status).toBe(200);
+    expect(decodeJwt(((await granted.json()) as { access_token: string }).access_token).cnf).toEqual({ jkt: h.jkt });
   }, 20_000);
 
   it('answers access_denied after a denial and expired_token after the review lapsed', async () => {
