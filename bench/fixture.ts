@@ -231,3 +231,20 @@ export function exchangeBody(subjectToken: string): string {
     authorization_details: JSON.stringify([{ type: 'tool_call', action: 'approve', object: { type: 'Expense', id, amount } }]),
   }).toString();
 }
+
+/**
+ * `count` DPoP proofs (RFC 9449) for POST `tokenUrl`, each with its own jti, made now by one ES256 key:
+ * each is accepted once, so a run needs at least as many as it sends requests.
+ */
+export async function dpopProofs(tokenUrl: string, count: number): Promise<string[]> {
+  const { publicKey, privateKey } = await generateKeyPair('ES256');
+  const jwk = await exportJWK(publicKey);
+  const iat = Math.floor(Date.now() / 1000);
+  const out: string[] = [];
+  for (let i = 0; i < count; i++) {
+    out.push(await new SignJWT({ htm: 'POST', htu: tokenUrl, jti: randomBytes(16).toString('base64url'), iat })
+      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk })
+      .sign(privateKey));
+  }
+  return out;
+}

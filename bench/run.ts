@@ -1,5 +1,5 @@
-// `npm run bench`: client_credentials (baseline) against token exchange, in the same run, on a fresh
-// PostgreSQL database. See bench/RESULTS.md for what is measured and the figures so far.
+// `npm run bench`: client_credentials (baseline) against token exchange, and token exchange with DPoP
+// against token exchange without, in the same run, on a fresh PostgreSQL database. See bench/RESULTS.md for what is measured and the figures so far.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,14 +7,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type Instance, type Options, type RawRequest, type Result } from 'autocannon';
 import { decodeJwt } from 'jose';
 import {
-  basicAuth, clientCredentialsBody, createDatabase, EXPENSES, exchangeBody, register, serverVersion, startBenchServer, userTokens,
+  basicAuth, clientCredentialsBody, createDatabase, dpopProofs, EXPENSES, exchangeBody, register, serverVersion, startBenchServer, userTokens,
   type BenchDatabase, type BenchServer,
 } from './fixture.ts';
-import { appendResults, consoleTable, failureRate, figures, type CpuShare, type Figures } from './report.ts';
+import { appendResults, consoleTable, failureRate, figures, type CpuShare, type Figures, type Ratio } from './report.ts';
 
 const CONNECTIONS = 64;
 const USERS = 2000;
 const MAX_FAILURE_RATE = 0.01;
+// Proofs are single-use: more than the exchange endpoint can take in a warm-up or a measured run.
+const PROOFS_PER_SECOND = 1500;
 const RESULTS_FILE = path.join(import.meta.dirname, 'RESULTS.md');
 const ROTATE_MODULE = path.join(import.meta.dirname, 'rotate_body.cts');
 
@@ -113,13 +115,15 @@ function cpuMeter(): () => CpuShare {
 }
 
 /** A warm-up, then the measured run; `grantType` is the issued_tokens label used to cross-check the 2xx count. */
-async function measure(s: BenchServer, label: string, grantType: string, opts: Options): Promise<Measured> {
+async function measure(s: BenchServer, label: string, grantType: string, opts: Options, before?: (phase: 'warm-up' | 'measured') => Promise<void>): Promise<Measured> {
   if (warmupSeconds > 0) {
+    await before?.('warm-up');
     say(`bench: warming up ${label} (${warmupSeconds} s)`);
     await cannon({ ...opts, duration: warmupSeconds });
     await sleep(300);
   }
-  const before = (await recordedTokens(s))[grantType] ?? 0;
+  await before?.('measured');
+  const recordedBefore = (await recordedTokens(s))[grantType] ?? 0;
   say(`bench: measuring ${label} (${seconds} s, ${CONNECTIONS} connections)`);
   const cpu = cpuMeter();
   const result = await cannon({ ...opts, duration: seconds, title: label });
@@ -127,7 +131,7 @@ async function measure(s: BenchServer, label: string, grantType: string, opts: O
   // Requests still in flight when autocannon stops may complete afterwards; let them land before counting.
   await sleep(500);
   const after = (await recordedTokens(s))[grantType] ?? 0;
-  return { figures: figures({ label, result, cpu: share }), recorded: after - before };
+  return { figures: figures({ label, result, cpu: share }), recorded: after - recordedBefore };
 }
 
 async function expectOk(res: Response, what: string): Promise<Record<string, unknown>> {
@@ -173,6 +177,11 @@ async function main(): Promise<number> {
       throw new Error(`preflight token exchange: unexpected answer ${JSON.stringify(ex)}`);
     }
   }
+  const [preflightProof] = await dpopProofs(tokenUrl, 1);
+  const bound = await expectOk(await fetch(tokenUrl, { method: 'POST', headers: { ...exHeaders, dpop: preflightProof! }, body: bodies[2] }), 'token exchange with DPoP');
+  if (bound.token_type !== 'DPoP' || !(decodeJwt(String(bound.access_token)).cnf as { jkt?: string } | undefined)?.jkt) {
+    throw new Error(`preflight token exchange with DPoP: unexpected answer ${JSON.stringify(bound)}`);
+  }
   say('bench: preflight requests answered as expected');
 
   const loadBefore = os.loadavg()[0] ?? 0;
@@ -181,21 +190,45 @@ async function main(): Promise<number> {
     ...common, headers: ccHeaders, body: ccBody,
   });
   let nextBody = 0;
+  let inThreadProofs: string[] | undefined;
   const rotateInThread = (req: RawRequest): RawRequest => {
+    if (inThreadProofs) req.headers = { ...req.headers, dpop: inThreadProofs[nextBody] ?? '' };
     req.body = bodies[nextBody++ % bodies.length];
     return req;
   };
-  const exchange = await measure(server, 'token exchange', 'token-exchange', {
+  const exchangeOptions: Options = {
     ...common,
     headers: exHeaders,
     body: bodies[0],
     requests: [{ method: 'POST', path: '/token', headers: exHeaders, setupRequest: workers > 0 ? ROTATE_MODULE : rotateInThread }],
-  });
+  };
+  const exchange = await measure(server, 'token exchange', 'token-exchange', exchangeOptions);
 
-  const rows = [baseline.figures, exchange.figures];
-  const ratio = exchange.figures.rps / Math.max(baseline.figures.rps, Number.EPSILON);
-  process.stdout.write(`\n${consoleTable(rows, ratio)}\n\n`);
-  for (const m of [baseline, exchange]) {
+  // The same exchanges, each with a fresh DPoP proof: the proof check, its replay record and the binding.
+  // Proofs for the warm-up and for the measured run go in separate files: each autocannon run starts its
+  // worker afresh, at the first line.
+  const proofFiles = await Promise.all([warmupSeconds, seconds].map(async (s, i) => {
+    const file = path.join(scratch!, `proofs-${i}.txt`);
+    writeFileSync(file, `${(await dpopProofs(tokenUrl, Math.max(1, s) * PROOFS_PER_SECOND)).join('\n')}\n`);
+    return file;
+  }));
+  const dpop = await measure(server, 'token exchange with DPoP', 'token-exchange', exchangeOptions, async (phase) => {
+    process.env.IG_BENCH_PROOFS = proofFiles[phase === 'warm-up' ? 0 : 1];
+    if (workers === 0) {
+      const { readFileSync } = await import('node:fs');
+      inThreadProofs = readFileSync(process.env.IG_BENCH_PROOFS!, 'utf8').split('\n').filter(Boolean);
+      nextBody = 0;
+    }
+  });
+  delete process.env.IG_BENCH_PROOFS;
+
+  const rows = [baseline.figures, exchange.figures, dpop.figures];
+  const ratios: Ratio[] = [
+    { label: 'exchange/baseline', of: exchange.figures, to: baseline.figures },
+    { label: 'exchange with DPoP/exchange', of: dpop.figures, to: exchange.figures },
+  ];
+  process.stdout.write(`\n${consoleTable(rows, ratios)}\n\n`);
+  for (const m of [baseline, exchange, dpop]) {
     say(`bench: ${m.figures.label}: autocannon saw ${m.figures.ok} 2xx; the server recorded ${m.recorded} tokens in the same window`
       + ` (up to ${CONNECTIONS} more are expected: requests in flight when autocannon stops still complete)`);
   }
@@ -213,7 +246,7 @@ async function main(): Promise<number> {
     loadGenerator: workers > 0 ? `in ${workers} worker thread${workers > 1 ? 's' : ''}` : 'on the server thread',
     users: USERS,
     loadBefore,
-  }, rows, ratio);
+  }, rows, ratios);
   say(`bench: appended to ${path.relative(process.cwd(), RESULTS_FILE)}`);
 
   let failed = false;

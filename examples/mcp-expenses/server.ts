@@ -8,7 +8,7 @@ import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middlew
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OAuthMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { z } from 'zod';
-import { accessFrom, checkCall, createResourceVerifier, metadataUrl, nodeAuth, ResourceAuthError, type AuthState, type CallRequirement } from 'intentgate/resource';
+import { accessFrom, checkCall, createResourceVerifier, metadataUrl, nodeAuth, ResourceAuthError, type AuthorizationDetail, type AuthState, type CallRequirement } from 'intentgate/resource';
 import { mcpTokenVerifier } from 'intentgate/resource/mcp';
 import { ExpenseStore } from './store.ts';
 
@@ -64,7 +64,8 @@ export async function startExpensesServer(options: ExpensesServerOptions): Promi
   return { resource, url: base, store, close };
 }
 
-type Outcome = { result: unknown; object?: { type: string; id: string; created?: boolean } } | { refused: string };
+/** What a tool call will do: refused, or an effect that runs once the ledger has recorded it. */
+type Outcome = { commit: () => unknown; object?: { type: string; id: string; created?: boolean } } | { refused: string };
 
 async function expensesApp({ issuer, base, resource, store, credentials }: {
   issuer: string; base: string; resource: string; store: ExpenseStore; credentials: { clientId: string; clientSecret: string };
@@ -76,14 +77,22 @@ async function expensesApp({ issuer, base, resource, store, credentials }: {
   // The SDK's type expects an interactive authorization server; intentgate has none (agents do not log in).
   const oauthMetadata = (await discovery.json()) as OAuthMetadata;
 
-  /** Runs a tool only when the token covers exactly this call, and records what it did in the ledger. */
-  const guarded = async (auth: AuthInfo | undefined, requirement: CallRequirement & { action: string }, run: (access: AuthState) => Outcome): Promise<ToolResult> => {
+  /**
+   * Runs a tool only when the token covers exactly this call. Its effect happens only after the ledger has
+   * recorded it (as intentgate returns no token before its record commits): intentgate's history, which
+   * separation of duties reads, never misses a call that took effect.
+   */
+  const guarded = async (
+    auth: AuthInfo | undefined,
+    requirement: CallRequirement & { action: string },
+    run: (access: AuthState, granted: AuthorizationDetail) => Outcome,
+  ): Promise<ToolResult> => {
     // Set by whichever middleware authenticated the request (the SDK's requireBearerAuth or nodeAuth).
     const access = accessFrom(auth);
     let outcome: Outcome;
     try {
-      checkCall(access, requirement);
-      outcome = run(access);
+      // The detail that covers this call: what the policy decided on.
+      outcome = run(access, checkCall(access, requirement)!);
     } catch (err) {
       if (!(err instanceof ResourceAuthError)) throw err;
       outcome = { refused: `${err.error}: ${err.description}` };
@@ -92,34 +101,41 @@ async function expensesApp({ issuer, base, resource, store, credentials }: {
       await access.report({ outcome: 'denied', action: requirement.action }).catch(() => undefined);
       return text(`refused: ${outcome.refused}`, true);
     }
-    await access.report({ outcome: 'success', action: requirement.action, ...(outcome.object ? { object: outcome.object } : {}) });
-    return text(outcome.result);
+    try {
+      await access.report({ outcome: 'success', action: requirement.action, ...(outcome.object ? { object: outcome.object } : {}) });
+    } catch {
+      return text('not done: the call could not be recorded in the ledger; retry later', true);
+    }
+    return text(outcome.commit());
   };
 
   const mcpServer = () => {
     const server = new McpServer({ name: 'expenses', version: '1.0.0' });
     server.registerTool('list_expenses', {
+      // An approver's view: every report, whoever submitted it.
       description: 'List expense reports',
       inputSchema: {},
-    }, async (_args, extra) => guarded(extra.authInfo, { scope: 'expenses:read', action: 'list', objectType: 'Expense' }, () => ({ result: store.list() })));
+    }, async (_args, extra) => guarded(extra.authInfo, { scope: 'expenses:read', action: 'list', objectType: 'Expense' }, () => ({ commit: () => store.list() })));
     server.registerTool('submit_expense', {
       description: 'Submit an expense report for the user',
       inputSchema: { amount: z.number().positive().max(1_000_000), currency: z.string().regex(/^[A-Z]{3}$/), description: z.string().min(1).max(500) },
     }, async (args, extra) => guarded(extra.authInfo, { scope: 'expenses:submit', action: 'submit', objectType: 'Expense' }, (access) => {
-      const e = store.add({ owner: access.sub, amount: args.amount, currency: args.currency, description: args.description });
+      const id = store.newId();
       // Reported as created, so intentgate's history knows who submitted it (separation of duties).
-      return { result: e, object: { type: 'Expense', id: e.id, created: true } };
+      return { object: { type: 'Expense', id, created: true }, commit: () => store.add({ id, owner: access.sub, amount: args.amount, currency: args.currency, description: args.description }) };
     }));
     server.registerTool('approve_expense', {
       description: 'Approve an expense report',
       inputSchema: { id: z.string().min(1).max(256), amount: z.number().positive() },
-    }, async (args, extra) => guarded(extra.authInfo, { scope: 'expenses:approve', action: 'approve', objectType: 'Expense', objectId: args.id }, (access) => {
+    }, async (args, extra) => guarded(extra.authInfo, { scope: 'expenses:approve', action: 'approve', objectType: 'Expense', objectId: args.id }, (access, granted) => {
       const e = store.get(args.id);
       if (!e) return { refused: `no expense ${args.id}` };
+      if (e.status !== 'submitted') return { refused: `${e.id} is already ${e.status}` };
+      // intentgate's policy refuses this already; the application holds the line too (defence in depth).
+      if (e.owner === access.sub) return { refused: `${e.id} was submitted by the same user` };
       // The policy decided on the amount in the token's details: it must be this expense's real amount.
-      const granted = access.authorizationDetails.find((d) => d.action === 'approve' && d.object?.id === e.id);
-      if (granted?.object?.amount !== e.amount || args.amount !== e.amount) return { refused: `the token was granted for another amount than ${e.amount}` };
-      return { result: store.approve(e.id, access.sub), object: { type: 'Expense', id: e.id } };
+      if (granted.object?.amount !== e.amount || args.amount !== e.amount) return { refused: `the token was granted for another amount than ${e.amount}` };
+      return { object: { type: 'Expense', id: e.id }, commit: () => store.approve(e.id, access.sub) };
     }));
     return server;
   };

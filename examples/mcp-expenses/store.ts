@@ -15,8 +15,12 @@ export interface Expense {
 export class ExpenseStore {
   readonly #items = new Map<string, Expense>();
 
+  newId(): string {
+    return `exp_${randomBytes(6).toString('hex')}`;
+  }
+
   add(e: Omit<Expense, 'id' | 'status'> & { id?: string }): Expense {
-    const expense: Expense = { ...e, id: e.id ?? `exp_${randomBytes(4).toString('hex')}`, status: 'submitted' };
+    const expense: Expense = { ...e, id: e.id ?? this.newId(), status: 'submitted' };
     this.#items.set(expense.id, expense);
     return expense;
   }

@@ -17,9 +17,15 @@ export interface Agent {
   waitForApproval(pending: ApprovalPending, options?: WaitOptions): Promise<ExchangedToken>;
   /** Tokens per tool call, cached per call signature. */
   tools<Tools>(options: ToolsOptions<Tools>): ToolTokens<Tools>;
-  /** One request to a resource with `token` (and a DPoP proof for a DPoP token). */
+  /**
+   * One request with `token` (and a DPoP proof for a DPoP token), only to the token's resource: its
+   * origin, at or beneath its path. Another URL, or a delegation token, is an AgentInputError.
+   */
   fetch(token: ExchangedToken, input: string | URL | Request, init?: RequestInit): Promise<Response>;
-  /** A fetch-compatible function presenting `token`, e.g. for the MCP SDK's StreamableHTTPClientTransport. */
+  /**
+   * A fetch-compatible function presenting `token`, e.g. for the MCP SDK's StreamableHTTPClientTransport,
+   * with the checks of `fetch` above; throws AgentInputError at once for a delegation token.
+   */
   authorizedFetch(token: ExchangedToken): AuthorizedFetch;
   /** The thumbprint (RFC 7638) of the agent's own DPoP key, the `cnf.jkt` of tokens exchanged with `dpop: true`. */
   dpopThumbprint(): Promise<string>;
@@ -36,7 +42,8 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     exchange: (request, opts) => exchange(request, opts?.signal),
     waitForApproval: (pending, opts) => waitForApproval(exchange, pending, opts),
     tools: (opts) => toolTokens(exchange, opts),
-    fetch: (token, input, init) => authorizedFetch({ allowInsecure, handles }, token)(input, init),
+    // async: a refused token rejects, as every other refusal of fetch does, rather than throwing.
+    fetch: async (token, input, init) => authorizedFetch({ allowInsecure, handles }, token)(input, init),
     authorizedFetch: (token) => authorizedFetch({ allowInsecure, handles }, token),
     dpopThumbprint: async () => handles.for(await agentKey.get()).calculateThumbprint(),
   } satisfies Agent);

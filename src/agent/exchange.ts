@@ -21,5 +21,5 @@ export async function exchangeToken(deps: ExchangeDeps, request: ExchangeRequest
   } catch (err) {
     throw await fromOAuthError(err, request);
   }
-  return readToken(body, Date.now(), valid.scope, dpopKey);
+  return readToken(body, Date.now(), valid.scope, dpopKey, valid.target);
 }

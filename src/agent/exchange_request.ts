@@ -1,6 +1,7 @@
 import type { CryptoKeyPair } from 'oauth4webapi';
 import { assertDpopKeyPair } from './dpop_key.ts';
 import { AgentInputError } from './errors.ts';
+import type { TokenTarget } from './token.ts';
 
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
@@ -40,6 +41,7 @@ export interface ValidExchange {
   params: URLSearchParams;
   dpop: CryptoKeyPair | 'agent' | undefined;
   scope: string[];
+  target: TokenTarget;
 }
 
 // RFC 6749 §3.3 scope-token: %x21 / %x23-5B / %x5D-7E.
@@ -123,5 +125,5 @@ export function validateExchange(req: ExchangeRequest): ValidExchange {
     params.set('actor_token_type', actorTokenType ?? ACCESS_TOKEN_TYPE);
   }
   if (reviewId !== undefined) params.set('review_id', reviewId);
-  return { params, dpop, scope };
+  return { params, dpop, scope, target: resource !== undefined ? { resource } : { audience: audience! } };
 }

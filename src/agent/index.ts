@@ -10,5 +10,6 @@ export type { ExchangedToken } from './token.ts';
 export type { WaitOptions } from './approval.ts';
 export type { ToolSpec, ToolsOptions, ToolTokens } from './tools.ts';
 export type { AuthorizedFetch } from './resource_fetch.ts';
+export { DPOP_ALGORITHMS } from './dpop_key.ts';
 export { canonicalArgs, MAX_ARGS_BYTES, MAX_ARGS_DEPTH } from './canonical_args.ts';
 export { AgentInputError, ApprovalPending, ExchangeDenied, ExchangeFailed, IntentgateError, UnexpectedResponse } from './errors.ts';

@@ -4,6 +4,7 @@ import {
 } from 'oauth4webapi';
 import type { DpopHandles } from './dpop_key.ts';
 import { AgentInputError } from './errors.ts';
+import { targetCheck } from './resource_target.ts';
 import type { ExchangedToken } from './token.ts';
 
 /** The shape of `fetch` that the MCP SDK's transports (and most HTTP clients) take. */
@@ -40,14 +41,18 @@ function checkToken(token: ExchangedToken): void {
 /**
  * A fetch that presents `token`: `Authorization: Bearer`, or for a DPoP token `Authorization: DPoP`
  * with a fresh proof per request (htm, htu, ath), all made by oauth4webapi. Like fetch, it answers
- * HTTP errors (a 401 challenge included) with the Response rather than throwing.
+ * HTTP errors (a 401 challenge included) with the Response rather than throwing. It sends the token
+ * only to its own resource (see targetCheck): anything else is an AgentInputError, and no request.
  */
 export function authorizedFetch(deps: ResourceFetchDeps, token: ExchangedToken): AuthorizedFetch {
   checkToken(token);
+  const checkTarget = targetCheck(token);
   const handle = token.tokenType === 'DPoP' ? deps.handles.for(token.dpopKey!) : undefined;
   return async (input, init = {}) => {
     const request = input instanceof Request ? input : undefined;
-    const url = new URL(input instanceof Request ? input.url : input instanceof URL ? input.href : input);
+    const url = URL.parse(input instanceof Request ? input.url : input instanceof URL ? input.href : input);
+    if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new AgentInputError('url', 'must be an absolute http(s) URL');
+    checkTarget(url);
     if (url.protocol === 'http:' && !deps.allowInsecure) throw new AgentInputError('url', `${url.origin} is not https; set http.allowInsecure for development only`);
     const method = (init.method ?? request?.method ?? 'GET').toUpperCase();
     // As fetch(request, init): headers given in init replace the request's.

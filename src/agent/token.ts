@@ -16,14 +16,23 @@ export interface ExchangedToken {
   readonly issuedTokenType: string;
   /** The key the token is bound to (tokenType `DPoP`). */
   readonly dpopKey?: CryptoKeyPair;
+  /** The resource the token was exchanged for: agent.fetch sends it only there (see resource_target.ts). */
+  readonly resource?: string;
+  /** The agent a delegation token was exchanged for: that agent's subject token, never sent to a resource. */
+  readonly audience?: string;
 }
+
+/** A token's one target, as the request named it (exactly one of the two). */
+export type TokenTarget = { resource: string; audience?: never } | { audience: string; resource?: never };
 
 /**
  * Reads a successful response against the contract: RFC 8693 `issued_token_type`, `expires_in`, and
  * a token type that matches what was asked. A Bearer token where a DPoP proof was sent is refused:
  * the caller asked for a sender-constrained token and must not silently hold a bearer one.
  */
-export function readToken(body: TokenEndpointResponse, receivedAt: number, requestedScope: string[], dpopKey: CryptoKeyPair | undefined): ExchangedToken {
+export function readToken(
+  body: TokenEndpointResponse, receivedAt: number, requestedScope: string[], dpopKey: CryptoKeyPair | undefined, target: TokenTarget,
+): ExchangedToken {
   const tokenType = body.token_type === 'bearer' ? 'Bearer' : body.token_type === 'dpop' ? 'DPoP' : undefined;
   if (tokenType === undefined) throw new UnexpectedResponse(`token_type ${JSON.stringify(body.token_type)} is neither Bearer nor DPoP`);
   if (dpopKey && tokenType !== 'DPoP') throw new UnexpectedResponse('a DPoP proof was sent but the server issued a Bearer token (does it support DPoP for the exchange?)');
@@ -46,5 +55,7 @@ export function readToken(body: TokenEndpointResponse, receivedAt: number, reque
     ...(details !== undefined ? { authorizationDetails: Object.freeze(structuredClone(details) as AuthorizationDetail[]) } : {}),
     issuedTokenType,
     ...(dpopKey ? { dpopKey } : {}),
+    // From the request, not the token: an access token is opaque to its client.
+    ...(target.resource !== undefined ? { resource: target.resource } : { audience: target.audience }),
   });
 }

@@ -37,8 +37,14 @@ export interface ToolsOptions<Tools> {
 
 export interface ToolTokens<Tools> {
   /**
-   * A token for exactly this call: the same tool, arguments, subject, target, scope and key reuse
-   * one live token; concurrent identical calls share one exchange. Refusals are never cached.
+   * A token for exactly this call: the same tool, arguments, intent, subject, target, scope and key
+   * reuse one live token; concurrent identical calls share one exchange. Refusals are never cached.
+   *
+   * The intent is part of the cache key: the ledger records, for each token, the intent it was
+   * exchanged with, and reviewers read it as why the call was made. Reusing a token across intents
+   * would make that record false for every later use, so another intent means another exchange (and
+   * another ledger entry), even for the same arguments. Intents derived from the arguments, or a fixed
+   * task intent, keep the reuse.
    */
   tokenFor<Name extends keyof Tools & string>(tool: Name, args: Tools[Name], options?: { intent?: string; signal?: AbortSignal }): Promise<ExchangedToken>;
   /** Forgets every cached token. */
@@ -113,8 +119,8 @@ export function toolTokens<Tools>(exchange: Exchange, options: ToolsOptions<Tool
       call.signal?.throwIfAborted();
       const subject = typeof subjectToken === 'function' ? await subjectToken() : subjectToken;
 
-      // The call signature: what makes two calls interchangeable. The intent is not part of it.
-      const key = JSON.stringify([tool, argsJson, subject, resource ?? null, options.audience ?? null, [...scope].sort(), dpopId]);
+      // The call signature: what makes two calls interchangeable, the stated intent included (see tokenFor).
+      const key = JSON.stringify([tool, argsJson, intent, subject, resource ?? null, options.audience ?? null, [...scope].sort(), dpopId]);
       const hit = cached.get(key);
       if (hit && Date.now() < hit.expiresAt - refreshMs) return hit;
       if (hit) cached.delete(key);

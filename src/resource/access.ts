@@ -1,4 +1,5 @@
 import type { JWTPayload } from 'jose';
+import { boundKey, UnreadableCnf } from '../dpop/cnf.ts';
 
 /** The delegation chain (RFC 8693 §4.1): the current actor, nesting earlier ones. */
 export interface Actor {
@@ -66,15 +67,16 @@ export function accessFromClaims(token: string, claims: JWTPayload): AccessInfo 
   if (scope !== undefined && typeof scope !== 'string') throw new ClaimError('token scope claim must be a string');
   if (typeof claims.exp !== 'number') throw new ClaimError('token exp claim must be a number');
   const aud = claims.aud === undefined ? [] : [claims.aud].flat();
-  const { task, authorization_details: details, cnf } = claims as Record<string, unknown>;
+  const { task, authorization_details: details } = claims as Record<string, unknown>;
   if (task !== undefined && typeof task !== 'string') throw new ClaimError('token task claim must be a string');
   if (details !== undefined && !Array.isArray(details)) throw new ClaimError('token authorization_details claim must be an array');
   let cnfJkt: string | undefined;
-  if (cnf !== undefined) {
-    if (!isObject(cnf)) throw new ClaimError('token cnf claim must be an object');
+  try {
     // A binding we cannot check (mTLS x5t#S256, …) must not be accepted as if it were a bearer token.
-    if (typeof cnf.jkt !== 'string' || cnf.jkt.length === 0) throw new ClaimError('token is bound by a confirmation method this resource server cannot check');
-    cnfJkt = cnf.jkt;
+    cnfJkt = boundKey(claims);
+  } catch (err) {
+    if (err instanceof UnreadableCnf) throw new ClaimError(`token ${err.message}`);
+    throw err;
   }
   return {
     token,

@@ -1,15 +1,21 @@
 import type { AccessInfo } from './access.ts';
 
-/** The error codes a resource server answers with (RFC 6750 §3.1, RFC 9449 §7.1, RFC 6749 §4.1.2.1). */
-export type ResourceErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'temporarily_unavailable';
+/**
+ * The error codes a resource server answers with (RFC 6750 §3.1, RFC 9449 §7.1, RFC 6749 §4.1.2.1), and
+ * `slow_down` with 429 (RFC 6585 §4), as intentgate's token endpoint answers a client that sends too much.
+ */
+export type ResourceErrorCode = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'invalid_dpop_proof' | 'slow_down' | 'temporarily_unavailable';
+
+export type ResourceErrorStatus = 400 | 401 | 403 | 429 | 503;
 
 export type AuthScheme = 'Bearer' | 'DPoP';
 
-export const ERROR_STATUS: Record<ResourceErrorCode, 400 | 401 | 403 | 503> = {
+export const ERROR_STATUS: Record<ResourceErrorCode, ResourceErrorStatus> = {
   invalid_request: 400,
   invalid_token: 401,
   insufficient_scope: 403,
   invalid_dpop_proof: 401,
+  slow_down: 429,
   temporarily_unavailable: 503,
 };
 
@@ -19,16 +25,16 @@ export const ERROR_STATUS: Record<ResourceErrorCode, 400 | 401 | 403 | 503> = {
  * cover the call, so the refusal can be reported to the ledger.
  */
 export class ResourceAuthError extends Error {
-  readonly status: 400 | 401 | 403 | 503;
+  readonly status: ResourceErrorStatus;
   readonly error: ResourceErrorCode | undefined;
   readonly description: string;
-  /** The `WWW-Authenticate` value; absent for 503, which is no challenge. */
+  /** The `WWW-Authenticate` value; absent for 429 and 503, which are no challenge. */
   readonly wwwAuthenticate: string | undefined;
-  /** Seconds, for 503. */
+  /** Seconds, for 429 and 503. */
   readonly retryAfter: number | undefined;
   readonly access: AccessInfo | undefined;
 
-  constructor(status: 400 | 401 | 403 | 503, error: ResourceErrorCode | undefined, description: string, options: { wwwAuthenticate?: string; retryAfter?: number; access?: AccessInfo } = {}) {
+  constructor(status: ResourceErrorStatus, error: ResourceErrorCode | undefined, description: string, options: { wwwAuthenticate?: string; retryAfter?: number; access?: AccessInfo } = {}) {
     super(description);
     this.name = 'ResourceAuthError';
     this.status = status;

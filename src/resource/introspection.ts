@@ -21,11 +21,12 @@ interface Cached {
 /**
  * RFC 7662 status checks with a short per-token cache, so a revocation is seen within `cacheSeconds`.
  * Tokens are cached under their SHA-256, never in clear. Only `active` is used: the JWT itself is the
- * authority for every other claim.
+ * authority for every other claim. Concurrent misses for one token share one request.
  */
 export class Introspector {
   readonly #options: IntrospectorOptions;
   readonly #cache = new Map<string, Cached>();
+  readonly #inflight = new Map<string, Promise<boolean>>();
 
   constructor(options: IntrospectorOptions) {
     this.#options = options;
@@ -35,11 +36,22 @@ export class Introspector {
   async active(token: string, expiresAt: number, fresh: boolean): Promise<boolean> {
     const key = createHash('sha256').update(token).digest('base64url');
     const now = Date.now();
-    const hit = this.#cache.get(key);
-    if (hit && hit.until > now && !fresh) return hit.active;
-    const active = await this.#ask(token);
-    this.#remember(key, active, Math.min(now + this.#options.cacheSeconds * 1000, expiresAt * 1000), now);
-    return active;
+    if (!fresh) {
+      const hit = this.#cache.get(key);
+      if (hit && hit.until > now) return hit.active;
+      if (hit) this.#cache.delete(key);
+      // A fresh caller never joins: a request already under way may predate a revocation it must see.
+      const pending = this.#inflight.get(key);
+      if (pending) return pending;
+    }
+    const asked = this.#ask(token).then((active) => {
+      this.#remember(key, active, Math.min(now + this.#options.cacheSeconds * 1000, expiresAt * 1000), now);
+      return active;
+    });
+    this.#inflight.set(key, asked);
+    // Only the latest request for a token is joined; the cleanup must not itself reject unhandled.
+    asked.finally(() => { if (this.#inflight.get(key) === asked) this.#inflight.delete(key); }).catch(() => undefined);
+    return asked;
   }
 
   async #ask(token: string): Promise<boolean> {
@@ -68,14 +80,12 @@ export class Introspector {
     return (body as { active: boolean }).active;
   }
 
+  // Oldest first, by insertion: dropping a cached answer only costs another introspection, so no scan
+  // for expired entries is needed; those left behind are removed when looked up or pushed out.
   #remember(key: string, active: boolean, until: number, now: number): void {
-    if (until <= now) return;
-    if (this.#cache.size >= this.#options.maxEntries) {
-      for (const [k, v] of this.#cache) if (v.until <= now) this.#cache.delete(k);
-      // Dropping a cached answer only costs another introspection, so evicting the oldest is safe.
-      if (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
-    }
     this.#cache.delete(key);
+    if (until <= now) return;
+    while (this.#cache.size >= this.#options.maxEntries) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(key, { active, until });
   }
 }

@@ -1,16 +1,29 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DPOP_ALGS } from '../dpop/proof.ts';
+import type { ResourceVerifier } from './verifier.ts';
 
-export interface ProtectedResourceMetadataOptions {
-  /** This resource server's identifier (the tokens' `aud`). */
-  resource: string;
-  /** Issuer URLs of the authorization servers (intentgate's issuer). */
-  authorizationServers: string[];
+interface MetadataDescription {
   scopesSupported?: string[];
   resourceName?: string;
-  /** Announce that only DPoP-bound tokens are accepted. */
-  dpopBound?: boolean;
 }
+
+/**
+ * Either the verifier that guards the resource, from which `resource`, `authorization_servers` (its
+ * issuer) and `dpop_bound_access_tokens_required` (its `requireDpop`) are taken, so the document cannot
+ * disagree with what is enforced (recommended); or, for metadata served apart from the verifier, each
+ * of them explicitly.
+ */
+export type ProtectedResourceMetadataOptions = MetadataDescription & (
+  | { verifier: Pick<ResourceVerifier, 'issuer' | 'resource' | 'requiresDpop'>; resource?: never; authorizationServers?: never; dpopBound?: never }
+  | {
+    verifier?: never;
+    /** This resource server's identifier (the tokens' `aud`). */
+    resource: string;
+    /** Issuer URLs of the authorization servers (intentgate's issuer). */
+    authorizationServers: string[];
+    /** Announce that only DPoP-bound tokens are accepted: then the verifier must have `requireDpop`. */
+    dpopBound?: boolean;
+  });
 
 /** RFC 9728 §2 metadata document. */
 export interface ProtectedResourceMetadata {
@@ -31,29 +44,40 @@ function parsedResource(resource: string): URL {
   return u;
 }
 
+function described(options: ProtectedResourceMetadataOptions): { resource: string; authorizationServers: string[]; dpopBound: boolean | undefined } {
+  const { verifier } = options;
+  if (!verifier) return { resource: options.resource, authorizationServers: options.authorizationServers, dpopBound: options.dpopBound };
+  // Said twice, the two could disagree: JavaScript callers are not held back by the types.
+  if (options.resource !== undefined || options.authorizationServers !== undefined || options.dpopBound !== undefined) {
+    throw new TypeError('with verifier, resource, authorizationServers and dpopBound come from it; do not pass them too');
+  }
+  return { resource: verifier.resource, authorizationServers: [verifier.issuer], dpopBound: verifier.requiresDpop };
+}
+
 export function protectedResourceMetadata(options: ProtectedResourceMetadataOptions): ProtectedResourceMetadata {
-  parsedResource(options.resource);
-  if (options.authorizationServers.length === 0) throw new TypeError('authorizationServers must name at least one issuer');
+  const { resource, authorizationServers, dpopBound } = described(options);
+  parsedResource(resource);
+  if (!Array.isArray(authorizationServers) || authorizationServers.length === 0) throw new TypeError('authorizationServers must name at least one issuer');
   return {
-    resource: options.resource,
-    authorization_servers: [...options.authorizationServers],
+    resource,
+    authorization_servers: [...authorizationServers],
     // Tokens only in the Authorization header: query and body tokens leak into logs (RFC 6750 §2.2, §2.3).
     bearer_methods_supported: ['header'],
     ...(options.scopesSupported ? { scopes_supported: [...options.scopesSupported] } : {}),
     dpop_signing_alg_values_supported: [...DPOP_ALGS],
-    ...(options.dpopBound !== undefined ? { dpop_bound_access_tokens_required: options.dpopBound } : {}),
+    ...(dpopBound !== undefined ? { dpop_bound_access_tokens_required: dpopBound } : {}),
     ...(options.resourceName ? { resource_name: options.resourceName } : {}),
   };
 }
 
 /**
- * RFC 9728 §3.1: `/.well-known/oauth-protected-resource` goes between the host and the resource's path
- * (a lone terminating slash dropped), so `https://api.example/mcp` is served at
- * `https://api.example/.well-known/oauth-protected-resource/mcp`.
+ * RFC 9728 §3.1: `/.well-known/oauth-protected-resource` goes between the host and the resource's path,
+ * any terminating slash of the path removed, so `https://api.example/mcp` and `https://api.example/mcp/`
+ * are served at `https://api.example/.well-known/oauth-protected-resource/mcp`.
  */
 export function metadataUrl(resource: string): string {
   const u = parsedResource(resource);
-  const path = u.pathname === '/' ? '' : u.pathname;
+  const path = u.pathname.replace(/\/+$/, '');
   return `${u.origin}/.well-known/oauth-protected-resource${path}${u.search}`;
 }
 

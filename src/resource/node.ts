@@ -1,16 +1,18 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { toAuthInfo, type ResourceAuthInfo } from './auth_info.ts';
 import { errorResponse, ResourceAuthError } from './errors.ts';
-import { externalUrl, guard } from './guard.ts';
+import { baseUrlOption, externalUrl } from './base_url.ts';
+import { assertStatic, guard } from './guard.ts';
 import type { CallRequirement } from './requirement.ts';
 import type { ResourceVerifier } from './verifier.ts';
 
 export interface NodeAuthOptions {
   /**
-   * The external origin (and path prefix) clients address, e.g. `https://api.example`, for DPoP htu.
-   * Recommended: without it the URL is built from the Host header, which the client chooses.
+   * The absolute http(s) URL clients use to reach this server: origin plus any path prefix a proxy (or an
+   * Express mount) strips, e.g. `https://api.example`. The DPoP `htu` must be this + the request path; the
+   * Host header (the client's choice) plays no part.
    */
-  baseUrl?: string;
+  baseUrl: string;
 }
 
 /** A requirement, or a function of the request (Express's Request, with its params, when `R` says so). */
@@ -27,8 +29,11 @@ function send(res: ServerResponse, status: number, headers: Record<string, strin
  * Express / node:http middleware: verifies the token, sets `req.auth` (the MCP SDK's AuthInfo shape,
  * so StreamableHTTPServerTransport hands it to tool handlers as `extra.authInfo`) and calls `next()`,
  * or answers the refusal itself. Handlers reach `report()` and checkCall through `accessFrom(req.auth)`.
+ * Options and a static requirement are checked here (TypeError), not per request.
  */
-export function nodeAuth<R extends IncomingMessage = IncomingMessage>(verifier: ResourceVerifier, requirement: NodeAuthRequirement<R> = {}, options: NodeAuthOptions = {}): NodeAuthHandler<R> {
+export function nodeAuth<R extends IncomingMessage = IncomingMessage>(verifier: ResourceVerifier, requirement: NodeAuthRequirement<R>, options: NodeAuthOptions): NodeAuthHandler<R> {
+  const baseUrl = baseUrlOption(options?.baseUrl);
+  assertStatic(verifier, requirement);
   return async (req, res, next) => {
     let auth: ResourceAuthInfo;
     try {
@@ -37,7 +42,7 @@ export function nodeAuth<R extends IncomingMessage = IncomingMessage>(verifier: 
       const path = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
       const state = await guard(verifier, {
         method: req.method ?? 'GET',
-        url: externalUrl(options.baseUrl, `http://${req.headers.host ?? ''}`, path),
+        url: externalUrl(baseUrl, path),
         authorization: req.headers.authorization,
         dpop: req.headers.dpop,
       }, needed);

@@ -1,13 +1,15 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { DPOP_ALGS, DpopProofError, dpopHeader, verifyDpopProof } from '../dpop/proof.ts';
-import { accessFromClaims, ClaimError, type AccessInfo } from './access.ts';
+import { DPOP_ALGS, DpopProofError, dpopHeader, verifyDpopProof, type VerifiedProof } from '../dpop/proof.ts';
+import { accessFromClaims, ClaimError, type AccessInfo, type AuthorizationDetail } from './access.ts';
 import { presentedToken, MAX_TOKEN_LENGTH } from './authorization.ts';
 import type { ClientCredentials } from './client_auth.ts';
 import { challenge, ERROR_STATUS, ResourceAuthError, type AuthScheme, type ChallengeContext, type ResourceErrorCode } from './errors.ts';
 import { IntrospectionUnavailable, Introspector } from './introspection.ts';
 import { ReplayCache } from './replay_cache.ts';
 import { postResourceEvent, type ResourceEventReport } from './report.ts';
-import { checkCall, type CallRequirement } from './requirement.ts';
+import { assertRequirementShape, checkCall, type CallRequirement } from './requirement.ts';
+import { denialEvent } from './denial.ts';
+import { TaskQueue } from './task_queue.ts';
 
 export interface ResourceVerifierOptions {
   /** intentgate's issuer URL, exactly as in the tokens' `iss`. */
@@ -25,16 +27,32 @@ export interface ResourceVerifierOptions {
     maxAge?: number;
     /** Seconds a client clock may run ahead; default 5. */
     clockSkew?: number;
-    /** Proofs remembered for replay detection; default 50 000. */
+    /** Proofs remembered for replay detection, all keys together; default 50 000. */
     replayCacheSize?: number;
+    /**
+     * Proofs remembered per DPoP key within a proof's lifetime (maxAge + 2 × clockSkew); default 1/20 of
+     * replayCacheSize (at least 1). A key over it is answered 429 until its proofs age out; the others are not.
+     */
+    maxProofsPerKey?: number;
   };
   /**
-   * The resource server's own intentgate client (registered with `resource_server`). With it, every
-   * token's live status is introspected (so revocation is seen) and report() works.
+   * Refuse tokens that are not DPoP-bound (401 invalid_token, challenging DPoP only). Pass the verifier
+   * to protectedResourceMetadata so `dpop_bound_access_tokens_required` says the same. Default false.
+   */
+  requireDpop?: boolean;
+  /**
+   * The resource server's own intentgate client (registered with `resource_server`): introspection and
+   * report(). Required unless `introspection: false`.
    */
   credentials?: ClientCredentials;
-  /** Seconds an introspection answer is reused (default 10, never beyond the token's exp; 0 = always ask). */
-  introspection?: { cacheSeconds?: number };
+  /**
+   * Live status checks (RFC 7662) of every token, an answer reused for `cacheSeconds` (default 10, never
+   * beyond the token's exp; 0 = always ask); they need `credentials`. `false` verifies the JWT only: a
+   * revoked token then keeps working until it expires (intentgate's tokens live minutes), and a
+   * `sensitive` requirement cannot be met (a TypeError: when the middleware is built if the requirement
+   * is static, else when it is used).
+   */
+  introspection?: { cacheSeconds?: number } | false;
   /** RFC 9728 metadata URL, announced in every challenge. */
   resourceMetadataUrl?: string;
   /** Milliseconds for each call to intentgate; default 5000. */
@@ -55,12 +73,26 @@ export interface ResourceVerifier {
   readonly resource: string;
   /** True when credentials are configured, so report() can work. */
   readonly canReport: boolean;
+  /** True unless built with `introspection: false`. */
+  readonly introspects: boolean;
+  /** The `requireDpop` option: only DPoP-bound tokens are accepted. */
+  readonly requiresDpop: boolean;
   /** Verifies the token of a request and that it covers the call; throws ResourceAuthError. */
   authenticate(request: ResourceRequest, requirement?: CallRequirement): Promise<AccessInfo>;
-  /** Checks an already verified token against a call (the same rule authenticate applies). */
-  check(access: AccessInfo, requirement: CallRequirement): void;
+  /** Checks an already verified token against a call (checkCall); answers the detail that matched. */
+  check(access: AccessInfo, requirement: CallRequirement): AuthorizationDetail | undefined;
+  /** Throws TypeError for a requirement this verifier can never meet (the middlewares call it once for static ones). */
+  assertRequirement(requirement: CallRequirement): void;
   /** Reports what a call did to intentgate's ledger; answers the entry's sequence number. */
   report(access: AccessInfo, event: ResourceEventReport): Promise<number>;
+  /**
+   * Reports a refusal of a valid token (403) to the ledger in the background, so the answer does not
+   * wait for it: at most 8 at once, up to 1000 waiting (beyond that, while the ledger is slow or down,
+   * further ones are dropped); failures are swallowed. Does nothing without credentials.
+   */
+  reportDenial(access: AccessInfo, requirement: CallRequirement): void;
+  /** Resolves once every background denial report has been sent or has failed (e.g. before shutdown). */
+  flushReports(): Promise<void>;
 }
 
 const SYMMETRIC_OR_NONE = /^(HS|none$)/i;
@@ -68,7 +100,14 @@ const JWKS_UNAVAILABLE = new Set(['ERR_JOSE_GENERIC', 'ERR_JWKS_TIMEOUT', 'ERR_J
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {
   const v = value ?? fallback;
-  if (!Number.isFinite(v) || v < 0) throw new TypeError(`${name} must be a non-negative number`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new TypeError(`${name} must be a non-negative number`);
+  return v;
+}
+
+// Zero would make every call time out, or every DPoP request refused: never what was meant.
+function positive(name: string, value: number | undefined, fallback: number, integer = false): number {
+  const v = value ?? fallback;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) throw new TypeError(`${name} must be a positive ${integer ? 'integer' : 'number'}`);
   return v;
 }
 
@@ -93,8 +132,9 @@ function tokenFailure(err: unknown): { code: ResourceErrorCode; description: str
 
 /**
  * A resource server's check of intentgate tokens: RFC 9068 JWT validation, RFC 9449 DPoP binding,
- * RFC 7662 live status (with credentials), and the call's scope and authorization details. Every failure is a
- * ResourceAuthError carrying its status and challenge; nothing is accepted when a check cannot run.
+ * RFC 7662 live status (unless `introspection: false`), and the call's scope and authorization details.
+ * Every failure is a ResourceAuthError carrying its status and challenge; nothing is accepted when a check
+ * cannot run. Options are validated here, once (TypeError).
  */
 export function createResourceVerifier(options: ResourceVerifierOptions): ResourceVerifier {
   const issuer = absoluteUrl('issuer', options.issuer);
@@ -107,31 +147,49 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
   const clockTolerance = nonNegative('clockTolerance', options.clockTolerance, 5);
   const maxAge = nonNegative('dpop.maxAge', options.dpop?.maxAge, 60);
   const clockSkew = nonNegative('dpop.clockSkew', options.dpop?.clockSkew, 5);
-  const timeoutMs = nonNegative('timeoutMs', options.timeoutMs, 5000);
+  const timeoutMs = positive('timeoutMs', options.timeoutMs, 5000);
+  const replayCacheSize = positive('dpop.replayCacheSize', options.dpop?.replayCacheSize, 50_000, true);
+  const maxProofsPerKey = positive('dpop.maxProofsPerKey', options.dpop?.maxProofsPerKey, Math.max(1, Math.floor(replayCacheSize / 20)), true);
+  if (maxProofsPerKey > replayCacheSize) throw new TypeError('dpop.maxProofsPerKey must not exceed dpop.replayCacheSize');
+  const requiresDpop = options.requireDpop ?? false;
+  if (typeof requiresDpop !== 'boolean') throw new TypeError('requireDpop must be a boolean');
   const credentials = options.credentials;
   if (credentials && (!credentials.clientId || !credentials.clientSecret)) throw new TypeError('credentials need clientId and clientSecret');
-  if (options.introspection && !credentials) throw new TypeError('introspection needs credentials');
+  const introspection = options.introspection;
+  if (introspection !== false && !credentials) {
+    throw new TypeError('credentials are required to introspect tokens (and so to see revocations); pass introspection: false to verify JWTs only, a revoked token then working until it expires');
+  }
   const jwks = createRemoteJWKSet(new URL(absoluteUrl('jwksUri', options.jwksUri ?? `${base}/jwks`)), { timeoutDuration: timeoutMs });
-  const replays = new ReplayCache(nonNegative('dpop.replayCacheSize', options.dpop?.replayCacheSize, 50_000));
-  const introspector = credentials
+  // An accepted proof has iat >= now - maxAge - skew and is refused once older; with iat up to now + skew,
+  // that is at most maxAge + 2 × skew after acceptance: one lifetime for every entry.
+  const replays = new ReplayCache({ maxEntries: replayCacheSize, maxPerKey: maxProofsPerKey, lifetimeMs: (maxAge + 2 * clockSkew) * 1000 });
+  const introspector = introspection !== false && credentials
     ? new Introspector({
       endpoint: `${base}/token/introspection`,
       credentials,
-      cacheSeconds: nonNegative('introspection.cacheSeconds', options.introspection?.cacheSeconds, 10),
+      cacheSeconds: nonNegative('introspection.cacheSeconds', introspection?.cacheSeconds, 10),
       timeoutMs,
       maxEntries: 10_000,
     })
     : undefined;
+  const denials = new TaskQueue(8, 1000);
   const context: ChallengeContext = { dpopAlgs: DPOP_ALGS, resourceMetadataUrl: options.resourceMetadataUrl };
+  const offered: AuthScheme[] = requiresDpop ? ['DPoP'] : ['Bearer', 'DPoP'];
 
   const refuse = (error: ResourceErrorCode | undefined, description: string, scheme?: AuthScheme, bound?: boolean): ResourceAuthError => {
     if (error === 'temporarily_unavailable') return new ResourceAuthError(503, error, description, { retryAfter: 5 });
+    if (error === 'slow_down') return new ResourceAuthError(429, error, description, { retryAfter: Math.ceil(replays.lifetimeMs / 1000) });
     // A proof error is answered in the DPoP scheme (RFC 9449 §7.1); a bound token can only be used with DPoP.
-    const schemes: AuthScheme[] = error === 'invalid_dpop_proof' || bound ? ['DPoP'] : ['Bearer', 'DPoP'];
-    const errorOn = error === 'invalid_dpop_proof' || bound ? 'DPoP' : scheme;
-    const wwwAuthenticate = challenge(schemes, { error, description }, context, errorOn);
+    const dpopOnly = error === 'invalid_dpop_proof' || bound === true;
+    const wwwAuthenticate = challenge(dpopOnly ? ['DPoP'] : offered, { error, description }, context, dpopOnly ? 'DPoP' : scheme);
     return new ResourceAuthError(error ? ERROR_STATUS[error] : 401, error, description, { wwwAuthenticate });
   };
+
+  function assertRequirement(requirement: CallRequirement): void {
+    assertRequirementShape(requirement);
+    // A call marked sensitive must not silently go without a live check.
+    if (requirement.sensitive && !introspector) throw new TypeError('a sensitive requirement needs introspection, which this verifier was built without (introspection: false)');
+  }
 
   async function verifyToken(token: string, scheme: AuthScheme): Promise<AccessInfo> {
     let payload: JWTPayload;
@@ -153,14 +211,16 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
     }
   }
 
-  async function checkBinding(access: AccessInfo, scheme: AuthScheme, request: ResourceRequest): Promise<void> {
+  /** The binding and the proof, checked locally; the proof is not recorded yet (see recordProof). */
+  async function checkBinding(access: AccessInfo, scheme: AuthScheme, request: ResourceRequest): Promise<VerifiedProof | undefined> {
     if (!access.cnfJkt) {
+      if (requiresDpop) throw refuse('invalid_token', 'this resource accepts DPoP-bound tokens only', scheme, true);
       if (scheme === 'DPoP') throw refuse('invalid_token', 'token is not DPoP-bound; present it with the Bearer scheme', scheme);
-      return;
+      return undefined;
     }
     // RFC 9449 §7.2: a bound token presented as a bearer token is refused, or a thief could drop the proof.
     if (scheme !== 'DPoP') throw refuse('invalid_token', 'token is DPoP-bound; present it with the DPoP scheme and a proof', scheme, true);
-    let proof;
+    let proof: VerifiedProof;
     try {
       const header = dpopHeader(request.dpop);
       if (!header) throw new DpopProofError('a DPoP proof is required with a DPoP-bound token');
@@ -169,17 +229,29 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
       if (err instanceof DpopProofError) throw refuse('invalid_dpop_proof', err.message, scheme, true);
       throw err;
     }
-    const verdict = replays.check(`${proof.jkt}:${proof.jti}`, (proof.iat + maxAge + clockSkew) * 1000);
-    if (verdict === 'replay') throw refuse('invalid_dpop_proof', 'DPoP proof was already used (jti replayed)', scheme, true);
+    // Looked up now (a replay costs no introspection), recorded only once the token is known live.
+    if (replays.seen(proof.jkt, proof.jti)) throw replayed();
+    return proof;
+  }
+
+  const replayed = () => refuse('invalid_dpop_proof', 'DPoP proof was already used (jti replayed)', 'DPoP', true);
+
+  /**
+   * Remembers an accepted proof. Only live tokens with valid proofs get here, so revoked or forged ones
+   * cannot fill the cache. A key over its share is answered 429 slow_down with Retry-After (RFC 6585 §4:
+   * too many requests from one sender in a given time), not 401: its proof is valid, and a client told
+   * its proof is bad would fetch a new token rather than wait; not 503 either, which would say the
+   * whole server is unavailable. Only when all keys together fill the cache is everyone refused (503).
+   */
+  function recordProof(proof: VerifiedProof): void {
+    const verdict = replays.record(proof.jkt, proof.jti);
+    if (verdict === 'replay') throw replayed();
+    if (verdict === 'key_over_share') throw refuse('slow_down', `too many DPoP proofs from this key in the last ${Math.ceil(replays.lifetimeMs / 1000)} s; slow down`);
     if (verdict === 'full') throw refuse('temporarily_unavailable', 'too many recent DPoP proofs to check this one for replay');
   }
 
   async function checkLive(access: AccessInfo, requirement: CallRequirement, scheme: AuthScheme): Promise<void> {
-    if (!introspector) {
-      // A call marked sensitive must not silently go without a live check.
-      if (requirement.sensitive) throw new TypeError('a sensitive requirement needs the verifier\'s credentials for introspection');
-      return;
-    }
+    if (!introspector) return;
     let active: boolean;
     try {
       active = await introspector.active(access.token, access.expiresAt, requirement.sensitive === true);
@@ -194,9 +266,13 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
     issuer,
     resource,
     canReport: Boolean(credentials),
+    introspects: Boolean(introspector),
+    requiresDpop,
+    assertRequirement,
 
     async authenticate(request, requirement = {}) {
       if (typeof request?.method !== 'string' || typeof request.url !== 'string') throw new TypeError('request needs method and url');
+      assertRequirement(requirement);
       const presented = presentedToken(request.authorization);
       if (presented.kind === 'none') throw refuse(undefined, 'an access token is required');
       if (presented.kind === 'malformed') throw refuse('invalid_request', presented.reason);
@@ -204,19 +280,30 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
       const { scheme, token } = presented;
       const access = await verifyToken(token, scheme);
       // Cheap local checks first: a stolen token without its key costs no introspection.
-      await checkBinding(access, scheme, request);
+      const proof = await checkBinding(access, scheme, request);
       await checkLive(access, requirement, scheme);
+      if (proof) recordProof(proof);
       checkCall(access, requirement, context);
       return access;
     },
 
     check(access, requirement) {
-      checkCall(access, requirement, context);
+      return checkCall(access, requirement, context);
     },
 
     async report(access, event) {
       if (!credentials) throw new TypeError('report() needs the verifier\'s credentials (the resource server\'s intentgate client)');
       return postResourceEvent(`${base}/ledger/events`, credentials, access, event, timeoutMs);
+    },
+
+    reportDenial(access, requirement) {
+      if (!credentials) return;
+      const event = denialEvent(requirement);
+      denials.push(() => postResourceEvent(`${base}/ledger/events`, credentials, access, event, timeoutMs));
+    },
+
+    flushReports() {
+      return denials.idle();
     },
   };
 }

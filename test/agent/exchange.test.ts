@@ -41,7 +41,8 @@ describe.each(styles)('exchange, configured with %s', (_style, make) => {
       subjectToken: await w.userToken(), intent: 'Approve the taxi expense from the Berlin trip',
       resource: EXPENSES, scope: ['expenses:approve'], authorizationDetails: approveSmall,
     });
-    expect(token).toMatchObject({ tokenType: 'Bearer', expiresIn: 120, scope: ['expenses:approve'], issuedTokenType: ACCESS_TOKEN_TYPE, authorizationDetails: approveSmall });
+    expect(token).toMatchObject({ tokenType: 'Bearer', expiresIn: 120, scope: ['expenses:approve'], issuedTokenType: ACCESS_TOKEN_TYPE, authorizationDetails: approveSmall, resource: EXPENSES });
+    expect(token).not.toHaveProperty('audience');
     expect(token.expiresAt).toBeGreaterThanOrEqual(before + 120_000);
     expect(token.expiresAt).toBeLessThanOrEqual(Date.now() + 120_000);
     expect(token).not.toHaveProperty('dpopKey');
@@ -78,6 +79,9 @@ describe('delegation through the agent API', () => {
     const agent = await agentFor(w);
     const sub = await agentFor(w, 'sub-agent');
     const delegation = await agent.exchange({ subjectToken: await w.userToken(), intent: 'Hand the expense reading to the sub-agent', audience: 'sub-agent', scope: 'expenses:read' });
+    // The token remembers its target: another agent, so it is never presented to a resource.
+    expect(delegation).toMatchObject({ audience: 'sub-agent' });
+    expect(delegation).not.toHaveProperty('resource');
     const own = await sub.exchange({ subjectToken: delegation.accessToken, intent: 'Read the expense reports', resource: EXPENSES, scope: 'expenses:read' });
     const { payload } = await jwtVerify(own.accessToken, createRemoteJWKSet(new URL(`${w.t.url}/jwks`)), { issuer: w.t.issuer, audience: EXPENSES, typ: 'at+jwt', algorithms: ['ES256'] });
     expect(payload).toMatchObject({ sub: 'alice', client_id: 'sub-agent', act: { sub: 'sub-agent', act: { sub: 'agent' } } });

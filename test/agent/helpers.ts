@@ -1,5 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { parse } from 'yaml';
 import { createAgent, type Agent } from '../../src/agent/index.ts';
 import { entriesOf } from '../helpers/ledger.ts';
 import type { World } from '../helpers/world.ts';
@@ -13,6 +14,26 @@ export function agentFor(w: World, clientId = 'agent'): Promise<Agent> {
 /** How many exchanges the ledger recorded with this outcome. */
 export async function ledgerCount(w: World, kind: 'exchange.granted' | 'exchange.denied'): Promise<number> {
   return (await entriesOf(w.t.server.db, kind)).length;
+}
+
+async function must(res: Promise<Response>, what: string): Promise<Response> {
+  const r = await res;
+  if (r.status !== 200 && r.status !== 201) throw new Error(`${what}: ${r.status} ${await r.text()}`);
+  return r;
+}
+
+/**
+ * Makes `identifier` (e.g. a local resource server's URL) a resource agents may read, as an admin would:
+ * registered with the scope `expenses:read`, and a rule allowing it added to the policy in force.
+ */
+export async function registerResource(w: World, identifier: string): Promise<string> {
+  await must(w.t.admin('POST', '/admin/api/resources', { identifier, name: identifier, scopes: [{ name: 'expenses:read', sensitivity: 'internal', operation: 'read' }] }), 'register resource');
+  const current = await (await must(w.t.admin('GET', '/admin/api/policies/current'), 'read policy')).json() as { document: string };
+  const policy = parse(current.document) as { rules: unknown[] };
+  policy.rules.push({ id: `local-read-${policy.rules.length}`, effect: 'allow', resource: identifier, scopes: ['expenses:read'] });
+  // JSON is YAML: the document needs no YAML writer.
+  await must(w.t.admin('POST', '/admin/api/policies', { document: JSON.stringify(policy), source: 'agent tests' }), 'publish policy');
+  return identifier;
 }
 
 export interface SeenRequest {

@@ -46,6 +46,7 @@ describe('tokens per tool call', () => {
     });
     const again = await tools.tokenFor('approve_expense', { tags: ['taxi'], amount: 120, id: 'exp_1' });
     expect(again.accessToken).toBe(first.accessToken);
+    expect(first.resource).toBe(EXPENSES);
     expect(await ledgerCount(w, 'exchange.granted')).toBe(before + 1);
 
     // Any difference in the arguments is another call, even one the details do not show.
@@ -70,6 +71,28 @@ describe('tokens per tool call', () => {
     const granted = await entriesOf(w.t.server.db, 'exchange.granted');
     expect(granted.find((e) => e.payload.jti === decodeJwt(derived.accessToken).jti)?.payload.intent).toBe('Approve expense exp_7');
     expect(granted.find((e) => e.payload.jti === decodeJwt(given.accessToken).jti)?.payload.intent).toBe('Approve the coffee for the offsite');
+  });
+
+  it('reuses a token only for the same intent, so the ledger records the intent of every use', async () => {
+    const tools = await expenseTools();
+    const before = await ledgerCount(w, 'exchange.granted');
+    const taxi = await tools.tokenFor('list_expenses', {}, { intent: 'Find the open taxi claims' });
+    expect((await tools.tokenFor('list_expenses', {}, { intent: 'Find the open taxi claims' })).accessToken).toBe(taxi.accessToken);
+    const duplicates = await tools.tokenFor('list_expenses', {}, { intent: 'Find duplicate claims' });
+    expect(duplicates.accessToken).not.toBe(taxi.accessToken);
+    // The default intent is an intent of its own.
+    const queue = await tools.tokenFor('list_expenses', {});
+    expect(new Set([taxi, duplicates, queue].map((t) => t.accessToken)).size).toBe(3);
+    // Concurrent calls share an exchange only when their intents agree too.
+    const [a, b] = await Promise.all([
+      tools.tokenFor('list_expenses', {}, { intent: 'Page through the claims' }),
+      tools.tokenFor('list_expenses', {}, { intent: 'Count the claims' }),
+    ]);
+    expect(a.accessToken).not.toBe(b.accessToken);
+    expect(await ledgerCount(w, 'exchange.granted')).toBe(before + 5);
+    const granted = await entriesOf(w.t.server.db, 'exchange.granted');
+    const intentOf = (t: { accessToken: string }) => granted.find((e) => e.payload.jti === decodeJwt(t.accessToken).jti)?.payload.intent;
+    expect([taxi, duplicates, queue, a, b].map(intentOf)).toEqual(['Find the open taxi claims', 'Find duplicate claims', 'Work through the expense queue', 'Page through the claims', 'Count the claims']);
   });
 
   it('exchanges again when the cached token is within refreshBeforeExpirySeconds of expiring', async () => {

@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, type Agent } from '../../src/agent/index.ts';
 import { callMcpTool, expenseToolSpecs, type ExpenseTools } from '../../examples/mcp-expenses/agent.ts';
@@ -56,7 +58,12 @@ describe('the expenses MCP server behind intentgate', () => {
 
   it('refuses a token for another resource (audience)', async () => {
     const hr = await agent.exchange({ subjectToken: aliceToken, resource: HR, scope: 'hr:read', intent: 'Read an HR record' });
-    await expect(callMcpTool(agent, hr, w.mcp.resource, 'list_expenses', {})).rejects.toThrow(/401|invalid_token|Unauthorized/i);
+    // The agent SDK will not send a token to a server it was not issued for…
+    await expect(callMcpTool(agent, hr, w.mcp.resource, 'list_expenses', {})).rejects.toThrow(/not the origin of the token's resource|resource/);
+    // …and a client that does (the MCP SDK's, told to send it) is refused by the server.
+    const client = new Client({ name: 't', version: '1' });
+    await expect(client.connect(new StreamableHTTPClientTransport(new URL(w.mcp.resource), { requestInit: { headers: { authorization: `Bearer ${hr.accessToken}` } } })))
+      .rejects.toThrow(/401|invalid_token|Unauthorized/i);
     const res = await initialize({ authorization: `Bearer ${hr.accessToken}` });
     expect(res.status).toBe(401);
     expect(res.headers.get('www-authenticate')).toContain('invalid_token');

@@ -7,8 +7,13 @@ export interface CliResult { code: number | null; stdout: string; stderr: string
 
 /** Runs `intentgate ...` as a separate process on this Node, with only the given environment. */
 export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
+  return runScript(CLI, args, env);
+}
+
+/** Runs a script of this repository as a separate process on this Node, with only the given environment. */
+export function runScript(script: string, args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => { stdout += d; });

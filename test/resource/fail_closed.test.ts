@@ -16,7 +16,7 @@ beforeAll(async () => {
     credentials: { clientId: w.creds['expenses-rs']![0], clientSecret: w.creds['expenses-rs']![1] },
   });
   const koa = new Koa();
-  koa.use(koaAuth(v, { scope: 'expenses:read' }));
+  koa.use(koaAuth(v, { scope: 'expenses:read' }, { baseUrl: EXPENSES }));
   koa.use((ctx) => { ctx.body = { ok: true }; });
   app = await serve(koa.callback());
 });
@@ -68,7 +68,7 @@ describe('when introspection is unavailable, the token is refused (fail closed)'
 
   it('answers 503 when the signing keys cannot be fetched, never accepting an unverified token', async () => {
     const token = await exchanged(w);
-    const cold = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, jwksUri: `${app.url}/no-jwks-here` });
+    const cold = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: false, jwksUri: `${app.url}/no-jwks-here` });
     await expect(cold.authenticate({ method: 'GET', url: `${EXPENSES}/x`, authorization: `Bearer ${token}` }))
       .rejects.toMatchObject({ status: 503, error: 'temporarily_unavailable' });
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { expect } from 'vitest';
 import { accessTokenHash } from '../../src/dpop/proof.ts';
 import { EXPENSES, exchangeParams, type World } from '../helpers/world.ts';
@@ -90,4 +90,18 @@ export function challengeParams(header: string | null): Record<string, string> {
   const out: Record<string, string> = {};
   for (const m of (header ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)) out[m[1]!] ??= m[2]!;
   return out;
+}
+
+/** Revokes a token by its jti through the admin API. */
+export async function revoke(w: World, token: string): Promise<void> {
+  const res = await w.t.admin('POST', '/admin/api/revocations', { jti: decodeJwt(token).jti });
+  expect(res.status).toBe(201);
+}
+
+/** The introspection requests intentgate has answered so far, from its own /metrics. */
+export async function introspectionCount(w: World): Promise<number> {
+  const text = await (await fetch(`${w.t.url}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(/^intentgate_http_requests_total\{[^}]*route="\/token\/introspection"[^}]*\} (\d+)$/gm)) n += Number(m[1]);
+  return n;
 }

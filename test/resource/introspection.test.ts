@@ -5,7 +5,7 @@ import { createResourceVerifier, koaAuth, ResourceAuthError, type ResourceVerifi
 import { basicAuthorization } from '../../src/resource/client_auth.ts';
 import { tokenRequest } from '../helpers/server.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
-import { boundToken, challengeParams, dpopKey, exchanged, proof, serve, type Served } from './helpers.ts';
+import { boundToken, challengeParams, dpopKey, exchanged, introspectionCount, proof, serve, type Served } from './helpers.ts';
 
 let w: World;
 let app: Served;
@@ -22,7 +22,7 @@ beforeAll(async () => {
   w = await startWorld();
   live = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials: credentials(), introspection: { cacheSeconds: 0 } });
   const koa = new Koa();
-  koa.use(koaAuth(live, { scope: 'expenses:read' }));
+  koa.use(koaAuth(live, { scope: 'expenses:read' }, { baseUrl: EXPENSES }));
   koa.use((ctx) => { ctx.body = { ok: true }; });
   app = await serve(koa.callback());
 });
@@ -42,7 +42,7 @@ describe('introspection (RFC 7662)', () => {
     expect(await res.json()).toEqual({ error: 'invalid_token', error_description: 'token is not active (revoked or expired)' });
     expect(challengeParams(res.headers.get('www-authenticate')).error).toBe('invalid_token');
     // Without introspection the same token still verifies: the JWT alone cannot know it was revoked.
-    const offline = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES });
+    const offline = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: false });
     expect((await offline.authenticate(request(token))).jti).toBe(decodeJwt(token).jti);
   });
 
@@ -68,6 +68,33 @@ describe('introspection (RFC 7662)', () => {
     await expect(cached.authenticate(request(token), { sensitive: true })).rejects.toMatchObject({ status: 401, error: 'invalid_token' });
     // The fresh answer replaced the cached one.
     await expect(cached.authenticate(request(token))).rejects.toMatchObject({ error: 'invalid_token' });
+  });
+
+  it('asks once for concurrent misses of one token, but a sensitive call never rides on an earlier question', async () => {
+    const cached = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials: credentials(), introspection: { cacheSeconds: 300 } });
+    const token = await exchanged(w);
+    const before = await introspectionCount(w);
+    const answers = await Promise.all(Array.from({ length: 8 }, () => cached.authenticate(request(token))));
+    expect(answers.map((a) => a.sub)).toEqual(Array(8).fill('alice'));
+    expect(await introspectionCount(w) - before).toBe(1);
+    // Cached now: no more requests …
+    await cached.authenticate(request(token));
+    expect(await introspectionCount(w) - before).toBe(1);
+    // … except for sensitive calls, each asking for itself.
+    await Promise.all(Array.from({ length: 3 }, () => cached.authenticate(request(token), { sensitive: true })));
+    expect(await introspectionCount(w) - before).toBe(4);
+  });
+
+  it('shares a failure with every caller that joined it, and asks again afterwards', async () => {
+    const wrong = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials: { clientId: 'expenses-rs', clientSecret: 'not-the-secret' }, introspection: { cacheSeconds: 300 } });
+    const token = await exchanged(w);
+    const before = await introspectionCount(w);
+    const errors = await Promise.all(Array.from({ length: 4 }, () => wrong.authenticate(request(token)).catch((e: unknown) => e)));
+    for (const err of errors) expect(err).toMatchObject({ status: 503, error: 'temporarily_unavailable' });
+    expect(await introspectionCount(w) - before).toBe(1);
+    // An unknown status is not cached.
+    await expect(wrong.authenticate(request(token))).rejects.toMatchObject({ status: 503 });
+    expect(await introspectionCount(w) - before).toBe(2);
   });
 
   it('covers DPoP-bound tokens, answering in the DPoP scheme', async () => {

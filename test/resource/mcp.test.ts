@@ -1,7 +1,7 @@
 import express from 'express';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { InsufficientScopeError, InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -85,7 +85,25 @@ describe('mcpTokenVerifier', () => {
     expect(err.message).toContain('DPoP-bound');
   });
 
-  it('throws ServerError when introspection cannot answer, never returning AuthInfo', async () => {
+  it('reports a valid token that fails its requirement to the ledger as denied, as the middlewares do', async () => {
+    const token = await exchanged(w, { scope: 'expenses:read' });
+    const err = await mcpTokenVerifier(v, { requirement: { scope: 'expenses:submit' } }).verifyAccessToken(token).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InsufficientScopeError);
+    await v.flushReports();
+    const ledger = await w.t.admin('GET', `/admin/api/ledger?kind=resource.event&jti=${decodeJwt(token).jti}`);
+    const items = ((await ledger.json()) as { items: Array<{ payload: Record<string, unknown> }> }).items;
+    expect(items.map((e) => e.payload)).toMatchObject([{ outcome: 'denied', action: 'access', summary: { error: 'insufficient_scope' } }]);
+    // A token that is not valid at all is not reported.
+    await expect(mcpTokenVerifier(v, { requirement: { scope: 'expenses:submit' } }).verifyAccessToken('garbage')).rejects.toBeInstanceOf(InvalidTokenError);
+  });
+
+  it('refuses, when built, a requirement its verifier can never meet', () => {
+    const offline = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: false });
+    expect(() => mcpTokenVerifier(offline, { requirement: { sensitive: true } })).toThrow(/introspection/);
+    expect(() => mcpTokenVerifier(v, { requirement: { sensitive: true } })).not.toThrow();
+  });
+
+  it('throws ServerError when introspection cannot answer, never returning AuthInfo (the SDK answers 500: it has no 503)', async () => {
     const unavailable = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials: { clientId: 'expenses-rs', clientSecret: 'wrong' }, introspection: { cacheSeconds: 0 } });
     const err = await mcpTokenVerifier(unavailable).verifyAccessToken(await exchanged(w)).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ServerError);

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DPOP_ALGS } from '../../src/dpop/proof.ts';
-import { metadataUrl, protectedResourceMetadata, protectedResourceMetadataHandler } from '../../src/resource/index.ts';
+import { createResourceVerifier, metadataUrl, protectedResourceMetadata, protectedResourceMetadataHandler } from '../../src/resource/index.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { serve, type Served } from './helpers.ts';
 
@@ -25,6 +25,9 @@ describe('RFC 9728 protected resource metadata', () => {
   it('computes the well-known URL between host and path (§3.1)', () => {
     expect(metadataUrl('https://expenses.example')).toBe('https://expenses.example/.well-known/oauth-protected-resource');
     expect(metadataUrl('https://expenses.example/')).toBe('https://expenses.example/.well-known/oauth-protected-resource');
+    // Any terminating slash of the path is removed.
+    expect(metadataUrl('https://api.example/mcp/')).toBe('https://api.example/.well-known/oauth-protected-resource/mcp');
+    expect(metadataUrl('https://api.example/v1/mcp//?tenant=a')).toBe('https://api.example/.well-known/oauth-protected-resource/v1/mcp?tenant=a');
     expect(metadataUrl('https://api.example:8443/mcp')).toBe('https://api.example:8443/.well-known/oauth-protected-resource/mcp');
     expect(metadataUrl('https://api.example/v1/mcp?tenant=a')).toBe('https://api.example/.well-known/oauth-protected-resource/v1/mcp?tenant=a');
     expect(() => metadataUrl('https://api.example/mcp#frag')).toThrow(TypeError);
@@ -40,6 +43,23 @@ describe('RFC 9728 protected resource metadata', () => {
       dpop_bound_access_tokens_required: true,
     });
     expect(() => protectedResourceMetadata({ resource: EXPENSES, authorizationServers: [] })).toThrow(TypeError);
+  });
+
+  it('takes resource, issuer and dpop_bound_access_tokens_required from the verifier, so they cannot disagree', () => {
+    const strict = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: false, requireDpop: true });
+    expect(protectedResourceMetadata({ verifier: strict, scopesSupported: ['expenses:read'] })).toEqual({
+      resource: EXPENSES,
+      authorization_servers: [w.t.issuer],
+      bearer_methods_supported: ['header'],
+      scopes_supported: ['expenses:read'],
+      dpop_signing_alg_values_supported: [...DPOP_ALGS],
+      dpop_bound_access_tokens_required: true,
+    });
+    const lax = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: false });
+    expect(protectedResourceMetadata({ verifier: lax }).dpop_bound_access_tokens_required).toBe(false);
+    // Saying it a second time is refused, whether or not it agrees.
+    expect(() => protectedResourceMetadata({ verifier: lax, dpopBound: true } as never)).toThrow(TypeError);
+    expect(() => protectedResourceMetadata({ verifier: lax, resource: EXPENSES } as never)).toThrow(TypeError);
   });
 
   it('is served to GET as cacheable JSON naming a live authorization server', async () => {

@@ -2,7 +2,8 @@ import express from 'express';
 import { generateKeyPair, SignJWT } from 'jose';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { accessFrom, callDenial, checkCall, createResourceVerifier, ResourceAuthError, koaAuth, nodeAuth, type AuthState, type CallRequirement, type ResourceAuthInfo, type ResourceVerifier } from '../../src/resource/index.ts';
+import { accessFrom, callDenial, checkCall, createResourceVerifier, matchedDetail, ResourceAuthError, koaAuth, nodeAuth, type AuthState, type CallRequirement, type ResourceAuthInfo, type ResourceVerifier } from '../../src/resource/index.ts';
+import { accessFromClaims, ClaimError } from '../../src/resource/access.ts';
 import { details, EXPENSES, HR, startWorld, type World } from '../helpers/world.ts';
 import { challengeParams, exchanged, serve, type Served } from './helpers.ts';
 
@@ -20,25 +21,25 @@ const summary = (a: AuthState) => ({ sub: a.sub, client_id: a.clientId, scopes: 
 
 beforeAll(async () => {
   w = await startWorld();
-  v = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, resourceMetadataUrl: 'https://expenses.example/.well-known/oauth-protected-resource' });
+  v = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: false, resourceMetadataUrl: 'https://expenses.example/.well-known/oauth-protected-resource' });
 
   const koa = new Koa();
-  koa.use(koaAuth(v, (ctx) => requirementFor(ctx.path)));
+  koa.use(koaAuth(v, (ctx) => requirementFor(ctx.path), { baseUrl: EXPENSES }));
   koa.use((ctx) => { ctx.body = summary(ctx.state.auth); });
   apps.koa = await serve(koa.callback());
 
   const ex = express();
-  ex.get('/expenses', nodeAuth(v, { scope: 'expenses:read' }), (req, res) => {
+  ex.get('/expenses', nodeAuth(v, { scope: 'expenses:read' }, { baseUrl: EXPENSES }), (req, res) => {
     res.json(summary(accessFrom((req as { auth?: ResourceAuthInfo }).auth)));
   });
-  ex.post('/expenses/:id/approve', nodeAuth<express.Request>(v, (req) => requirementFor(`/expenses/${encodeURIComponent(String(req.params.id))}/approve`)), (req, res) => {
+  ex.post('/expenses/:id/approve', nodeAuth<express.Request>(v, (req) => requirementFor(`/expenses/${encodeURIComponent(String(req.params.id))}/approve`), { baseUrl: EXPENSES }), (req, res) => {
     const auth = (req as { auth?: ResourceAuthInfo }).auth!;
     res.json({ ...summary(accessFrom(auth)), resource: auth.resource.href, extra_sub: auth.extra.sub, expires_at: auth.expiresAt });
   });
   apps.express = await serve(ex);
 
   // node:http with no framework: the middleware's next() is the handler.
-  const guarded = nodeAuth(v, (req) => requirementFor(new URL(req.url!, 'http://x').pathname));
+  const guarded = nodeAuth(v, (req) => requirementFor(new URL(req.url!, 'http://x').pathname), { baseUrl: EXPENSES });
   apps.node = await serve((req, res) => {
     void guarded(req, res, () => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -214,22 +215,79 @@ describe('token checks', () => {
   });
 
   it('validates its options once, at creation', () => {
-    expect(() => createResourceVerifier({ issuer: 'not a url', resource: EXPENSES })).toThrow(TypeError);
-    expect(() => createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, algorithms: ['HS256'] })).toThrow(TypeError);
-    expect(() => createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: {} })).toThrow(TypeError);
-    expect(() => createResourceVerifier({ issuer: w.t.issuer, resource: 'expenses' })).toThrow(TypeError);
+    const credentials = { clientId: 'expenses-rs', clientSecret: 'secret' };
+    const base = { issuer: w.t.issuer, resource: EXPENSES, introspection: false } as const;
+    expect(() => createResourceVerifier({ ...base, issuer: 'not a url' })).toThrow(TypeError);
+    expect(() => createResourceVerifier({ ...base, algorithms: ['HS256'] })).toThrow(TypeError);
+    expect(() => createResourceVerifier({ ...base, resource: 'expenses' })).toThrow(TypeError);
+    for (const bad of [{ timeoutMs: 0 }, { dpop: { replayCacheSize: 0 } }, { dpop: { replayCacheSize: 1.5 } }, { dpop: { maxProofsPerKey: 0 } }, { dpop: { replayCacheSize: 10, maxProofsPerKey: 11 } }]) {
+      expect(() => createResourceVerifier({ ...base, ...bad }), JSON.stringify(bad)).toThrow(/positive|exceed/);
+    }
+    // Introspection is the default, and needs credentials; going without must be said.
+    expect(() => createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES })).toThrow(/introspection: false/);
+    expect(() => createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, introspection: {} })).toThrow(/credentials are required/);
+    expect(createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials })).toMatchObject({ introspects: true, canReport: true, requiresDpop: false });
+    // Credentials without introspection: reports, but no live checks.
+    expect(createResourceVerifier({ ...base, credentials })).toMatchObject({ introspects: false, canReport: true });
+    expect(v).toMatchObject({ introspects: false, canReport: false });
   });
 
   it('will not pass a sensitive call without a live status check', async () => {
-    // This verifier has no credentials, so it cannot introspect: a configuration error, not an acceptance.
+    // This verifier was built with introspection: false: a configuration error, never an acceptance.
     const token = await exchanged(w);
-    await expect(v.authenticate({ method: 'GET', url: `${EXPENSES}/x`, authorization: `Bearer ${token}` }, { sensitive: true })).rejects.toThrow(TypeError);
+    await expect(v.authenticate({ method: 'GET', url: `${EXPENSES}/x`, authorization: `Bearer ${token}` }, { sensitive: true }))
+      .rejects.toThrow(/sensitive requirement needs introspection/);
+    // A static requirement is refused when the middleware is built, before any request.
+    const sensitive = { scope: 'expenses:approve', sensitive: true };
+    expect(() => koaAuth(v, sensitive, { baseUrl: EXPENSES })).toThrow(TypeError);
+    expect(() => nodeAuth(v, sensitive, { baseUrl: EXPENSES })).toThrow(TypeError);
+    expect(() => nodeAuth(v, { objectId: 'exp_1' }, { baseUrl: EXPENSES })).toThrow(/action/);
+    // A requirement computed per request can only be refused then: a 500, without detail, never a pass.
+    const dynamic = new Koa();
+    dynamic.use(koaAuth(v, () => sensitive, { baseUrl: EXPENSES }));
+    dynamic.use((ctx) => { ctx.body = { ok: true }; });
+    dynamic.silent = true;
+    const s = await serve(dynamic.callback());
+    try {
+      const res = await fetch(`${s.url}/x`, { headers: bearer(token) });
+      expect(res.status).toBe(500);
+      expect(await res.text()).not.toContain('ok');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('answers the authorization detail that matched, so a handler need not match again', async () => {
+    const token = await exchanged(w, {
+      scope: 'expenses:approve',
+      authorization_details: JSON.stringify([
+        { type: 'tool_call', action: 'approve', object: { type: 'Expense', id: 'exp_1', amount: 50 } },
+        { type: 'tool_call', action: 'approve', object: { type: 'Expense', id: 'exp_2', amount: 70 } },
+      ]),
+    });
+    const access = await v.authenticate({ method: 'POST', url: `${EXPENSES}/x`, authorization: `Bearer ${token}` });
+    const requirement = { scope: 'expenses:approve', action: 'approve', objectType: 'Expense', objectId: 'exp_2' };
+    expect(checkCall(access, requirement)).toEqual({ type: 'tool_call', action: 'approve', object: { type: 'Expense', id: 'exp_2', amount: 70 } });
+    expect(v.check(access, requirement)).toEqual(matchedDetail(access, requirement));
+    expect(matchedDetail(access, { action: 'approve' })!.object!.id).toBe('exp_1');
+    expect(matchedDetail(access, { action: 'approve', objectId: 'exp_3' })).toBeUndefined();
+    // No action named, nothing to match; the scope alone decides.
+    expect(checkCall(access, { scope: 'expenses:approve' })).toBeUndefined();
+  });
+
+  it('refuses a cnf it cannot check (another confirmation method) as invalid_token, never as unbound', () => {
+    const claims = { jti: 'j', sub: 'alice', client_id: 'agent', exp: 2e9, iat: 1e9 };
+    expect(accessFromClaims('t', { ...claims, cnf: { jkt: 'A'.repeat(43) } }).tokenType).toBe('DPoP');
+    for (const cnf of [{ 'x5t#S256': 'abc' }, { jkt: 'short' }, 'jkt', { jkt: 'A'.repeat(43), 'x5t#S256': 'abc' }]) {
+      expect(() => accessFromClaims('t', { ...claims, cnf }), JSON.stringify(cnf)).toThrow(ClaimError);
+    }
+    expect(() => accessFromClaims('t', { ...claims, cnf: { 'x5t#S256': 'abc' } })).toThrow(/^token is bound by a confirmation method other than DPoP/);
   });
 });
 
 function koaLike() {
   const app = new Koa();
-  app.use(koaAuth(v, { scope: 'expenses:read' }));
+  app.use(koaAuth(v, { scope: 'expenses:read' }, { baseUrl: EXPENSES }));
   app.use((ctx) => { ctx.body = { ok: true }; });
   return app.callback();
 }

@@ -28,7 +28,7 @@ beforeAll(async () => {
   v = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials });
 
   const koa = new Koa();
-  koa.use(koaAuth(v, (ctx) => approve(ctx.path.split('/')[2]!)));
+  koa.use(koaAuth(v, (ctx) => approve(ctx.path.split('/')[2]!), { baseUrl: EXPENSES }));
   koa.use(async (ctx) => {
     const seq = await ctx.state.auth.report({ outcome: 'success', action: 'approve', object: { type: 'Expense', id: ctx.path.split('/')[2]! }, summary: { approved: 1 } });
     ctx.body = { seq };
@@ -36,7 +36,7 @@ beforeAll(async () => {
   apps.koa = await serve(koa.callback());
 
   const ex = express();
-  ex.post('/expenses/:id/approve', nodeAuth<express.Request>(v, (req) => approve(String(req.params.id))), async (req, res) => {
+  ex.post('/expenses/:id/approve', nodeAuth<express.Request>(v, (req) => approve(String(req.params.id)), { baseUrl: EXPENSES }), async (req, res) => {
     const seq = await accessFrom((req as { auth?: ResourceAuthInfo }).auth).report({ outcome: 'failure', action: 'approve', object: { type: 'Expense', id: String(req.params.id) } });
     res.json({ seq });
   });
@@ -65,10 +65,12 @@ describe('reporting to the ledger (POST /ledger/events)', () => {
     expect(typeof entry!.payload.exchange_seq).toBe('number');
   });
 
-  it('reports a refusal of a valid token as denied, before answering 403', async () => {
+  it('reports a refusal of a valid token as denied', async () => {
     const token = await approveToken('exp_1');
     const res = await post('koa', '/expenses/exp_2/approve', token);
     expect(res.status).toBe(403);
+    // The report is sent in the background; flushReports waits until it has been.
+    await v.flushReports();
     const events = await resourceEvents(decodeJwt(token).jti!);
     expect(events).toHaveLength(1);
     expect(events[0]!.payload).toMatchObject({ outcome: 'denied', action: 'approve', object: { type: 'Expense', id: 'exp_2' } });
@@ -81,15 +83,48 @@ describe('reporting to the ledger (POST /ledger/events)', () => {
     // authenticate() itself does not report; the middleware does.
     expect(await resourceEvents(decodeJwt(token).jti!)).toHaveLength(0);
     const app = new Koa();
-    app.use(koaAuth(v, { scope: 'expenses:submit' }));
+    app.use(koaAuth(v, { scope: 'expenses:submit' }, { baseUrl: EXPENSES }));
     const s = await serve(app.callback());
     try {
       expect((await fetch(s.url, { headers: { authorization: `Bearer ${token}` } })).status).toBe(403);
     } finally {
       await s.close();
     }
+    await v.flushReports();
     const [entry] = await resourceEvents(decodeJwt(token).jti!);
     expect(entry!.payload).toMatchObject({ outcome: 'denied', action: 'access' });
+  });
+
+  it('answers the 403 without waiting for the ledger, and the report still lands once it can be written', async () => {
+    const credentials = { clientId: w.creds['expenses-rs']![0], clientSecret: w.creds['expenses-rs']![1] };
+    // No introspection, so answering needs nothing from intentgate's database; reporting does.
+    const quiet = createResourceVerifier({ issuer: w.t.issuer, resource: EXPENSES, credentials, introspection: false });
+    const app = new Koa();
+    app.use(koaAuth(quiet, (ctx) => approve(ctx.path.split('/')[2]!), { baseUrl: EXPENSES }));
+    app.use((ctx) => { ctx.body = { ok: true }; });
+    const s = await serve(app.callback());
+    const token = await approveToken('exp_1');
+    const jti = decodeJwt(token).jti!;
+    try {
+      expect((await fetch(`${s.url}/expenses/exp_1/approve`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200); // keys cached
+      const db = w.t.server.db;
+      const trx = await db.transaction();
+      try {
+        // Until this transaction ends no ledger entry can be written (on PGlite, no query at all runs).
+        await trx.raw('LOCK TABLE ledger_entries IN EXCLUSIVE MODE');
+        const res = await fetch(`${s.url}/expenses/exp_2/approve`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
+        expect(res.status).toBe(403);
+        const written = await trx('ledger_entries').where({ kind: 'resource.event', jti }).count<{ count: number | string }[]>({ count: '*' });
+        expect(Number(written[0]!.count)).toBe(0);
+      } finally {
+        await trx.commit();
+      }
+      await quiet.flushReports();
+      const events = await resourceEvents(jti);
+      expect(events.map((e) => e.payload)).toMatchObject([{ outcome: 'denied', action: 'approve', object: { type: 'Expense', id: 'exp_2' } }]);
+    } finally {
+      await s.close();
+    }
   });
 
   it('does not report what was never a valid token', async () => {
@@ -112,6 +147,8 @@ describe('reporting to the ledger (POST /ledger/events)', () => {
       const access = await v.authenticate({ method: 'POST', url: `${EXPENSES}/x`, authorization: `Bearer ${token}` });
       await expect(v.report(access, { outcome: 'success', action: 'approve' })).rejects.toBeInstanceOf(ResourceReportError);
       res = await post('koa', '/expenses/exp_2/approve', token);
+      // The report must have been tried (and refused) while the ledger refused writes.
+      await v.flushReports();
     } finally {
       await db.raw('DROP TRIGGER refuse_resource_events ON ledger_entries');
       await db.raw('DROP FUNCTION refuse_resource_events()');
@@ -124,7 +161,7 @@ describe('reporting to the ledger (POST /ledger/events)', () => {
   it('throws a ResourceReportError naming the ledger\'s answer when it refuses', async () => {
     // A token for another resource: the ledger answers 403 to expenses-rs reporting on it.
     const hrToken = await exchanged(w, { resource: HR, scope: 'hr:read' });
-    const hr = createResourceVerifier({ issuer: w.t.issuer, resource: HR });
+    const hr = createResourceVerifier({ issuer: w.t.issuer, resource: HR, introspection: false });
     const hrAccess = await hr.authenticate({ method: 'GET', url: `${HR}/x`, authorization: `Bearer ${hrToken}` });
     const err = await v.report(hrAccess, { outcome: 'success', action: 'read' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ResourceReportError);
