@@ -93,7 +93,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
     const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64);
-    const exchange = { ledger, userLocks: new UserLocks(db), db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers };
+    const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
+    const exchange = { ledger, userLocks: new UserLocks(db), db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, dpop };
 
     const tokenLimiter = new RateLimiter(config.rateLimits.token);
     let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
@@ -132,7 +133,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }, Math.min(5000, checkpointInterval * 1000)).unref());
     const metrics = createMetrics(db);
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
-    const token = tokenEndpoint({ issuer: config.issuer, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
+    const token = tokenEndpoint({ issuer: config.issuer, dpop, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({ limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit });

@@ -52,15 +52,23 @@ export async function senderKey(deps: SenderDeps, input: SenderInput): Promise<s
     }
     return undefined;
   }
+  return acceptProof(deps, proof, required);
+}
+
+/**
+ * One proof for POST at the token endpoint: checked (made by `jkt` when given) and recorded as used,
+ * once across every process sharing the database. Returns the proof key's thumbprint.
+ */
+export async function acceptProof(deps: SenderDeps, proof: string, jkt?: string): Promise<string> {
   let verified;
   try {
-    verified = await verifyDpopProof(proof, { method: 'POST', url: deps.tokenUrl, maxAge: deps.maxAge, clockSkew: deps.clockSkew, ...(required ? { jkt: required } : {}) });
+    verified = await verifyDpopProof(proof, { method: 'POST', url: deps.tokenUrl, maxAge: deps.maxAge, clockSkew: deps.clockSkew, ...(jkt ? { jkt } : {}) });
   } catch (err) {
     if (err instanceof DpopProofError) throw invalidProof(err.message);
     throw err;
   }
-  // One use per proof, across every process sharing the database: the primary key decides. Kept one
-  // clock skew longer than it is acceptable, so a peer whose clock runs ahead does not sweep it early.
+  // The primary key decides. Kept one clock skew longer than it is acceptable, so a peer whose clock
+  // runs ahead does not sweep it early.
   const expiresAt = new Date((verified.iat + deps.maxAge + 2 * deps.clockSkew) * 1000);
   const inserted = await deps.db('dpop_proofs')
     .insert({ jkt: verified.jkt, jti: verified.jti, expires_at: expiresAt })

@@ -13,7 +13,7 @@ import { splitScope } from '../registry/common.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
-import { senderKey } from './dpop.ts';
+import { senderKey, type SenderDeps } from './dpop.ts';
 import { canonical, type AuthorizationDetail, type DetailTypes } from './details.ts';
 import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
@@ -36,6 +36,7 @@ export interface ExchangeDeps {
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
   ledger: LedgerWriter;
   userLocks: UserLocks;
+  dpop: SenderDeps;
 }
 
 export interface ExchangeCall {
@@ -101,10 +102,9 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   );
   const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
-  const cnfJkt = await senderKey(
-    { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew },
-    { header: call.dpop, subjectJkt: subject.cnfJkt, actorJkt, delegated: subject.parent?.audience === client.client_id },
-  );
+  const cnfJkt = await senderKey(deps.dpop, {
+    header: call.dpop, subjectJkt: subject.cnfJkt, actorJkt, delegated: subject.parent?.audience === client.client_id,
+  });
 
   const previousAct = subject.act;
   const act: Act = { sub: client.client_id, ...(previousAct ? { act: previousAct } : {}) };

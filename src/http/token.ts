@@ -6,11 +6,16 @@ import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import { GRANT_TOKEN_EXCHANGE } from '../exchange/token_types.ts';
+import { boundKey } from '../dpop/cnf.ts';
+import { acceptProof, type SenderDeps } from '../exchange/dpop.ts';
+import { ExchangeError } from '../exchange/errors.ts';
 import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';
 import { mapMissingClientAuth, providerRunner } from './provider_chain.ts';
 
 export interface TokenEndpointDeps {
   issuer: string;
+  /** DPoP proofs at this endpoint: checked and recorded once, the same way for every grant. */
+  dpop: SenderDeps;
   ledger: LedgerWriter;
   provider: () => Provider;
   /** Per-address limit, taken before anything else; the per-client one is taken after authentication. */
@@ -25,7 +30,7 @@ export interface TokenEndpointDeps {
  * issued-token index. Koa sends the body only after this returns, so a token whose record did not
  * commit never leaves the server.
  */
-export function tokenEndpoint({ issuer, ledger, provider, limiter, metrics, log, bodyLimit }: TokenEndpointDeps) {
+export function tokenEndpoint({ issuer, dpop, ledger, provider, limiter, metrics, log, bodyLimit }: TokenEndpointDeps) {
   const runProvider = providerRunner(provider);
 
   return async (ctx: Context): Promise<void> => {
@@ -51,6 +56,18 @@ export function tokenEndpoint({ issuer, ledger, provider, limiter, metrics, log,
       return;
     }
     if (ctx.status === 200 && typeof body?.access_token === 'string') {
+      // oidc-provider bound this token to a DPoP proof it checked, with its own replay check (find, then
+      // save: not atomic across processes) and a 300 s window. Held to intentgate's rules before it counts.
+      const jkt = boundKey(decodeJwt(body.access_token));
+      if (jkt) {
+        try {
+          await acceptProof(dpop, String(ctx.get('dpop')), jkt);
+        } catch (err) {
+          if (!(err instanceof ExchangeError)) throw err;
+          metrics.grants.inc({ grant_type: grantType, outcome: err.code });
+          return sendError(ctx, err.status, err.code, err.message);
+        }
+      }
       try {
         await recordClientCredentials(ledger, body.access_token, grantType);
       } catch (err) {

@@ -24,6 +24,16 @@ function exchangeWith(clientId: string, params: Record<string, string>, headers:
   return fetch(`${w.t.url}/token`, { method: 'POST', headers: h, body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...params }) });
 }
 
+/** client_credentials as the `batch` client, with a DPoP proof, at one server instance. */
+function clientCredentials(base: string, dpop: string): Promise<Response> {
+  const [id, secret] = w.creds.batch!;
+  return fetch(`${base}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource: EXPENSES, scope: 'expenses:read' }),
+  });
+}
+
 function introspect(token: string): Promise<Record<string, unknown>> {
   const [id, secret] = w.creds['expenses-rs']!;
   return fetch(`${w.t.url}/token/introspection`, {
@@ -161,17 +171,25 @@ describe('DPoP (RFC 9449) at the token exchange', () => {
 
   it('binds client_credentials tokens too (oidc-provider), and introspection reports it', async () => {
     const h = await holder();
-    const [id, secret] = w.creds.batch!;
-    const res = await fetch(`${w.t.url}/token`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop: await proof(h) },
-      body: new URLSearchParams({ grant_type: 'client_credentials', resource: EXPENSES, scope: 'expenses:read' }),
-    });
+    const res = await clientCredentials(w.t.url, await proof(h));
     expect(res.status).toBe(200);
     const body = await res.json() as { access_token: string; token_type: string };
     expect(body.token_type).toBe('DPoP');
     expect(decodeJwt(body.access_token).cnf).toEqual({ jkt: h.jkt });
     expect(await introspect(body.access_token)).toMatchObject({ active: true, token_type: 'DPoP', cnf: { jkt: h.jkt } });
+  });
+
+  it('holds client_credentials proofs to the same rules as the exchange\'s (age, typ, once)', async () => {
+    const h = await holder();
+    // oidc-provider alone would take a proof up to 300 s old and typ application/dpop+jwt.
+    for (const p of [await proof(h, { iat: Math.floor(Date.now() / 1000) - 150 }), await proof(h, {}, { typ: 'application/dpop+jwt' })]) {
+      const res = await clientCredentials(w.t.url, p);
+      expect(res.status).toBe(400);
+      expect((await res.json() as { error: string }).error).toBe('invalid_dpop_proof');
+    }
+    const once = await proof(h);
+    expect((await clientCredentials(w.t.url, once)).status).toBe(200);
+    expect((await clientCredentials(w.t.url, once)).status).toBe(400);
   });
 
   it('advertises the proof algorithms it accepts', async () => {
@@ -218,6 +236,10 @@ describe.skipIf(!onPostgres)('DPoP replay across server processes sharing one da
       }));
       expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
       expect(answers.find((a) => a.status === 400)!.body.error).toBe('invalid_dpop_proof');
+      // client_credentials too, where oidc-provider's own replay check (find, then save) could let both through.
+      const cc = await proof(await holder());
+      const ccAnswers = await Promise.all([w.t.url, `http://127.0.0.1:${port}`].map((base) => clientCredentials(base, cc).then((r) => r.status)));
+      expect(ccAnswers.sort()).toEqual([200, 400]);
     } finally {
       await second.close();
     }
