@@ -1,4 +1,4 @@
-import { decodeJwt } from 'jose';
+import { decodeJwt, type JWTPayload } from 'jose';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { LedgerWriter } from '../ledger/writer.ts';
@@ -58,7 +58,8 @@ export function tokenEndpoint({ issuer, dpop, ledger, provider, limiter, metrics
     if (ctx.status === 200 && typeof body?.access_token === 'string') {
       // oidc-provider bound this token to a DPoP proof it checked, with its own replay check (find, then
       // save: not atomic across processes) and a 300 s window. Held to intentgate's rules before it counts.
-      const jkt = boundKey(decodeJwt(body.access_token));
+      const claims = decodeJwt(body.access_token);
+      const jkt = boundKey(claims);
       if (jkt) {
         try {
           await acceptProof(dpop, String(ctx.get('dpop')), jkt);
@@ -69,7 +70,7 @@ export function tokenEndpoint({ issuer, dpop, ledger, provider, limiter, metrics
         }
       }
       try {
-        await recordClientCredentials(ledger, body.access_token, grantType);
+        await recordClientCredentials(ledger, claims, grantType);
       } catch (err) {
         log.error('issued token could not be recorded; not returned', { err });
         metrics.grants.inc({ grant_type: grantType, outcome: 'unavailable' });
@@ -91,8 +92,7 @@ function grantLabel(ctx: Context): string {
 }
 
 /** Records a token oidc-provider minted, with its ledger entry, in one transaction. */
-async function recordClientCredentials(ledger: LedgerWriter, accessToken: string, grantType: string): Promise<void> {
-  const claims = decodeJwt(accessToken);
+async function recordClientCredentials(ledger: LedgerWriter, claims: JWTPayload, grantType: string): Promise<void> {
   const audience = Array.isArray(claims.aud) ? claims.aud[0] : claims.aud;
   if (!claims.jti || !audience || !claims.exp || !claims.iat) throw new Error('minted token lacks jti, aud, exp or iat');
   const clientId = String(claims.client_id);

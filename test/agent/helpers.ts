@@ -1,8 +1,8 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { parse } from 'yaml';
 import { createAgent, type Agent } from '../../src/agent/index.ts';
 import { entriesOf } from '../helpers/ledger.ts';
+import { serve } from '../helpers/server.ts';
 import type { World } from '../helpers/world.ts';
 
 /** An agent for one of the world's clients, configured the convenient way (discovery by oauth4webapi). */
@@ -56,7 +56,7 @@ export interface LocalServer {
 export async function localServer(respond: (req: SeenRequest, origin: string) => Promise<{ status: number; headers?: Record<string, string>; body: string }>): Promise<LocalServer> {
   const seen: SeenRequest[] = [];
   let origin = '';
-  const server = http.createServer((req, res) => {
+  const served = await serve((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -68,11 +68,6 @@ export async function localServer(respond: (req: SeenRequest, origin: string) =>
       );
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return {
-    url: origin,
-    seen,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
-  };
+  origin = served.url;
+  return { url: origin, seen, close: served.close };
 }

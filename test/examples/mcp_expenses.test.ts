@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { decodeJwt } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAgent, type Agent } from '../../src/agent/index.ts';
 import { callMcpTool, expenseToolSpecs, type ExpenseTools } from '../../examples/mcp-expenses/agent.ts';
 import { HR, startDemoWorld, type DemoWorld } from '../../examples/mcp-expenses/setup.ts';
+import { holder, resourceProof } from '../helpers/dpop.ts';
 
 // The MCP SDK's client against the protected example MCP server, with tokens from real exchanges.
 let w: DemoWorld;
@@ -93,13 +93,11 @@ describe('the expenses MCP server behind intentgate', () => {
   });
 
   it('refuses a replayed DPoP proof', async () => {
-    const keys = await generateKeyPair('ES256');
-    const token = await agent.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop: keys })
+    const key = await holder();
+    const token = await agent.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop: { privateKey: key.privateKey, publicKey: key.publicKey } })
       .tokenFor('list_expenses', {}, { intent: 'List expenses' });
-    expect(decodeJwt(token.accessToken).cnf).toEqual({ jkt: await calculateJwkThumbprint(await exportJWK(keys.publicKey)) });
-    const proof = await new SignJWT({ htm: 'POST', htu: w.mcp.resource, jti: randomBytes(12).toString('base64url'), iat: Math.floor(Date.now() / 1000), ath: createHash('sha256').update(token.accessToken).digest('base64url') })
-      .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: await exportJWK(keys.publicKey) })
-      .sign(keys.privateKey);
+    expect(decodeJwt(token.accessToken).cnf).toEqual({ jkt: key.jkt });
+    const proof = await resourceProof(key, 'POST', w.mcp.resource, token.accessToken);
     const headers = { authorization: `DPoP ${token.accessToken}`, dpop: proof };
     expect((await initialize(headers)).status).toBe(200);
     const replay = await initialize(headers);

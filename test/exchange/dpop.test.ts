@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { sweepDpopProofs } from '../../src/exchange/dpop.ts';
 import { startServer } from '../../src/server.ts';
-import { freePort, onPostgres } from '../helpers/server.ts';
-import { holder, proof as proofFor, type Holder } from '../helpers/dpop.ts';
+import { basicAuth, freePort, onPostgres } from '../helpers/server.ts';
+import { clientCredentials as batchToken, holder, proof as proofFor, type Holder } from '../helpers/dpop.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lastEntry } from '../helpers/ledger.ts';
 import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
@@ -15,30 +15,21 @@ afterAll(async () => { await w?.t.stop(); });
 /** A proof for this server's token endpoint. */
 const proof = (h: Holder, claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}) => proofFor(h, `${w.t.url}/token`, claims, header);
 
-/** POST /token as `clientId` with extra headers (DPoP). */
-function exchangeWith(clientId: string, params: Record<string, string>, headers: Record<string, string> | Array<[string, string]>): Promise<Response> {
-  const [id, secret] = w.creds[clientId]!;
+/** POST /token as `clientId` with extra headers (DPoP), at `base` (default: the world's server). */
+function exchangeWith(clientId: string, params: Record<string, string>, headers: Record<string, string> | Array<[string, string]>, base = w.t.url): Promise<Response> {
   const h = new Headers(headers);
-  h.set('authorization', `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`);
+  h.set('authorization', basicAuth(...w.creds[clientId]!));
   h.set('content-type', 'application/x-www-form-urlencoded');
-  return fetch(`${w.t.url}/token`, { method: 'POST', headers: h, body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...params }) });
+  return fetch(`${base}/token`, { method: 'POST', headers: h, body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...params }) });
 }
 
-/** client_credentials as the `batch` client, with a DPoP proof, at one server instance. */
-function clientCredentials(base: string, dpop: string): Promise<Response> {
-  const [id, secret] = w.creds.batch!;
-  return fetch(`${base}/token`, {
-    method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: EXPENSES, scope: 'expenses:read' }),
-  });
-}
+/** client_credentials as the `batch` client with a DPoP proof, at one server instance. */
+const clientCredentials = (base: string, dpop: string) => batchToken(w, { base, dpop });
 
 function introspect(token: string): Promise<Record<string, unknown>> {
-  const [id, secret] = w.creds['expenses-rs']!;
   return fetch(`${w.t.url}/token/introspection`, {
     method: 'POST',
-    headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
+    headers: { authorization: basicAuth(...w.creds['expenses-rs']!), 'content-type': 'application/x-www-form-urlencoded' },
     body: new URLSearchParams({ token }),
   }).then((r) => r.json() as Promise<Record<string, unknown>>);
 }
@@ -226,14 +217,8 @@ describe.skipIf(!onPostgres)('DPoP replay across server processes sharing one da
       const h = await holder();
       const p = await proof(h);
       const body = await params();
-      const answers = await Promise.all([w.t.url, `http://127.0.0.1:${port}`].map((base) => {
-        const [id, secret] = w.creds.agent!;
-        return fetch(`${base}/token`, {
-          method: 'POST',
-          headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', dpop: p },
-          body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, ...body }),
-        }).then(async (r) => ({ status: r.status, body: await r.json() as { error?: string } }));
-      }));
+      const answers = await Promise.all([w.t.url, `http://127.0.0.1:${port}`].map((base) =>
+        exchangeWith('agent', body, { dpop: p }, base).then(async (r) => ({ status: r.status, body: await r.json() as { error?: string } }))));
       expect(answers.map((a) => a.status).sort()).toEqual([200, 400]);
       expect(answers.find((a) => a.status === 400)!.body.error).toBe('invalid_dpop_proof');
       // client_credentials too, where oidc-provider's own replay check (find, then save) could let both through.

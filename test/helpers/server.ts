@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { freePort } from '../../src/ops/free_port.ts';
 import os from 'node:os';
@@ -100,12 +102,17 @@ export async function startTestServer(overrides: Overrides = {}, extraEnv: Recor
   return t;
 }
 
+/** RFC 6749 §2.3.1 HTTP Basic client authentication: id and secret form-encoded, then base64. */
+export function basicAuth(id: string, secret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
+}
+
 /** POSTs a form to /token, optionally with HTTP Basic client authentication. */
 export function tokenRequest(url: string, params: Record<string, string | string[]>, basic?: [string, string]): Promise<Response> {
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) for (const one of [v].flat()) form.append(k, one);
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
-  if (basic) headers.authorization = `Basic ${Buffer.from(`${encodeURIComponent(basic[0])}:${encodeURIComponent(basic[1])}`).toString('base64')}`;
+  if (basic) headers.authorization = basicAuth(...basic);
   return fetch(`${url}/token`, { method: 'POST', headers, body: form });
 }
 
@@ -133,4 +140,23 @@ export async function startSeededServer(): Promise<{ t: TestServer; creds: [stri
   const t = await startTestServer();
   const { clientId, secret } = await seedExpenses(t);
   return { t, creds: [clientId, secret] };
+}
+
+export interface Served {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Serves `handler` on 127.0.0.1 at an ephemeral port: a resource server, or a stand-in peer, for a test. */
+export async function serve(handler: http.RequestListener, options: http.ServerOptions = {}): Promise<Served> {
+  const server = http.createServer(options, handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve, reject) => {
+      server.closeAllConnections();
+      server.close((err) => (err ? reject(err) : resolve()));
+    }),
+  };
 }

@@ -2,6 +2,7 @@ import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createResourceVerifier, koaAuth, type ResourceVerifier } from '../../src/resource/index.ts';
 import { startServer } from '../../src/server.ts';
+import { basicAuth } from '../helpers/server.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { exchanged, serve, type Served } from './helpers.ts';
 
@@ -55,7 +56,7 @@ describe('when introspection is unavailable, the token is refused (fail closed)'
     try {
       const direct = await fetch(`${w.t.url}/token/introspection`, {
         method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(w.creds['expenses-rs']!.join(':')).toString('base64')}` },
+        headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basicAuth(...w.creds['expenses-rs']!) },
         body: new URLSearchParams({ token }),
       });
       expect(direct.status).toBeGreaterThanOrEqual(500);

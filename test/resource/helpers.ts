@@ -1,10 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import http from 'node:http';
-import type net from 'node:net';
-import { calculateJwkThumbprint, decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { decodeJwt } from 'jose';
 import { expect } from 'vitest';
-import { accessTokenHash } from '../../src/dpop/proof.ts';
-import { EXPENSES, exchangeParams, type World } from '../helpers/world.ts';
+import { clientCredentials, proof as sharedProof, resourceProof, type Holder } from '../helpers/dpop.ts';
+import { exchangeParams, type World } from '../helpers/world.ts';
 
 /** A token from a real exchange by `agent`; fails the test if intentgate refuses it. */
 export async function exchanged(w: World, extra: Record<string, string | string[]> = {}, clientId = 'agent'): Promise<string> {
@@ -13,39 +10,16 @@ export async function exchanged(w: World, extra: Record<string, string | string[
   return ((await res.json()) as { access_token: string }).access_token;
 }
 
-export interface DpopKey {
-  privateKey: CryptoKey;
-  publicJwk: JWK;
-  jkt: string;
-}
+export { holder as dpopKey, type Holder as DpopKey } from '../helpers/dpop.ts';
 
-export async function dpopKey(): Promise<DpopKey> {
-  const { privateKey, publicKey } = await generateKeyPair('ES256');
-  const publicJwk = await exportJWK(publicKey);
-  return { privateKey, publicJwk, jkt: await calculateJwkThumbprint(publicJwk, 'sha256') };
-}
-
-/** An RFC 9449 proof; `claims` overrides or drops (undefined) any claim. */
-export function proof(key: DpopKey, htm: string, htu: string, token?: string, claims: Record<string, unknown> = {}): Promise<string> {
-  return new SignJWT({
-    htm, htu, jti: randomBytes(12).toString('base64url'), iat: Math.floor(Date.now() / 1000),
-    ...(token ? { ath: accessTokenHash(token) } : {}), ...claims,
-  })
-    .setProtectedHeader({ alg: 'ES256', typ: 'dpop+jwt', jwk: key.publicJwk })
-    .sign(key.privateKey);
+/** An RFC 9449 proof for `htm` `htu`, with `ath` when presenting `token`; `claims` overrides or drops (undefined) any claim. */
+export function proof(key: Holder, htm: string, htu: string, token?: string, claims: Record<string, unknown> = {}): Promise<string> {
+  return token ? resourceProof(key, htm, htu, token, claims) : sharedProof(key, htu, { htm, ...claims });
 }
 
 /** A DPoP-bound token from intentgate's client_credentials grant (client `batch`, expenses:read). */
-export async function boundToken(w: World, key: DpopKey): Promise<string> {
-  const res = await fetch(`${w.t.url}/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${w.creds.batch![0]}:${w.creds.batch![1]}`).toString('base64')}`,
-      dpop: await proof(key, 'POST', `${w.t.url}/token`),
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: EXPENSES, scope: 'expenses:read' }),
-  });
+export async function boundToken(w: World, key: Holder): Promise<string> {
+  const res = await clientCredentials(w, { dpop: await proof(key, 'POST', `${w.t.url}/token`) });
   const body = (await res.json()) as { access_token: string; token_type: string };
   expect(res.status, JSON.stringify(body)).toBe(200);
   expect(body.token_type).toBe('DPoP');
@@ -54,36 +28,12 @@ export async function boundToken(w: World, key: DpopKey): Promise<string> {
 
 /** A plain Bearer client_credentials token (client `batch`, expenses:read). */
 export async function clientToken(w: World): Promise<string> {
-  const res = await fetch(`${w.t.url}/token`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${w.creds.batch![0]}:${w.creds.batch![1]}`).toString('base64')}`,
-    },
-    body: new URLSearchParams({ grant_type: 'client_credentials', resource: EXPENSES, scope: 'expenses:read' }),
-  });
+  const res = await clientCredentials(w);
   expect(res.status).toBe(200);
   return ((await res.json()) as { access_token: string }).access_token;
 }
 
-export interface Served {
-  url: string;
-  close(): Promise<void>;
-}
-
-/** Listens on 127.0.0.1:0. */
-export async function serve(handler: http.RequestListener, options: http.ServerOptions = {}): Promise<Served> {
-  const server = http.createServer(options, handler);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    close: () => new Promise<void>((resolve, reject) => {
-      server.closeAllConnections();
-      server.close((err) => (err ? reject(err) : resolve()));
-    }),
-  };
-}
+export { serve, type Served } from '../helpers/server.ts';
 
 /** Parses `error="…"` style parameters out of a WWW-Authenticate value (enough for these tests). */
 export function challengeParams(header: string | null): Record<string, string> {

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { holder, proof, type Holder } from '../helpers/dpop.ts';
+import { basicAuth } from '../helpers/server.ts';
 import { ACCESS_TOKEN_TYPE, details, EXPENSES, exchangeParams, HR, startWorld, type World } from '../helpers/world.ts';
 
 let w: World;
@@ -68,11 +69,10 @@ describe('human review (seed scenario 3)', () => {
   it('redeems an approval of a DPoP-bound request only with the same key', async () => {
     const h = await holder();
     const withKey = async (key: Holder | undefined, extra: Record<string, string> = {}) => {
-      const [id, secret] = w.creds.agent!;
       const params = exchangeParams(await w.userToken(), { scope: 'expenses:approve', authorization_details: big, intent: 'Approve the big one', ...extra }) as Record<string, string>;
       return fetch(`${w.t.url}/token`, {
         method: 'POST',
-        headers: { authorization: `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded', ...(key ? { dpop: await proof(key, `${w.t.url}/token`) } : {}) },
+        headers: { authorization: basicAuth(...w.creds.agent!), 'content-type': 'application/x-www-form-urlencoded', ...(key ? { dpop: await proof(key, `${w.t.url}/token`) } : {}) },
         body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', ...params }),
       });
     };
