@@ -2,7 +2,7 @@
 // a trusted identity provider, resources and clients registered through the admin API, and real
 // ES256 user tokens for many distinct users.
 import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { freePort } from '../src/ops/free_port.ts';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,21 @@ export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token'
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 export const POLICY_FILE = path.join(import.meta.dirname, 'policy.yaml');
+
+/** The bench policy plus the README's separation-of-duties rules, which read history on every approval. */
+export function historyPolicy(): string {
+  return `${readFileSync(POLICY_FILE, 'utf8')}
+  - id: no-approving-your-own-expense
+    effect: deny
+    resource: https://expenses.example
+    reason: separation_of_duties
+    when: { action: approve, object_type: Expense, history: { user_object_actions: { contains: submit } } }
+  - id: at-most-two-submits-per-task
+    effect: deny
+    reason: task_submit_limit
+    when: { action: submit, history: { task_action_count: { gte: 2 } } }
+`;
+}
 
 // ---------------------------------------------------------------------------------------------------
 // Database

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon, { type Instance, type Options, type RawRequest, type Result } from 'autocannon';
 import { decodeJwt } from 'jose';
 import {
-  basicAuth, clientCredentialsBody, createDatabase, dpopProofs, EXPENSES, exchangeBody, register, serverVersion, startBenchServer, userTokens,
+  basicAuth, historyPolicy, clientCredentialsBody, createDatabase, dpopProofs, EXPENSES, exchangeBody, register, serverVersion, startBenchServer, userTokens,
   type BenchDatabase, type BenchServer,
 } from './fixture.ts';
 import { appendResults, consoleTable, failureRate, figures, type CpuShare, type Figures, type Ratio } from './report.ts';
@@ -222,13 +222,22 @@ async function main(): Promise<number> {
   });
   delete process.env.IG_BENCH_PROOFS;
 
-  const rows = [baseline.figures, exchange.figures, dpop.figures];
+  // The same exchanges under a policy that reads history (separation of duties): each user's decisions are
+  // serialised from the history read until the record commits, so this measures the per-user lock's cost.
+  const published = await server.admin('POST', '/admin/api/policies', { document: historyPolicy(), source: 'bench: history rules' });
+  if (published.status !== 201) throw new Error(`publishing the history policy: HTTP ${published.status} ${await published.text()}`);
+  const historyCheck = await expectOk(await fetch(tokenUrl, { method: 'POST', headers: exHeaders, body: bodies[3] }), 'token exchange under history rules');
+  if (historyCheck.scope !== 'expenses:approve') throw new Error(`preflight history: unexpected answer ${JSON.stringify(historyCheck)}`);
+  const history = await measure(server, 'token exchange, history rules', 'token-exchange', exchangeOptions);
+
+  const rows = [baseline.figures, exchange.figures, dpop.figures, history.figures];
   const ratios: Ratio[] = [
     { label: 'exchange/baseline', of: exchange.figures, to: baseline.figures },
     { label: 'exchange with DPoP/exchange', of: dpop.figures, to: exchange.figures },
+    { label: 'exchange with history rules/exchange', of: history.figures, to: exchange.figures },
   ];
   process.stdout.write(`\n${consoleTable(rows, ratios)}\n\n`);
-  for (const m of [baseline, exchange, dpop]) {
+  for (const m of [baseline, exchange, dpop, history]) {
     say(`bench: ${m.figures.label}: autocannon saw ${m.figures.ok} 2xx; the server recorded ${m.recorded} tokens in the same window`
       + ` (up to ${CONNECTIONS} more are expected: requests in flight when autocannon stops still complete)`);
   }

@@ -70,7 +70,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const lock = config.databaseUrl ? undefined : embeddedLock(config.dataDir);
   const holder = lock?.holder();
   if (holder) throw new ConfigError(`another process (pid ${holder}) is running on the embedded database in ${config.dataDir}`);
-  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, warn: (message) => log.warn('database', { message: String(message) }) });
+  const warn = (message: unknown) => log.warn('database', { message: String(message) });
+  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, warn });
+  // Background jobs (key and policy reloads, sweeps, checkpoints) get a small pool of their own, so no load
+  // on the request pool can starve them. The embedded database has one connection: shared there.
+  const background = config.databaseUrl ? createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2, warn }) : db;
+  const userLocks = new UserLocks(db, { databaseUrl: config.databaseUrl });
   const timers: NodeJS.Timeout[] = [];
   try {
     if (options.migrate !== false) {
@@ -79,11 +84,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     }
     const created = await ensureSigningKey(db, kek, config.signingAlg);
     if (created) log.info('created the first signing key', { kid: created });
-    const keyring = new Keyring(db, kek, config.accessTokenTtl);
+    const keyring = new Keyring(background, kek, config.accessTokenTtl);
     await keyring.load();
     lock?.take();
     const generatedAdminToken = await bootstrapAdmin(db, config.adminToken);
-    const policies = new PolicyStore(db);
+    const policies = new PolicyStore(background);
     await policies.init(config.policyFile);
     const builtInIssuers = new Map<string, TrustedIssuer>();
     if (config.devIssuer) {
@@ -94,7 +99,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
     const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64);
     const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
-    const exchange = { ledger, userLocks: new UserLocks(db), db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, dpop };
+    const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, dpop };
 
     const tokenLimiter = new RateLimiter(config.rateLimits.token);
     let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
@@ -118,13 +123,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       void reloadPolicy();
     }, KEY_RELOAD_MS).unref());
     timers.push(setInterval(() => {
-      sweepOidcPayloads(db).catch((err) => log.warn('sweep failed', { err }));
-      sweepDpopProofs(db).catch((err) => log.warn('DPoP proof sweep failed', { err }));
+      sweepOidcPayloads(background).catch((err) => log.warn('sweep failed', { err }));
+      sweepDpopProofs(background).catch((err) => log.warn('DPoP proof sweep failed', { err }));
     }, config.oidcSweepInterval * 1000).unref());
 
     const { key: ledgerKey, generated: ledgerKeyFile } = await loadLedgerKey(config);
     if (ledgerKeyFile) log.warn('generated a development ledger checkpoint key; set INTENTGATE_LEDGER_KEY in production', { file: ledgerKeyFile });
-    const checkpointer = new Checkpointer(db, ledgerKey, config.ledger.anchorDir);
+    const checkpointer = new Checkpointer(background, ledgerKey, config.ledger.anchorDir);
     const { checkpointEvery, checkpointInterval } = config.ledger;
     timers.push(setInterval(() => {
       checkpointer.maybeCheckpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000)
@@ -261,6 +266,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           });
         }
         await listener.close();
+        await userLocks.close();
+        if (background !== db) await background.destroy();
         await db.destroy();
         lock?.release();
       })();
@@ -269,6 +276,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     return { url, port, generatedAdminToken, db, close };
   } catch (err) {
     timers.forEach(clearInterval);
+    await userLocks.close();
+    if (background !== db) await background.destroy().catch(() => {});
     await db.destroy().catch(() => {});
     lock?.release();
     throw err;

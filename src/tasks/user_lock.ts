@@ -1,18 +1,95 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import type { Db } from '../store/db.ts';
 import { isEmbedded } from '../store/db.ts';
+import { StorageUnavailable } from '../store/errors.ts';
+
+export interface UserLockOptions {
+  /** PostgreSQL URL for the lock sessions; absent on the embedded database (one process, no one to exclude). */
+  databaseUrl: string | undefined;
+  /** Dedicated sessions that hold the advisory locks, outside the request pool. */
+  sessions?: number;
+  /** How long a decision waits for a user held by another process before failing closed (503). */
+  waitMs?: number;
+}
+
+const DEFAULT_SESSIONS = 2;
+const DEFAULT_WAIT_MS = 5000;
+
+/**
+ * One dedicated PostgreSQL session (not from the request pool) on which many users' advisory locks are held
+ * at once. Only non-blocking try-locks run on it, so one held lock never stops another user's lock or unlock.
+ */
+class LockSession {
+  readonly #url: string;
+  #client: pg.Client | undefined;
+  #connecting: Promise<pg.Client> | undefined;
+  #closed = false;
+
+  constructor(url: string) {
+    this.#url = url;
+  }
+
+  async client(): Promise<pg.Client> {
+    if (this.#closed) throw new StorageUnavailable(new Error('user locks are closed'));
+    if (this.#client) return this.#client;
+    this.#connecting ??= (async () => {
+      const c = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, query_timeout: 5000, keepAlive: true });
+      // A lost session loses its locks: forget it, so the next acquire opens a new one.
+      c.on('error', () => {
+        if (this.#client === c) this.#client = undefined;
+        c.end().catch(() => {});
+      });
+      try {
+        await c.connect();
+      } catch (err) {
+        c.end().catch(() => {});
+        throw new StorageUnavailable(err);
+      }
+      this.#client = c;
+      return c;
+    })().finally(() => { this.#connecting = undefined; });
+    return this.#connecting;
+  }
+
+  /** True when `c` is still this session's live connection (its locks are still held). */
+  holds(c: pg.Client): boolean {
+    return this.#client === c;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const c = this.#client ?? await this.#connecting?.catch(() => undefined);
+    this.#client = undefined;
+    await c?.end().catch(() => {});
+  }
+}
+
+function slotOf(key: string, n: number): number {
+  let h = 0;
+  for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
+  return Math.abs(h) % n;
+}
 
 /**
  * Serialises history-reading decisions per user, from reading the history until the decision's own
  * record has committed, so two conflicting requests (submit X, approve X) are never decided on the same
  * history. In this process a promise chain per user; across processes sharing PostgreSQL, a session
- * advisory lock held on a connection of its own. The lock order is user, then ledger head.
+ * advisory lock. The locks live on a few dedicated sessions, never on pooled connections: a request that
+ * holds a user's lock and then needs the pool for its history read and record can never wait on another
+ * request that holds a pooled connection while waiting for a lock. The lock order is user, then ledger head.
  */
 export class UserLocks {
-  readonly #db: Db;
+  readonly #embedded: boolean;
+  readonly #sessions: LockSession[];
+  readonly #waitMs: number;
   readonly #tails = new Map<string, Promise<void>>();
 
-  constructor(db: Db) {
-    this.#db = db;
+  constructor(db: Db, options: UserLockOptions) {
+    this.#embedded = isEmbedded(db) || !options.databaseUrl;
+    const n = Math.max(1, options.sessions ?? DEFAULT_SESSIONS);
+    this.#sessions = this.#embedded ? [] : Array.from({ length: n }, () => new LockSession(options.databaseUrl!));
+    this.#waitMs = options.waitMs ?? DEFAULT_WAIT_MS;
   }
 
   async acquire(key: string): Promise<() => Promise<void>> {
@@ -26,23 +103,49 @@ export class UserLocks {
       done();
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     };
-    if (isEmbedded(this.#db)) return async () => releaseLocal();
-    let conn: unknown;
+    if (this.#embedded) return async () => releaseLocal();
+
+    const session = this.#sessions[slotOf(key, this.#sessions.length)]!;
+    let client: pg.Client;
     try {
-      conn = await this.#db.client.acquireConnection();
-      await this.#db.raw('select pg_advisory_lock(hashtextextended(?, 0))', [key]).connection(conn);
+      client = await this.#lockAcross(session, key);
     } catch (err) {
-      if (conn) await this.#db.client.releaseConnection(conn);
       releaseLocal();
       throw err;
     }
     return async () => {
       try {
-        await this.#db.raw('select pg_advisory_unlock(hashtextextended(?, 0))', [key]).connection(conn);
+        // A session that was lost took its locks with it; there is nothing left to unlock.
+        if (session.holds(client)) await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]);
+      } catch {
+        // The unlock failed because the session broke; the lock went with it.
       } finally {
-        await this.#db.client.releaseConnection(conn);
         releaseLocal();
       }
     };
+  }
+
+  /** Takes the user's lock across processes with try-locks and a bounded, growing back-off. */
+  async #lockAcross(session: LockSession, key: string): Promise<pg.Client> {
+    const deadline = Date.now() + this.#waitMs;
+    let pause = 1;
+    for (;;) {
+      const client = await session.client();
+      let got: boolean;
+      try {
+        const r = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [key]);
+        got = r.rows[0]?.ok === true;
+      } catch (err) {
+        throw new StorageUnavailable(err);
+      }
+      if (got) return client;
+      if (Date.now() >= deadline) throw new StorageUnavailable(new Error('another instance held this user\'s decision lock too long'));
+      await sleep(pause);
+      pause = Math.min(pause * 2, 25);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#sessions.map((s) => s.close()));
   }
 }
