@@ -58,7 +58,7 @@ describe('CLI administration', () => {
   let env: Record<string, string>;
   let drop: () => Promise<void>;
   beforeAll(async () => {
-    const db = await freshDatabase();
+    const db = await freshDatabase({ empty: true });
     env = { ...db.env, INTENTGATE_KEK: KEK };
     drop = db.drop;
   });

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { inject } from 'vitest';
 import { freePort } from '../../src/ops/free_port.ts';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,14 +25,20 @@ async function adminQuery(sql: string): Promise<void> {
   }
 }
 
-/** A database of its own for one test file: a fresh PostgreSQL database, or a fresh PGlite directory. */
-export async function freshDatabase(): Promise<{ env: Record<string, string>; name?: string; drop(): Promise<void> }> {
+/**
+ * A database of its own for one test file: a fresh PostgreSQL database, or a fresh PGlite directory. By
+ * default a copy of the template the global setup migrated (test/helpers/global_setup.ts); `empty` gives one
+ * with no migrations applied, for tests of migrating itself.
+ */
+export async function freshDatabase(options: { empty?: boolean } = {}): Promise<{ env: Record<string, string>; name?: string; drop(): Promise<void> }> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'intentgate-test-'));
+  const template = options.empty ? undefined : inject('migratedTemplate');
   if (!onPostgres) {
+    if (template) cpSync(template, dataDir, { recursive: true });
     return { env: { DATA_DIR: dataDir }, drop: async () => rmSync(dataDir, { recursive: true, force: true }) };
   }
   const name = `ig_test_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE ${name}`);
+  await adminQuery(template ? `CREATE DATABASE ${name} TEMPLATE ${template}` : `CREATE DATABASE ${name}`);
   const url = new URL(process.env.DATABASE_URL!);
   url.pathname = `/${name}`;
   return {
