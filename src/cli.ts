@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/index.ts';
 import { loadKek, type Kek } from './crypto/kek.ts';
 import { rotateSigningKey } from './keys/rotate.ts';
-import { createAdmin, revokeAdmin } from './registry/admins.ts';
+import { createAdmin, revokeAdmin, updateAdmin } from './registry/admins.ts';
 import { createClient, listClients, rotateClientSecret } from './registry/clients.ts';
 import { createIssuer } from './registry/issuers.ts';
 import { createResource } from './registry/resources.ts';
@@ -33,7 +33,9 @@ const USAGE = `usage: intentgate <command>
   resource create --identifier URI --name N [--scope name:sensitivity:operation ...] [--ttl S]
   issuer add --issuer URL (--jwks-uri URL | --jwks-file FILE) --audience A [--audience B ...]
              [--algorithms RS256,ES256] [--typ JWT ...] [--scope-claim scope|scp]
-  admin token create --name N
+  admin token create --name N [--role admin|reviewer|auditor] [--issuer URL --sub S]
+                                 --issuer/--sub bind it to a person (required for a reviewer)
+  admin token role <admin_id> <admin|reviewer|auditor>
   admin token revoke <admin_id>
   keys rotate [--overlap SECONDS]
   dev token --sub S [--scope "s1 s2"] [--ttl SECONDS] [--claim name=value ...]
@@ -130,6 +132,7 @@ async function main(argv: string[]): Promise<void> {
       'scope-claim': { type: 'string' },
       overlap: { type: 'string' },
       sub: { type: 'string' },
+      role: { type: 'string' },
       claim: { type: 'string', multiple: true },
       policy: { type: 'string' },
       since: { type: 'string' },
@@ -193,8 +196,20 @@ async function main(argv: string[]): Promise<void> {
         ...(values.typ ? { typs: values.typ } : {}),
         ...(values['scope-claim'] ? { scope_claim: values['scope-claim'] } : {}),
       }, CLI_ACTOR)));
-    case cmd === 'admin token create':
-      return withStore(async (db) => print(await createAdmin(db, { name: values.name }, CLI_ACTOR)));
+    case cmd === 'admin token create': {
+      if ((values.issuer === undefined) !== (values.sub === undefined)) throw new UsageError('--issuer and --sub go together: the person the credential is bound to');
+      return withStore(async (db) => print(await createAdmin(db, {
+        name: values.name,
+        ...(values.role !== undefined ? { role: values.role } : {}),
+        ...(values.issuer !== undefined ? { user: { issuer: values.issuer, sub: values.sub } } : {}),
+      }, CLI_ACTOR)));
+    }
+    case a === 'admin' && b === 'token' && c === 'role' && positionals.length === 5:
+      return withStore(async (db) => {
+        const updated = await updateAdmin(db, positionals[3]!, { role: positionals[4] }, CLI_ACTOR);
+        if (!updated) throw new UsageError(`no admin ${positionals[3]}`);
+        print(updated);
+      });
     case a === 'admin' && b === 'token' && c === 'revoke' && positionals.length === 4:
       return withStore(async (db) => {
         if (!(await revokeAdmin(db, positionals[3]!, CLI_ACTOR))) throw new UsageError(`no admin ${positionals[3]}`);

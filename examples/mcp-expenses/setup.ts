@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig, type Config } from '../../src/config/index.ts';
-import { mintDevUserToken } from '../../src/keys/dev_issuer.ts';
+import { devIssuerId, mintDevUserToken } from '../../src/keys/dev_issuer.ts';
 import { freePort } from '../../src/ops/free_port.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { startExpensesServer, type ExpensesServer } from './server.ts';
@@ -84,7 +84,8 @@ export async function startDemoWorld(options: { logLevel?: string } = {}): Promi
         return { clientId: 'mcp-expenses', clientSecret: rs.client_secret as string };
       },
     });
-    const reviewer = await must(admin('POST', '/admin/api/admins', { name: 'carol' }));
+    // Carol reviews as herself: a reviewer is bound to the person they are, and never decides her own requests.
+    const reviewer = await must(admin('POST', '/admin/api/admins', { name: 'carol', role: 'reviewer', user: { issuer: devIssuerId(config), sub: 'carol' } }));
     const server = mcp;
     return {
       issuer,

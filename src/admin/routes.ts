@@ -3,7 +3,7 @@ import type { Kek } from '../crypto/kek.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { rotateSigningKey } from '../keys/rotate.ts';
-import { authenticateAdmin, createAdmin, listAdmins, revokeAdmin, type AdminIdentity } from '../registry/admins.ts';
+import { ADMIN_ROLES, authenticateAdmin, createAdmin, listAdmins, personsInChain, revokeAdmin, updateAdmin, type AdminIdentity, type AdminRole } from '../registry/admins.ts';
 import { createClient, deleteClient, getClient, listClients, rotateClientSecret, updateClient } from '../registry/clients.ts';
 import { createIssuer, deleteIssuer, getIssuer, listIssuers, updateIssuer } from '../registry/issuers.ts';
 import { pageParams } from '../registry/pagination.ts';
@@ -11,7 +11,7 @@ import { createResource, deleteResource, getResource, listResources, updateResou
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
-import { decideReview, listReviews } from '../review/reviews.ts';
+import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
 import { iso } from '../registry/common.ts';
 import { replayFromBody } from '../policy/replay.ts';
@@ -92,84 +92,109 @@ const validatePublish = compileSchema({
   properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, source: { type: 'string', maxLength: 200 } },
 });
 
+type Handler = Parameters<Router['add']>[2];
+// Who may call what. Reads (and simulate/replay, which write nothing) are for every role; the review
+// queue's decisions for admins and reviewers; every change for admins only.
+const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
+const REVIEWERS: readonly AdminRole[] = ['admin', 'reviewer'];
+const ADMINS: readonly AdminRole[] = ['admin'];
+
 export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer }: AdminDeps) {
   const router = new Router();
+  // Every route names the roles it admits, so none can be added without deciding who may call it.
+  const routes = {
+    add(method: string, path: string, roles: readonly AdminRole[], handler: Handler) {
+      router.add(method, path, async (ctx, params) => {
+        const { role } = ctx.state.admin as AdminIdentity;
+        if (!roles.includes(role)) {
+          throw new ValidationError(`a credential with role ${role} may not call ${method} ${path}; that takes ${roles.join(' or ')}`, undefined, 403, 'access_denied');
+        }
+        await handler(ctx, params);
+      });
+      return routes;
+    },
+  };
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
-  const reviewer = (ctx: Context) => {
+  const reviewer = async (ctx: Context): Promise<Reviewer> => {
     const a = ctx.state.admin as AdminIdentity;
-    return { id: a.id, user_issuer: a.user_issuer, user_sub: a.user_sub };
+    return { id: a.id, user: a.user, chain: a.user ? await personsInChain(db, a.id) : [] };
   };
 
-  router
-    .add('GET', '/admin/api/admins', async (ctx) => { ctx.body = await listAdmins(db, pageParams(ctx.URL.searchParams)); })
-    .add('POST', '/admin/api/admins', async (ctx) => created(ctx, await createAdmin(db, await body(ctx), who(ctx))))
-    .add('DELETE', '/admin/api/admins/:id', async (ctx, [id]) => {
+  routes
+    .add('GET', '/admin/api/admins', EVERYONE, async (ctx) => { ctx.body = await listAdmins(db, pageParams(ctx.URL.searchParams)); })
+    .add('POST', '/admin/api/admins', ADMINS, async (ctx) => created(ctx, await createAdmin(db, await body(ctx), who(ctx))))
+    .add('PATCH', '/admin/api/admins/:id', ADMINS, async (ctx, [id]) => {
+      const a = await updateAdmin(db, id!, await body(ctx), who(ctx));
+      if (a) ctx.body = a;
+      else notFound(ctx, 'admin', 'id');
+    })
+    .add('DELETE', '/admin/api/admins/:id', ADMINS, async (ctx, [id]) => {
       if (await revokeAdmin(db, id!, who(ctx))) ctx.status = 204;
       else notFound(ctx, 'admin', 'id');
     })
 
-    .add('GET', '/admin/api/clients', async (ctx) => {
+    .add('GET', '/admin/api/clients', EVERYONE, async (ctx) => {
       const q = ctx.URL.searchParams;
       ctx.body = await listClients(db, pageParams(q), { grant_type: stringFilter(q, 'grant_type'), resource_server: stringFilter(q, 'resource_server') });
     })
-    .add('POST', '/admin/api/clients', async (ctx) => created(ctx, await createClient(db, kek, await body(ctx), who(ctx))))
-    .add('GET', '/admin/api/clients/:id', async (ctx, [id]) => {
+    .add('POST', '/admin/api/clients', ADMINS, async (ctx) => created(ctx, await createClient(db, kek, await body(ctx), who(ctx))))
+    .add('GET', '/admin/api/clients/:id', EVERYONE, async (ctx, [id]) => {
       const c = await getClient(db, id!);
       if (c) ctx.body = c;
       else notFound(ctx, 'client', 'client_id');
     })
-    .add('PATCH', '/admin/api/clients/:id', async (ctx, [id]) => {
+    .add('PATCH', '/admin/api/clients/:id', ADMINS, async (ctx, [id]) => {
       const c = await updateClient(db, kek, id!, await body(ctx), who(ctx));
       if (c) ctx.body = c;
       else notFound(ctx, 'client', 'client_id');
     })
-    .add('DELETE', '/admin/api/clients/:id', async (ctx, [id]) => {
+    .add('DELETE', '/admin/api/clients/:id', ADMINS, async (ctx, [id]) => {
       if (await deleteClient(db, id!, who(ctx))) ctx.status = 204;
       else notFound(ctx, 'client', 'client_id');
     })
-    .add('POST', '/admin/api/clients/:id/secret', async (ctx, [id]) => {
+    .add('POST', '/admin/api/clients/:id/secret', ADMINS, async (ctx, [id]) => {
       const c = await rotateClientSecret(db, kek, id!, who(ctx));
       if (c) ctx.body = c;
       else notFound(ctx, 'client', 'client_id');
     })
 
-    .add('GET', '/admin/api/resources', async (ctx) => { ctx.body = await listResources(db, pageParams(ctx.URL.searchParams)); })
-    .add('POST', '/admin/api/resources', async (ctx) => created(ctx, await createResource(db, await body(ctx), who(ctx))))
-    .add('GET', '/admin/api/resources/:id', async (ctx, [id]) => {
+    .add('GET', '/admin/api/resources', EVERYONE, async (ctx) => { ctx.body = await listResources(db, pageParams(ctx.URL.searchParams)); })
+    .add('POST', '/admin/api/resources', ADMINS, async (ctx) => created(ctx, await createResource(db, await body(ctx), who(ctx))))
+    .add('GET', '/admin/api/resources/:id', EVERYONE, async (ctx, [id]) => {
       const r = await getResource(db, id!);
       if (r) ctx.body = r;
       else notFound(ctx, 'resource', 'identifier');
     })
-    .add('PATCH', '/admin/api/resources/:id', async (ctx, [id]) => {
+    .add('PATCH', '/admin/api/resources/:id', ADMINS, async (ctx, [id]) => {
       const r = await updateResource(db, id!, await body(ctx), who(ctx));
       if (r) ctx.body = r;
       else notFound(ctx, 'resource', 'identifier');
     })
-    .add('DELETE', '/admin/api/resources/:id', async (ctx, [id]) => {
+    .add('DELETE', '/admin/api/resources/:id', ADMINS, async (ctx, [id]) => {
       if (await deleteResource(db, id!, who(ctx))) ctx.status = 204;
       else notFound(ctx, 'resource', 'identifier');
     })
 
-    .add('GET', '/admin/api/issuers', async (ctx) => { ctx.body = await listIssuers(db, pageParams(ctx.URL.searchParams)); })
-    .add('POST', '/admin/api/issuers', async (ctx) => created(ctx, await createIssuer(db, await body(ctx), who(ctx))))
-    .add('GET', '/admin/api/issuers/:id', async (ctx, [id]) => {
+    .add('GET', '/admin/api/issuers', EVERYONE, async (ctx) => { ctx.body = await listIssuers(db, pageParams(ctx.URL.searchParams)); })
+    .add('POST', '/admin/api/issuers', ADMINS, async (ctx) => created(ctx, await createIssuer(db, await body(ctx), who(ctx))))
+    .add('GET', '/admin/api/issuers/:id', EVERYONE, async (ctx, [id]) => {
       const i = await getIssuer(db, id!);
       if (i) ctx.body = i;
       else notFound(ctx, 'issuer', 'issuer');
     })
-    .add('PATCH', '/admin/api/issuers/:id', async (ctx, [id]) => {
+    .add('PATCH', '/admin/api/issuers/:id', ADMINS, async (ctx, [id]) => {
       const i = await updateIssuer(db, id!, await body(ctx), who(ctx));
       if (i) ctx.body = i;
       else notFound(ctx, 'issuer', 'issuer');
     })
-    .add('DELETE', '/admin/api/issuers/:id', async (ctx, [id]) => {
+    .add('DELETE', '/admin/api/issuers/:id', ADMINS, async (ctx, [id]) => {
       if (await deleteIssuer(db, id!, who(ctx))) ctx.status = 204;
       else notFound(ctx, 'issuer', 'issuer');
     })
 
-    .add('GET', '/admin/api/policies', async (ctx) => { ctx.body = { items: await policies.list(), next_cursor: null }; })
-    .add('POST', '/admin/api/policies', async (ctx) => {
+    .add('GET', '/admin/api/policies', EVERYONE, async (ctx) => { ctx.body = { items: await policies.list(), next_cursor: null }; })
+    .add('POST', '/admin/api/policies', ADMINS, async (ctx) => {
       const input = check<{ document: string; source?: string }>(validatePublish, await body(ctx));
       try {
         created(ctx, await policies.publish(input.document, input.source ?? 'admin api', who(ctx)));
@@ -178,30 +203,30 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         throw err;
       }
     })
-    .add('POST', '/admin/api/policies/simulate', async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx)); })
-    .add('GET', '/admin/api/policies/:version', async (ctx, [v]) => {
+    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx)); })
+    .add('GET', '/admin/api/policies/:version', EVERYONE, async (ctx, [v]) => {
       const version = v === 'current' ? Number(policies.current().version) : /^\d{1,9}$/.test(v!) ? Number(v) : NaN;
       const found = Number.isNaN(version) ? undefined : await policies.get(version);
       if (found) ctx.body = found;
       else notFound(ctx, 'policy', 'version');
     })
-    .add('GET', '/admin/api/ledger', async (ctx) => {
+    .add('GET', '/admin/api/ledger', EVERYONE, async (ctx) => {
       const { filter, limit, beforeSeq } = ledgerQueryParams(ctx.URL.searchParams);
       ctx.body = await queryLedger(db, filter, limit, beforeSeq);
     })
-    .add('POST', '/admin/api/ledger/checkpoint', async (ctx) => {
+    .add('POST', '/admin/api/ledger/checkpoint', ADMINS, async (ctx) => {
       const made = await checkpointer.maybeCheckpoint(() => true);
       if (made) created(ctx, made);
       else sendError(ctx, 409, 'conflict', 'no new entries since the last checkpoint, or another process is making one', { field: null });
     })
-    .add('POST', '/admin/api/policies/replay', async (ctx) => { ctx.body = await replayFromBody(db, await body(ctx)); })
-    .add('POST', '/admin/api/revocations', async (ctx) => {
+    .add('POST', '/admin/api/policies/replay', EVERYONE, async (ctx) => { ctx.body = await replayFromBody(db, await body(ctx)); })
+    .add('POST', '/admin/api/revocations', ADMINS, async (ctx) => {
       const input = check<RevocationBody>(validateRevocation, await body(ctx));
       const { reason, ...target } = input;
       if (Object.keys(target).length !== 1) throw new ValidationError('name exactly one of jti, task, client_id, user', 'jti');
       created(ctx, await revokeCascade(db, target as RevocationTarget, who(ctx), reason ?? 'revoked by an admin'));
     })
-    .add('GET', '/admin/api/tasks/:task', async (ctx, [task]) => {
+    .add('GET', '/admin/api/tasks/:task', EVERYONE, async (ctx, [task]) => {
       const tokens = await db('issued_tokens').where({ task: task! }).orderBy('issued_at', 'asc')
         .select('jti', 'parent_jti', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at');
       const suspension = await db('tasks').where({ task: task! }).first('status', 'reason', 'review_id');
@@ -213,20 +238,20 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         tokens: tokens.map((t: Record<string, unknown>) => ({ ...t, issued_at: iso(t.issued_at), expires_at: iso(t.expires_at) })),
       };
     })
-    .add('GET', '/admin/api/reviews', async (ctx) => { ctx.body = await listReviews(db, stringFilter(ctx.URL.searchParams, 'status')); })
-    .add('POST', '/admin/api/reviews/:id/approve', async (ctx, [id]) => {
+    .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(ctx.URL.searchParams, 'status')); })
+    .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
-      const r = await decideReview(db, id!, true, reviewer(ctx), comment);
+      const r = await decideReview(db, id!, true, await reviewer(ctx), comment);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })
-    .add('POST', '/admin/api/reviews/:id/deny', async (ctx, [id]) => {
+    .add('POST', '/admin/api/reviews/:id/deny', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
-      const r = await decideReview(db, id!, false, reviewer(ctx), comment);
+      const r = await decideReview(db, id!, false, await reviewer(ctx), comment);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })
-    .add('GET', '/admin/api/keys', async (ctx) => {
+    .add('GET', '/admin/api/keys', EVERYONE, async (ctx) => {
       const now = Date.now();
       const active = keyring.active(now);
       ctx.body = {
@@ -239,7 +264,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         next_cursor: null,
       };
     })
-    .add('POST', '/admin/api/keys/rotate', async (ctx) => {
+    .add('POST', '/admin/api/keys/rotate', ADMINS, async (ctx) => {
       const input = check<{ overlap_seconds?: number }>(validateRotate, await body(ctx));
       const result = await rotateSigningKey(db, kek, config.signingAlg, input.overlap_seconds ?? config.rotationOverlap, who(ctx));
       await onKeysChanged();

@@ -80,21 +80,31 @@ export async function suspendTask(db: Db, task: string, reviewId: string, reason
     .onConflict('task').merge();
 }
 
-export interface Reviewer { id: string; user_issuer: string | null; user_sub: string | null }
+export interface Reviewer {
+  id: string;
+  /** The person the deciding credential is bound to; null for a credential bound to nobody. */
+  user: { issuer: string; sub: string } | null;
+  /** Every person bound to the credential or to a credential up its creator chain. */
+  chain: Array<{ issuer: string; sub: string }>;
+}
 
 /**
- * A person's decision. Nobody reviews a request made on their own behalf; only pending reviews can be
- * decided; approving a task suspension lifts it for new exchanges (revoked tokens stay revoked).
+ * A person's decision. Only a credential bound to a person decides (an unbound one could be anybody), and
+ * never on a request made on behalf of a person bound anywhere in its creator chain, so a person cannot
+ * approve their own request through a credential they made. Only pending reviews can be decided; approving
+ * a task suspension lifts it for new exchanges (revoked tokens stay revoked).
  */
 export async function decideReview(db: Db, id: string, approve: boolean, reviewer: Reviewer, comment: string | undefined): Promise<Record<string, unknown> | undefined> {
+  const { user } = reviewer;
+  if (!user) throw new ValidationError('deciding a review takes a credential bound to a person (created with user)', undefined, 403, 'access_denied');
   return db.transaction(async (trx) => {
     const row = await trx('reviews').where({ id }).forUpdate().first();
     if (!row) return undefined;
     if (row.status !== 'pending' || new Date(row.expires_at).getTime() <= Date.now()) {
       throw new ValidationError(`review ${id} is ${row.status === 'pending' ? 'expired' : row.status}, not pending`, 'id', 409, 'conflict');
     }
-    if (reviewer.user_issuer === row.subject_issuer && reviewer.user_sub === row.subject) {
-      throw new ValidationError('nobody reviews a request made on their own behalf', 'id', 409, 'conflict');
+    if ([user, ...reviewer.chain].some((p) => p.issuer === row.subject_issuer && p.sub === row.subject)) {
+      throw new ValidationError('nobody decides a request made on their own behalf, nor through a credential created by one bound to them', 'id', 403, 'access_denied');
     }
     const now = new Date();
     await trx('reviews').where({ id }).update({

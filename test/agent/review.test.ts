@@ -2,14 +2,17 @@ import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApprovalPending, ExchangeFailed, type Agent, type ExchangeRequest } from '../../src/agent/index.ts';
-import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
+import { reviewerToken } from '../helpers/server.ts';
+import { EXPENSES, IDP, startWorld, type World } from '../helpers/world.ts';
 import { agentFor } from './helpers.ts';
 
 let w: World;
 let agent: Agent;
+let reviewer: string;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: path.resolve('test/fixtures/policy/review.yaml') } });
   agent = await agentFor(w);
+  reviewer = await reviewerToken(w.t, IDP, 'rita');
 });
 afterAll(async () => { await w?.t.stop(); });
 
@@ -27,7 +30,7 @@ async function pendingFor(request: ExchangeRequest): Promise<ApprovalPending> {
 }
 
 async function decide(reviewId: string, verdict: 'approve' | 'deny'): Promise<void> {
-  const res = await w.t.admin('POST', `/admin/api/reviews/${reviewId}/${verdict}`, { comment: `${verdict} from the agent tests` });
+  const res = await w.t.admin('POST', `/admin/api/reviews/${reviewId}/${verdict}`, { comment: `${verdict} from the agent tests` }, reviewer);
   if (res.status !== 200) throw new Error(`${verdict}: ${res.status} ${await res.text()}`);
 }
 

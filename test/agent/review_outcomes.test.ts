@@ -1,13 +1,16 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentInputError, ApprovalPending, ExchangeDenied, ExchangeFailed, type Agent, type ExchangeRequest } from '../../src/agent/index.ts';
-import { EXPENSES, HR, startWorld, type World } from '../helpers/world.ts';
+import { reviewerToken } from '../helpers/server.ts';
+import { EXPENSES, HR, IDP, startWorld, type World } from '../helpers/world.ts';
 import { agentFor } from './helpers.ts';
 
 let w: World;
 let agent: Agent;
+let reviewer: string;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: path.resolve('test/fixtures/policy/review.yaml') } });
+  reviewer = await reviewerToken(w.t, IDP, 'rita');
   const created = await w.t.admin('POST', '/admin/api/clients', { client_id: 'summarizer', grant_types: ['urn:ietf:params:oauth:grant-type:token-exchange'], scope: 'expenses:read hr:read' });
   w.creds.summarizer = ['summarizer', ((await created.json()) as { client_secret: string }).client_secret];
   agent = await agentFor(w);
@@ -27,7 +30,7 @@ async function pendingFor(id: string): Promise<ApprovalPending> {
 describe('review outcomes the agent reports', () => {
   it('throws ExchangeDenied with review_denied after a reviewer denies', async () => {
     const pending = await pendingFor('exp_d1');
-    expect((await w.t.admin('POST', `/admin/api/reviews/${pending.reviewId}/deny`, { comment: 'no' })).status).toBe(200);
+    expect((await w.t.admin('POST', `/admin/api/reviews/${pending.reviewId}/deny`, { comment: 'no' }, reviewer)).status).toBe(200);
     const err = await agent.waitForApproval(pending).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExchangeDenied);
     expect(err).toMatchObject({ error: 'access_denied', reasons: ['review_denied'] });

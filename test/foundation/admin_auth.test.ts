@@ -52,6 +52,23 @@ describe('admin authentication', () => {
     expect(await res.json()).toMatchObject({ error: 'conflict' });
   });
 
+  it('the bootstrap credential is an unbound admin; the last admin-role credential is neither revoked nor demoted', async () => {
+    const { items } = await (await t.admin('GET', '/admin/api/admins')).json() as { items: Array<{ id: string; role: string; user: unknown; created_by: string; revoked_at: string | null }> };
+    const live = items.filter((a) => !a.revoked_at);
+    expect(live).toEqual([expect.objectContaining({ role: 'admin', user: null, created_by: 'system' })]);
+    const bootstrap = live[0]!.id;
+    const auditor = await (await t.admin('POST', '/admin/api/admins', { name: 'aud', role: 'auditor' })).json() as { id: string; token: string };
+    // Another live credential exists, but it could not manage the others.
+    expect((await t.admin('PATCH', `/admin/api/admins/${bootstrap}`, { role: 'auditor' })).status).toBe(409);
+    expect((await t.admin('DELETE', `/admin/api/admins/${bootstrap}`)).status).toBe(409);
+    expect((await t.admin('PATCH', `/admin/api/admins/${auditor.id}`, { role: 'admin' })).status).toBe(200);
+    expect((await t.admin('PATCH', `/admin/api/admins/${bootstrap}`, { role: 'auditor' })).status).toBe(200);
+    const refused = await t.admin('POST', '/admin/api/admins', { name: 'x' });
+    expect(refused.status).toBe(403);
+    expect(await refused.json()).toMatchObject({ error: 'access_denied' });
+    expect((await t.admin('PATCH', `/admin/api/admins/${bootstrap}`, { role: 'admin' }, auditor.token)).status).toBe(200);
+  });
+
   it('rate limits with 429 and Retry-After', async () => {
     let limited: Response | undefined;
     for (let i = 0; i < 60 && !limited; i++) {

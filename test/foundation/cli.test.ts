@@ -67,7 +67,7 @@ describe('CLI administration', () => {
   it('migrates, registers a resource, client and issuer, rotates, manages admin tokens', async () => {
     const migrated = await runCli(['migrate'], env);
     expect(migrated.code).toBe(0);
-    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation', '002_exchange', '003_ledger_chain', '004_integrity', '005_history_index', '006_reviews', '007_dpop']);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation', '002_exchange', '003_ledger_chain', '004_integrity', '005_history_index', '006_reviews', '007_dpop', '009_admin_roles']);
 
     const res = await runCli(['resource', 'create', '--identifier', 'https://cli.example', '--name', 'CLI', '--scope', 'cli.read'], env);
     expect(res.code).toBe(2);
@@ -99,12 +99,23 @@ describe('CLI administration', () => {
     expect(token).toMatch(/^iga_/);
     const second = await runCli(['admin', 'token', 'create', '--name', 'ops2'], env);
     expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ role: 'admin', user: null, created_by: 'cli' });
+    const unboundReviewer = await runCli(['admin', 'token', 'create', '--name', 'rita', '--role', 'reviewer'], env);
+    expect(unboundReviewer.code).toBe(2);
+    expect(unboundReviewer.stderr).toContain('bound to the person');
+    const reviewer = await runCli(['admin', 'token', 'create', '--name', 'rita', '--role', 'reviewer', '--issuer', 'https://idp.example', '--sub', 'rita'], env);
+    expect(reviewer.code).toBe(0);
+    const rita = JSON.parse(reviewer.stdout);
+    expect(rita).toMatchObject({ role: 'reviewer', user: { issuer: 'https://idp.example', sub: 'rita' } });
+    const demoted = await runCli(['admin', 'token', 'role', rita.id, 'auditor'], env);
+    expect(demoted.code).toBe(0);
+    expect(JSON.parse(demoted.stdout)).toMatchObject({ id: rita.id, role: 'auditor' });
     const revoked = await runCli(['admin', 'token', 'revoke', id], env);
     expect(revoked.code).toBe(0);
     const bad = await runCli(['client', 'create', '--auth-method', 'none'], env);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('token_endpoint_auth_method');
-  }, 120_000);
+  }, 180_000);
 });
 
 describe.skipIf(!onPostgres)('several processes on one database (PostgreSQL only)', () => {

@@ -167,3 +167,10 @@ export async function serve(handler: http.RequestListener, options: http.ServerO
     }),
   };
 }
+
+/** A `reviewer` admin credential bound to the person (issuer, sub), made by the bootstrap admin; its token. */
+export async function reviewerToken(t: TestServer, issuer: string, sub: string): Promise<string> {
+  const r = await t.admin('POST', '/admin/api/admins', { name: `reviewer ${sub}`, role: 'reviewer', user: { issuer, sub } });
+  if (r.status !== 201) throw new Error(`reviewer: ${r.status} ${await r.text()}`);
+  return ((await r.json()) as { token: string }).token;
+}

@@ -46,7 +46,7 @@ describe('human review (seed scenario 3)', () => {
     const item = list.items.find((i) => i.id === pending.review_id)!;
     expect(item.context).toMatchObject({ intent: 'Approve the big one', reasons: ['approval_required'] });
     const self = await w.t.admin('POST', `/admin/api/reviews/${pending.review_id}/approve`, {}, aliceAdminToken);
-    expect(self.status).toBe(409);
+    expect(self.status).toBe(403);
     const approved = await w.t.admin('POST', `/admin/api/reviews/${pending.review_id}/approve`, { comment: 'ok, checked the receipt' }, reviewerToken);
     expect(approved.status).toBe(200);
 
