@@ -6,6 +6,7 @@ import * as m004 from './004_integrity.ts';
 import * as m005 from './005_history_index.ts';
 import * as m006 from './006_reviews.ts';
 import * as m007 from './007_dpop.ts';
+import * as m008 from './008_history_per_resource.ts';
 
 /** Every migration, in order. Listed statically so they load the same way under node and vitest. */
 export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
@@ -16,4 +17,5 @@ export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['005_history_index', m005],
   ['006_reviews', m006],
   ['007_dpop', m007],
+  ['008_history_per_resource', m008],
 ];
