@@ -6,6 +6,7 @@ import * as m004 from './004_integrity.ts';
 import * as m005 from './005_history_index.ts';
 import * as m006 from './006_reviews.ts';
 import * as m007 from './007_dpop.ts';
+import * as m008 from './008_history_per_resource.ts';
 import * as m009 from './009_admin_roles.ts';
 
 /** Every migration, in order. Listed statically so they load the same way under node and vitest. */
@@ -17,5 +18,6 @@ export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['005_history_index', m005],
   ['006_reviews', m006],
   ['007_dpop', m007],
+  ['008_history_per_resource', m008],
   ['009_admin_roles', m009],
 ];

@@ -74,13 +74,22 @@ function depth(act: Act | undefined): number {
   return n;
 }
 
-/** No hop widens details: with a parent that had details, each requested one must be among them. */
-function narrowDetails(requested: AuthorizationDetail[], parent: AuthorizationDetail[] | undefined): AuthorizationDetail[] {
+/**
+ * No hop widens details. A parent intentgate issued grants exactly the details it carries, and a parent
+ * that carried none grants no detail-level action at all: each requested detail must be one of the
+ * parent's (RFC 9396's analogue of invalid_scope). Only a first exchange (no parent) is left to policy.
+ */
+function narrowDetails(requested: AuthorizationDetail[], parent: Subject['parent']): AuthorizationDetail[] {
   if (!parent) return requested;
-  if (requested.length === 0) return parent;
-  const allowed = new Set(parent.map(canonical));
+  const carried = parent.details;
+  if (requested.length === 0) return carried;
+  const allowed = new Set(carried.map(canonical));
   requested.forEach((d, i) => {
-    if (!allowed.has(canonical(d))) throw invalidDetails(`authorization_details[${i}] is not among the subject token's authorization details`);
+    if (!allowed.has(canonical(d))) {
+      throw invalidDetails(carried.length === 0
+        ? `authorization_details[${i}] is refused: the subject token carries no authorization details, and no hop adds any`
+        : `authorization_details[${i}] is not among the subject token's authorization details`);
+    }
   });
   return requested;
 }
@@ -163,7 +172,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   }
   let details: AuthorizationDetail[];
   try {
-    details = narrowDetails(req.details, subject.parent?.details);
+    details = narrowDetails(req.details, subject.parent);
   } catch (err) {
     if (err instanceof ExchangeError) return deny(err);
     throw err;
@@ -193,7 +202,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   // until this decision's record commits (lock order: user, then ledger head).
   const release = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`) : undefined;
   try {
-    const history = policy.usesHistory ? await historyFacts(db, subject.user, subject.parent?.task, details) : undefined;
+    const history = policy.usesHistory ? await historyFacts(db, subject.user, req.target, subject.parent?.task, details) : undefined;
     return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp });
   } finally {
     await release?.();

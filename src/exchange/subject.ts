@@ -19,7 +19,7 @@ export interface Subject {
   /** Earlier actors the subject token records (RFC 8693 §4.1), validated. */
   act: Act | undefined;
   /** Set when the subject token is one intentgate issued (a delegation hop). */
-  parent?: { jti: string; task: string; act: Act | undefined; details: AuthorizationDetail[] | undefined; audience: string };
+  parent?: { jti: string; task: string; act: Act | undefined; details: AuthorizationDetail[]; audience: string };
   mayAct: { sub?: string; iss?: string } | undefined;
   cnfJkt: string | undefined;
 }
@@ -194,7 +194,8 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
       jti: payload.jti!,
       task: row.task,
       act: actOf(payload.act),
-      details: payload.authorization_details as AuthorizationDetail[] | undefined,
+      // What the parent granted; a token without the claim granted no detail-level action.
+      details: Array.isArray(payload.authorization_details) ? payload.authorization_details as AuthorizationDetail[] : [],
       audience: aud[0] as string,
     },
     mayAct,

@@ -34,18 +34,49 @@ export interface ResourceEvent {
 
 export type EventResult = { status: 201; seq: number } | { status: 403 | 404; message: string };
 
+interface Detail { action?: unknown; object?: { type?: unknown; id?: unknown } }
+
+/**
+ * Whether the token's details carry what the event says was done: the same action, and the object's type
+ * and id where the event names them (the rule the resource middleware's checkCall applies to a call). An
+ * object the call created has an id no detail could name in advance: its type must be the detail's.
+ */
+function carried(details: Detail[], event: ResourceEvent): boolean {
+  const o = event.object;
+  return details.some((d) => d.action === event.action
+    && (o?.type === undefined || d.object?.type === o.type)
+    && (o?.id === undefined || o.created === true || d.object?.id === o.id));
+}
+
+/** Why an event is not about what its token allowed (403), or undefined when it is. */
+function outsideDetails(details: Detail[], event: ResourceEvent): string | undefined {
+  // A refusal records what was attempted, which by definition the token did not cover; history never reads it.
+  if (event.outcome === 'denied' || carried(details, event)) return undefined;
+  const what = `${event.action}${event.object?.type ? ` on ${event.object.type}` : ''}${event.object?.id !== undefined ? ' with that id' : ''}`;
+  return details.length === 0
+    ? `the token carries no authorization_details, so it allowed no ${event.action}: only a denied event may be reported for it`
+    : `the token's authorization_details do not carry ${what}; report only what the token allowed, or an object the call created (object.created)`;
+}
+
 /**
  * A resource server's report of what a call with one of its tokens did. Accepted only for tokens whose
- * audience is that resource server; linked to the exchange that issued the token.
+ * audience is that resource server, and (except a `denied` event, which records a refused attempt) only
+ * for an action and object the token's details carry or an object the call created; linked to the
+ * exchange that issued the token. Its `success` events become history at that resource alone.
  */
 export async function recordResourceEvent(db: Db, ledger: LedgerWriter, resourceServer: string, body: unknown): Promise<EventResult> {
   const event = check<ResourceEvent>(validate, body);
   if (event.summary && Buffer.byteLength(JSON.stringify(event.summary)) > 4096) {
     throw new ValidationError('summary must be at most 4096 bytes of counts and hashes', 'summary');
   }
-  const token = await db('issued_tokens').where({ jti: event.jti }).first('audience', 'client_id', 'subject', 'subject_issuer', 'task');
+  if (event.object?.created === true && (event.outcome !== 'success' || event.object.type === undefined || event.object.id === undefined)) {
+    throw new ValidationError('object.created is for a success that created the object, and needs its type and id', 'object.created');
+  }
+  const token = await db('issued_tokens').where({ jti: event.jti }).first('audience', 'client_id', 'subject', 'subject_issuer', 'task', 'authorization_details');
   if (!token) return { status: 404, message: 'no token with that jti was issued' };
   if (token.audience !== resourceServer) return { status: 403, message: 'that token was issued for another resource server' };
+  const outside = outsideDetails(Array.isArray(token.authorization_details) ? token.authorization_details as Detail[] : [], event);
+  if (outside) return { status: 403, message: outside };
   const issuedBy = await db('ledger_entries').where({ jti: event.jti }).whereIn('kind', ['exchange.granted', 'token.issued']).first('seq');
   const [seq] = await ledger.commit({
     entries: [{

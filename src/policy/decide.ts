@@ -27,8 +27,9 @@ export interface DecisionInput {
   sourceIp?: string;
   now: Date;
   /**
-   * Ledger facts, when the policy reads history: the actions this user (any agent, any task) was granted
-   * per object (`Type:id`), and how often this task was granted each action.
+   * Ledger facts at this resource, when the policy reads history: the actions this user (any agent, any
+   * task) was granted there or its server reported done, per object (`Type:id`), and how often this task
+   * was granted each action there.
    */
   history?: { userObjectActions: Record<string, string[]>; taskActionCounts: Record<string, number> };
 }

@@ -1,11 +1,17 @@
 import type { AccessInfo } from './access.ts';
 import { basicAuthorization, type ClientCredentials } from './client_auth.ts';
 
-/** What a call made with a token did, for intentgate's ledger (`POST /ledger/events`). */
+/**
+ * What a call made with a token did, for intentgate's ledger (`POST /ledger/events`). Except a `denied`
+ * event (a refused attempt), the action and object must be ones the token's authorization_details carry,
+ * or an object the call created; the ledger answers 403 otherwise. Only `success` events count as history,
+ * and only at this resource.
+ */
 export interface ResourceEventReport {
   outcome: 'success' | 'failure' | 'denied' | 'error';
   /** Lower-case identifier: `approve`, `submit`, … */
   action: string;
+  /** `created: true` (a success only, with type and id): the call created this object, of a type a detail with this action names. */
   object?: { type?: string; id?: string; created?: boolean };
   /** Counts and hashes, never the data itself. */
   summary?: Record<string, unknown>;

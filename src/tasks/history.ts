@@ -9,17 +9,20 @@ export interface HistoryFacts { userObjectActions: Record<string, string[]>; tas
 const objectKey = (o: { type?: unknown; id?: unknown } | undefined) => (typeof o?.id === 'string' ? `${typeof o.type === 'string' ? o.type : ''}:${o.id}` : undefined);
 
 /**
- * What the ledger says about this request (grants, and events resource servers reported): for each object it names, the actions the same user
- * (issuer + sub, through any agent and any task) was granted on it; and how often this task was granted
- * each action. Read from the issued-token index, which commits with the ledger entry of each grant.
+ * What the ledger says about this request **at this resource** (the token's one audience): for each object
+ * it names, the actions the same user (issuer + sub, through any agent and any task) was granted on it
+ * there, or that this resource's server reported as done on it; and how often this task was granted each
+ * action there. Facts recorded at another resource (or in a delegation token, whose audience is an agent)
+ * never count: one resource's server or permissive policy cannot decide a request at another.
+ * Grants are read from the issued-token index, which commits with the ledger entry of each grant.
  */
-export async function historyFacts(db: Db, user: { issuer: string; sub: string }, task: string | undefined, details: Detail[]): Promise<HistoryFacts> {
+export async function historyFacts(db: Db, user: { issuer: string; sub: string }, resource: string, task: string | undefined, details: Detail[]): Promise<HistoryFacts> {
   const userObjectActions: Record<string, string[]> = {};
   for (const d of details) {
     const key = objectKey(d.object);
     if (!key || userObjectActions[key]) continue;
     const rows = await db('issued_tokens')
-      .where({ subject_issuer: user.issuer, subject: user.sub })
+      .where({ subject_issuer: user.issuer, subject: user.sub, audience: resource })
       .whereRaw('authorization_details @> ?::jsonb', [JSON.stringify([{ object: { id: d.object!.id } }])])
       .select('authorization_details');
     const actions = new Set<string>();
@@ -30,20 +33,21 @@ export async function historyFacts(db: Db, user: { issuer: string; sub: string }
     }
     userObjectActions[key] = [...actions];
   }
-  // What resource servers reported as done for this user, e.g. the object a call created.
+  // What this resource's server reported as done for this user, e.g. the object a call created. Only
+  // `success` events are facts; the actor is read from the sealed payload, not only the index column.
   const wanted = new Set(Object.keys(userObjectActions));
   if (wanted.size) {
-    const rows = await db('ledger_entries').where({ kind: 'resource.event', subject: user.sub }).select('seq', 'payload', 'leaf_hash', 'chain_hash');
+    const rows = await db('ledger_entries').where({ kind: 'resource.event', subject: user.sub, actor: resource }).select('seq', 'payload', 'leaf_hash', 'chain_hash');
     for (const e of await decodeRows(db, rows)) {
       const p = e.payload as { user?: { issuer?: string }; outcome?: string; action?: unknown; object?: { type?: unknown; id?: unknown } };
       const key = objectKey(p.object);
-      if (p.user?.issuer !== user.issuer || p.outcome !== 'success' || !key || !wanted.has(key) || typeof p.action !== 'string') continue;
+      if (e.actor !== resource || p.user?.issuer !== user.issuer || p.outcome !== 'success' || !key || !wanted.has(key) || typeof p.action !== 'string') continue;
       if (!userObjectActions[key]!.includes(p.action)) userObjectActions[key]!.push(p.action);
     }
   }
   const taskActionCounts: Record<string, number> = {};
   if (task) {
-    const rows = await db('issued_tokens').where({ task }).whereNotNull('authorization_details').select('authorization_details');
+    const rows = await db('issued_tokens').where({ task, audience: resource }).whereNotNull('authorization_details').select('authorization_details');
     for (const r of rows) {
       for (const granted of r.authorization_details as Detail[]) {
         if (typeof granted.action === 'string') taskActionCounts[granted.action] = (taskActionCounts[granted.action] ?? 0) + 1;

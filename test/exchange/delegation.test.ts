@@ -64,6 +64,42 @@ describe('delegation', () => {
     expect(decodeJwt(inherited.access_token).authorization_details).toEqual(JSON.parse(granted));
   });
 
+  it('a parent without authorization details grants none: a sub-agent cannot add any (e.g. delete_all Document *)', async () => {
+    const d = await ok(await delegate({ scope: 'expenses:read' }));
+    expect(decodeJwt(d.access_token).authorization_details).toBeUndefined();
+    const asSub = (extra: Record<string, string>) => w.exchange('sub-agent', { subject_token: d.access_token, subject_token_type: ACCESS_TOKEN_TYPE, resource: EXPENSES, scope: 'expenses:read', intent: 'Read the expense reports', ...extra });
+    // The policy at expenses allows expenses:read with any detail: only the hop rule stands between.
+    for (const added of [details('delete_all', { type: 'Document', id: '*' }), details('list', { type: 'Expense' }, 'summarize')]) {
+      const res = await asSub({ authorization_details: added });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ error: 'invalid_authorization_details', error_description: expect.stringContaining('carries no authorization details') });
+    }
+    // The refusal is a recorded decision.
+    const [denied] = (await w.t.admin('GET', '/admin/api/ledger?kind=exchange.denied&client_id=sub-agent&limit=1').then((r) => r.json()) as { items: Array<{ payload: Record<string, unknown> }> }).items;
+    expect(denied!.payload).toMatchObject({ error: 'invalid_authorization_details', parent_jti: decodeJwt(d.access_token).jti });
+    // Without details the hop still works, and its token carries none.
+    const own = await ok(await asSub({}));
+    expect(decodeJwt(own.access_token).authorization_details).toBeUndefined();
+    // Nor can it hand the token on with details it was never given.
+    const again = await w.exchange('sub-agent', { subject_token: d.access_token, subject_token_type: ACCESS_TOKEN_TYPE, audience: 'sub-agent', scope: 'expenses:read', intent: 'Again', authorization_details: details('delete_all', { type: 'Document', id: '*' }) });
+    expect(again.status).toBe(400);
+    expect(await again.json()).toMatchObject({ error: 'invalid_authorization_details' });
+  });
+
+  it('never changes a task\'s purpose across a hop', async () => {
+    const granted = details('list', { type: 'Expense' }, 'summarize');
+    const d = await ok(await delegate({ scope: 'expenses:read', authorization_details: granted }));
+    const res = await w.exchange('sub-agent', { subject_token: d.access_token, subject_token_type: ACCESS_TOKEN_TYPE, resource: EXPENSES, scope: 'expenses:read', intent: 'List for approval', authorization_details: details('list', { type: 'Expense' }, 'expense_approval') });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_authorization_details' });
+  });
+
+  it('grants at most the parent\'s scope when the sub-agent names none', async () => {
+    const d = await ok(await delegate({ scope: 'expenses:read' }));
+    const own = await ok(await w.exchange('sub-agent', { subject_token: d.access_token, subject_token_type: ACCESS_TOKEN_TYPE, resource: EXPENSES, intent: 'Read whatever is allowed' }));
+    expect(own.scope.split(' ').filter(Boolean)).toEqual(['expenses:read']);
+  });
+
   it('never outlives the parent token', async () => {
     const now = Math.floor(Date.now() / 1000);
     const d = await ok(await delegate({}, await w.userToken({ exp: now + 40 })));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose';
 import path from 'node:path';
-import { startTestServer, tokenRequest, type Overrides, type TestServer } from './server.ts';
+import { basicAuth, startTestServer, tokenRequest, type Overrides, type TestServer } from './server.ts';
 
 export const EXPENSES = 'https://expenses.example';
 export const HR = 'https://hr.example';
@@ -93,4 +93,13 @@ export function exchangeParams(subjectToken: string, extra: Record<string, strin
 
 export function details(action: string, object: Record<string, unknown>, purpose?: string): string {
   return JSON.stringify([{ type: 'tool_call', action, object, ...(purpose ? { purpose } : {}) }]);
+}
+
+/** POST /ledger/events as a resource-server client of the world (`expenses-rs`, `hr-rs`). */
+export function reportEvent(w: World, clientId: string, body: unknown): Promise<Response> {
+  return fetch(`${w.t.url}/ledger/events`, {
+    method: 'POST',
+    headers: { authorization: basicAuth(...w.creds[clientId]!), 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
 }

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { verifyInclusion, verifyConsistency } from '../../src/ledger/merkle.ts';
 import { publicKeyFrom, verifyLedger } from '../../src/ledger/verify.ts';
-import { details, EXPENSES, exchangeParams, HR, startWorld, type World } from '../helpers/world.ts';
+import { details, EXPENSES, exchangeParams, HR, reportEvent, startWorld, type World } from '../helpers/world.ts';
 
 let w: World;
 beforeAll(async () => { w = await startWorld({ ledger: { checkpoint_every: 1_000_000, checkpoint_interval: 86_400 } }); });
@@ -22,7 +22,7 @@ async function exchanged(extra: Record<string, string> = {}): Promise<{ token: s
 }
 
 function postEvent(body: unknown, client = 'expenses-rs'): Promise<Response> {
-  return fetch(`${w.t.url}/ledger/events`, { method: 'POST', headers: { ...basic(client), 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return reportEvent(w, client, body);
 }
 
 describe('resource-server events', () => {

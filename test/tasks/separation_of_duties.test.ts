@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.ts';
 import { startServer } from '../../src/server.ts';
 import { freePort, onPostgres, tokenRequest } from '../helpers/server.ts';
-import { ACCESS_TOKEN_TYPE, details, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { ACCESS_TOKEN_TYPE, details, exchangeParams, reportEvent, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
 
 let w: World;
 beforeAll(async () => {
@@ -44,18 +44,18 @@ describe('separation of duties (seed scenario 1)', () => {
     expect(res.status).toBe(200);
     const { access_token } = await res.json() as { access_token: string };
     const { decodeJwt } = await import('jose');
-    const event = await fetch(`${w.t.url}/ledger/events`, {
-      method: 'POST',
-      headers: { authorization: `Basic ${Buffer.from(w.creds['expenses-rs']!.join(':')).toString('base64')}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ jti: decodeJwt(access_token).jti, outcome: 'success', action: 'submit', object: { type: 'Expense', id: 'exp_created_77', created: true } }),
-    });
+    const event = await reportEvent(w, 'expenses-rs', { jti: decodeJwt(access_token).jti, outcome: 'success', action: 'submit', object: { type: 'Expense', id: 'exp_created_77', created: true } });
     expect(event.status).toBe(201);
     const approve = await act('approve', 'exp_created_77');
     expect(await approve.json()).toMatchObject({ error: 'access_denied', reasons: ['separation_of_duties'] });
   });
 
   it('limits actions per task from the task\'s own history', async () => {
-    const params = exchangeParams(await w.userToken({ sub: 'gina' }), { audience: 'sub-agent', scope: 'expenses:read expenses:submit', intent: 'delegate submissions' });
+    // The delegation carries the submissions the sub-agent may make (no hop adds details).
+    const submits = ['exp_t1', 'exp_t2', 'exp_t3'].map((id) => JSON.parse(details('submit', { type: 'Expense', id, amount: 5 }))[0]);
+    const params = exchangeParams(await w.userToken({ sub: 'gina' }), {
+      audience: 'sub-agent', scope: 'expenses:read expenses:submit', intent: 'delegate submissions', authorization_details: JSON.stringify(submits),
+    });
     delete params.resource;
     const delegation = await w.exchange('agent', params);
     expect(delegation.status).toBe(200);
