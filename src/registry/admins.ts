@@ -14,7 +14,7 @@ const validateCreate = compileSchema({
   additionalProperties: false,
   required: ['name'],
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 200 },
+    name: { type: 'string', minLength: 1, maxLength: 200, format: 'visible-text' },
     // The person behind the credential, as users are identified: a reviewer never reviews their own requests.
     user: {
       type: 'object', additionalProperties: false, required: ['issuer', 'sub'],
