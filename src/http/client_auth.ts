@@ -45,6 +45,8 @@ export function sendBasicChallenge(ctx: Context, realm: string, description: str
   sendError(ctx, 401, 'invalid_client', description);
 }
 
+const CLIENT_AUTH_PARAMS = new Set(['client_id', 'client_secret', 'client_assertion', 'client_assertion_type']);
+
 export interface OAuthEdgeOptions {
   bodyLimit: number;
   /** The realm of the Basic challenge: the issuer, as oidc-provider names it. */
@@ -72,6 +74,11 @@ export async function admitOAuthRequest(ctx: Context, { bodyLimit, realm, repeat
     params = await readForm(ctx, bodyLimit, repeatable);
   } catch (err) {
     if (!(err instanceof FormError || err instanceof BodyError)) throw err;
+    // Client credentials that cannot be read are a failed client authentication, as in the header.
+    if (err instanceof FormError && err.badValueOf !== undefined && CLIENT_AUTH_PARAMS.has(err.badValueOf)) {
+      sendBasicChallenge(ctx, realm, `${err.badValueOf} cannot identify a client: ${err.message}`);
+      return false;
+    }
     sendError(ctx, err.status, 'invalid_request', err.message);
     return false;
   }

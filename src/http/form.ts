@@ -18,6 +18,12 @@ const NONE: ReadonlySet<string> = new Set();
 /** A form or query string intentgate will not read: answered 400 `invalid_request`. */
 export class FormError extends Error {
   readonly status = 400;
+  /** The parameter whose value is badly encoded or holds a control character, when that is the fault. */
+  readonly badValueOf: string | undefined;
+  constructor(message: string, badValueOf?: string) {
+    super(message);
+    this.badValueOf = badValueOf;
+  }
 }
 
 export type FormParams = Map<string, string[]>;
@@ -27,12 +33,12 @@ function label(name: string): string {
   return /^[a-z_]{1,64}$/.test(name) ? name : 'a parameter';
 }
 
-function decode(raw: string, what: string): string {
+function decode(raw: string, name?: string): string {
   try {
     // decodeURIComponent refuses a stray `%` and any escape that is not well-formed UTF-8.
     return decodeURIComponent(raw.replaceAll('+', ' '));
   } catch {
-    throw new FormError(`${what} is not validly percent-encoded UTF-8`);
+    throw new FormError(`${name === undefined ? 'a parameter name' : label(name)} is not validly percent-encoded UTF-8`, name);
   }
 }
 
@@ -50,12 +56,12 @@ export function parseForm(text: string, repeatable: ReadonlySet<string> = NONE):
   for (const segment of segments) {
     if (segment === '') continue;
     const eq = segment.indexOf('=');
-    const name = decode(eq < 0 ? segment : segment.slice(0, eq), 'a parameter name');
-    const value = eq < 0 ? '' : decode(segment.slice(eq + 1), label(name));
+    const name = decode(eq < 0 ? segment : segment.slice(0, eq));
+    const value = eq < 0 ? '' : decode(segment.slice(eq + 1), name);
     if (name === '') throw new FormError('a parameter has no name');
     if (CONTROL.test(name)) throw new FormError('a parameter name must not contain control characters');
     if ((JSON_VALUED.has(name) ? CONTROL_NOT_JSON_WHITESPACE : CONTROL).test(value)) {
-      throw new FormError(`${label(name)} must not contain control characters (NUL included)`);
+      throw new FormError(`${label(name)} must not contain control characters (NUL included)`, name);
     }
     const values = params.get(name);
     if (values && !repeatable.has(name)) throw new FormError(`${label(name)} must not be provided twice`);
