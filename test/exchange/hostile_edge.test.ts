@@ -282,6 +282,13 @@ describe('item 11: a malformed Authorization header is a failed client authentic
     }
   });
 
+  it('answers 401 invalid_client to client credentials in the body that cannot be read', async () => {
+    const [id, secret] = w.creds['expenses-rs']!;
+    for (const body of [form({ token: 'abc', client_id: id, client_secret: `${secret}\u0000` }), `token=abc&client_id=${id}&client_secret=%FF`, form({ token: 'abc', client_id: 'a\u0000b', client_secret: 'x' })]) {
+      for (const path of ['/token/introspection', '/token/revocation']) expectError(await send('POST', path, { 'content-type': FORM }, body), 401, 'invalid_client');
+    }
+  });
+
   it('answers 401 with a Basic challenge on /ledger/events too', async () => {
     for (const authorization of malformed) {
       const a = await send('POST', '/ledger/events', { 'content-type': 'application/json', authorization }, '{}');
