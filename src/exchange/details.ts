@@ -3,6 +3,7 @@ import { ConfigError } from '../config/index.ts';
 import { compileSchema, firstError, malformedString } from '../registry/validate.ts';
 import { invalidDetails } from './errors.ts';
 import { DuplicateMember, parseJsonStrict } from '../validate/json.ts';
+import { invisibleIn } from '../validate/text.ts';
 
 export interface AuthorizationDetail {
   type: string;
@@ -43,6 +44,10 @@ export class DetailTypes {
     if (!Array.isArray(parsed) || parsed.length === 0) throw invalidDetails('authorization_details must be a non-empty JSON array');
     const bad = malformedString(parsed);
     if (bad) throw invalidDetails(`authorization_details${bad} is not well-formed Unicode text (a lone surrogate or NUL)`);
+    // Reviewers read these, and policies match on them: an id with a zero-width or bidi character would
+    // look like another one.
+    const hidden = invisibleIn(parsed);
+    if (hidden) throw invalidDetails(`authorization_details${hidden} must not contain control, format (invisible or bidirectional), separator or tag characters`);
     if (parsed.length > 20) throw invalidDetails('authorization_details may hold at most 20 entries');
     return parsed.map((entry, i) => {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw invalidDetails(`authorization_details[${i}] must be an object`);

@@ -252,6 +252,18 @@ describe('item 10: nothing a reviewer cannot see', () => {
     expect(ok.status, ok.text).toBe(200);
   });
 
+  it('applies the same rule to every string in authorization_details', async () => {
+    const t = await w.userToken();
+    for (const c of Object.values(invisible)) {
+      for (const ad of [details('submit', { type: 'Expense', id: `exp_42${c}` }), details('submit', { type: 'Expense', id: 'exp_42' }, `expense${c}_submission`)]) {
+        const res = await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(t, { scope: 'expenses:submit', authorization_details: ad }) }));
+        // A raw control character (here U+0085) is already refused by the edge, for every parameter alike.
+        if (/\p{Cc}/u.test(c)) expectError(res, 400, 'invalid_request', /control characters/);
+        else expectError(res, 400, 'invalid_authorization_details', /must not contain control, format/);
+      }
+    }
+  });
+
   it('applies the same rule to review comments, revocation reasons and names an admin enters', async () => {
     const admin = { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' };
     for (const c of Object.values(invisible)) {
