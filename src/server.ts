@@ -7,7 +7,8 @@ import { adminApi } from './admin/routes.ts';
 import { ConfigError, type Config } from './config/index.ts';
 import { loadKek } from './crypto/kek.ts';
 import { discoveryDocument } from './http/discovery.ts';
-import { sendError, sendUnavailable } from './http/errors.ts';
+import { safeErrorBodies, sendError, sendUnavailable } from './http/errors.ts';
+import { checkQuery, FormError } from './http/form.ts';
 import { buildProvider } from './http/provider.ts';
 import { tokenEndpoint } from './http/token.ts';
 import { tokenStatusEndpoints } from './http/introspection.ts';
@@ -23,7 +24,7 @@ import { UserLocks } from './tasks/user_lock.ts';
 import { Checkpointer } from './ledger/checkpoint.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
-import { isStorageFailure } from './store/errors.ts';
+import { isRejectedInput, isStorageFailure } from './store/errors.ts';
 import { migrate } from './store/migrate.ts';
 import { embeddedLock } from './store/embedded_lock.ts';
 import { listen } from './store/notify.ts';
@@ -142,7 +143,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({ limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit });
-    const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log });
+    const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log, bodyLimit: config.bodyLimit });
 
     const app = new Koa({ proxy: config.trustProxy });
     app.silent = true;
@@ -159,6 +160,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }
     });
 
+    app.use(safeErrorBodies);
+
     app.use(async (ctx, next) => {
       const started = process.hrtime.bigint();
       const incoming = ctx.get('x-request-id');
@@ -168,7 +171,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       try {
         await next();
       } catch (err) {
-        if (isStorageFailure(err)) {
+        if (isRejectedInput(err)) {
+          // A value storage refused (a data exception): the caller's input, never an outage and never a 500.
+          log.warn('request refused by storage as malformed', { request_id: requestId, err });
+          sendError(ctx, 400, 'invalid_request', 'a value in the request was not accepted');
+        } else if (isStorageFailure(err)) {
           log.warn('request failed: storage unavailable', { request_id: requestId, err });
           sendUnavailable(ctx);
         } else {
@@ -185,6 +192,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     app.use(async (ctx: Context) => {
       const { method, path } = ctx;
+      try {
+        checkQuery(ctx);
+      } catch (err) {
+        if (!(err instanceof FormError)) throw err;
+        return sendError(ctx, 400, 'invalid_request', err.message, path.startsWith('/admin/api') ? { field: null } : {});
+      }
       if (path.startsWith('/admin/api/') || path === '/admin/api') return admin(ctx);
       if (path === '/token' || path === '/token/introspection' || path === '/token/revocation') {
         if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');

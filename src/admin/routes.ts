@@ -20,7 +20,7 @@ import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
-import { isStorageFailure } from '../store/errors.ts';
+import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
 import { BodyError, readJsonObject } from '../http/body.ts';
 import { sendError, sendRateLimited, sendUnavailable } from '../http/errors.ts';
 import { Router } from '../http/router.ts';
@@ -75,14 +75,14 @@ const validateRevocation = compileSchema({
       type: 'object', additionalProperties: false, required: ['issuer', 'sub'],
       properties: { issuer: { type: 'string', minLength: 1, maxLength: 2000 }, sub: { type: 'string', minLength: 1, maxLength: 1000 } },
     },
-    reason: { type: 'string', maxLength: 500 },
+    reason: { type: 'string', maxLength: 500, format: 'visible-text' },
   },
 });
 
 const validateReviewDecision = compileSchema({
   type: 'object',
   additionalProperties: false,
-  properties: { comment: { type: 'string', maxLength: 2000 } },
+  properties: { comment: { type: 'string', maxLength: 2000, format: 'visible-text' } },
 });
 
 const validatePublish = compileSchema({
@@ -294,7 +294,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     } catch (err) {
       if (err instanceof ValidationError) return sendError(ctx, err.status, err.code, err.message, { field: err.field ?? null });
       if (err instanceof BodyError) return sendError(ctx, err.status, 'invalid_request', err.message, { field: null });
-      if (/^22/.test(String((err as { code?: unknown }).code))) {
+      if (isRejectedInput(err)) {
         return sendError(ctx, 400, 'invalid_request', 'a value was not accepted by storage', { field: null });
       }
       if (isStorageFailure(err)) {

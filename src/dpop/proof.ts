@@ -83,6 +83,8 @@ export async function verifyDpopProof(proof: string, expect: DpopExpectation): P
   }
   const { jti, htm, htu, iat, ath } = payload as Record<string, unknown>;
   if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new DpopProofError('DPoP proof must carry a jti string of at most 256 characters');
+  // The jti is stored for replay detection: NUL, other controls and lone surrogates are refused, not sent to storage.
+  if (/\p{Cc}/u.test(jti) || !jti.isWellFormed()) throw new DpopProofError('DPoP proof jti must be printable text');
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new DpopProofError('DPoP proof must carry a numeric iat');
   const now = Date.now() / 1000;
   if (iat > now + expect.clockSkew) throw new DpopProofError('DPoP proof was issued in the future');

@@ -2,6 +2,8 @@ import type { ValidateFunction } from 'ajv';
 import { ConfigError } from '../config/index.ts';
 import { compileSchema, firstError, malformedString } from '../registry/validate.ts';
 import { invalidDetails } from './errors.ts';
+import { DuplicateMember, parseJsonStrict } from '../validate/json.ts';
+import { invisibleIn } from '../validate/text.ts';
 
 export interface AuthorizationDetail {
   type: string;
@@ -34,20 +36,25 @@ export class DetailTypes {
     if (Buffer.byteLength(raw) > maxBytes) throw invalidDetails(`authorization_details must be at most ${maxBytes} bytes`);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(raw);
-    } catch {
+      parsed = parseJsonStrict(raw);
+    } catch (err) {
+      if (err instanceof DuplicateMember) throw invalidDetails(`authorization_details is not accepted: ${err.message}`);
       throw invalidDetails('authorization_details is not valid JSON');
     }
     if (!Array.isArray(parsed) || parsed.length === 0) throw invalidDetails('authorization_details must be a non-empty JSON array');
     const bad = malformedString(parsed);
-    if (bad) throw invalidDetails(`authorization_details${bad} is not well-formed Unicode`);
+    if (bad) throw invalidDetails(`authorization_details${bad} is not well-formed Unicode text (a lone surrogate or NUL)`);
+    // Reviewers read these, and policies match on them: an id with a zero-width or bidi character would
+    // look like another one.
+    const hidden = invisibleIn(parsed);
+    if (hidden) throw invalidDetails(`authorization_details${hidden} must not contain control, format (invisible or bidirectional), separator or tag characters`);
     if (parsed.length > 20) throw invalidDetails('authorization_details may hold at most 20 entries');
     return parsed.map((entry, i) => {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw invalidDetails(`authorization_details[${i}] must be an object`);
       const type = (entry as { type?: unknown }).type;
       if (typeof type !== 'string') throw invalidDetails(`authorization_details[${i}].type is required`);
       const validate = this.#validators.get(type);
-      if (!validate) throw invalidDetails(`authorization_details[${i}].type ${JSON.stringify(type.slice(0, 64))} is not a declared type`);
+      if (!validate) throw invalidDetails(`authorization_details[${i}].type is not a declared type (see authorization_details_types_supported)`);
       if (!validate(entry)) {
         const { field, message } = firstError(validate.errors);
         throw invalidDetails(`authorization_details[${i}]${field ? `.${field}` : ''} ${message}`);

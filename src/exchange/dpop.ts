@@ -1,6 +1,6 @@
 import { DpopProofError, dpopHeader, verifyDpopProof } from '../dpop/proof.ts';
 import type { Db } from '../store/db.ts';
-import { StorageUnavailable } from '../store/errors.ts';
+import { rethrowAsStorageFailure } from '../store/errors.ts';
 import { ExchangeError } from './errors.ts';
 
 export interface SenderDeps {
@@ -74,7 +74,7 @@ export async function acceptProof(deps: SenderDeps, proof: string, jkt?: string)
     .insert({ jkt: verified.jkt, jti: verified.jti, expires_at: expiresAt })
     .onConflict(['jkt', 'jti']).ignore()
     .returning('jti')
-    .catch((err) => { throw new StorageUnavailable(err); });
+    .catch(rethrowAsStorageFailure);
   if (inserted.length === 0) throw invalidProof('DPoP proof has been used before (replay); make a new proof for every request');
   return verified.jkt;
 }

@@ -1,6 +1,6 @@
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import type { Logger } from '../ops/log.ts';
-import { isStorageFailure } from '../store/errors.ts';
+import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
 import { ExchangeError } from './errors.ts';
 import { EXCHANGE_PARAMS, REPEATABLE_PARAMS } from './parse.ts';
 import { runExchange, type ExchangeDeps } from './pipeline.ts';
@@ -46,6 +46,13 @@ export function tokenExchangeHandler(deps: GrantDeps) {
         }
         ctx.status = err.status;
         ctx.body = { error: err.code, error_description: err.message, ...err.extra };
+        return;
+      }
+      if (isRejectedInput(err)) {
+        // Input that slipped past parsing and that storage refused: the caller's fault, never an outage.
+        deps.log.warn('token exchange refused by storage as malformed', { err });
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request', error_description: 'a value in the request was not accepted' };
         return;
       }
       if (isStorageFailure(err)) {

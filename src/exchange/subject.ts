@@ -3,7 +3,8 @@ import { boundKey, UnreadableCnf } from '../dpop/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
-import { StorageUnavailable } from '../store/errors.ts';
+import { malformedString } from '../registry/validate.ts';
+import { rethrowAsStorageFailure } from '../store/errors.ts';
 import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
@@ -62,11 +63,18 @@ export function peek(token: string, what: string): { header: ReturnType<typeof d
   const parts = token.split('.');
   if (parts.length === 5) throw invalidRequest(`${what} is encrypted (JWE); only signed JWTs are accepted`);
   if (parts.length !== 3) throw invalidRequest(`${what} is not a JWT`);
+  let decoded;
   try {
-    return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+    decoded = { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
   } catch {
     throw invalidRequest(`${what} is not a JWT`);
   }
+  // Claims are looked up and recorded (jose has already refused bytes that are not UTF-8): lone
+  // surrogates and NUL are refused here, before any query can trip over them.
+  if (malformedString(decoded.header) !== undefined || malformedString(decoded.claims) !== undefined) {
+    throw invalidRequest(`${what} carries text that is not well-formed Unicode, or that contains NUL`);
+  }
+  return decoded;
 }
 
 function normTyp(typ: string): string {
@@ -137,7 +145,7 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
   if (typeof claims.iss !== 'string') throw invalidRequest('subject_token has no issuer');
   if (claims.iss === deps.issuer) return ownToken(deps, token, clientId);
 
-  const issuer = deps.builtInIssuers.get(claims.iss) ?? await getIssuer(deps.db, claims.iss).catch((err) => { throw new StorageUnavailable(err); });
+  const issuer = deps.builtInIssuers.get(claims.iss) ?? await getIssuer(deps.db, claims.iss).catch(rethrowAsStorageFailure);
   if (!issuer) throw invalidRequest('subject_token issuer is not trusted');
   const typ = typeof header.typ === 'string' ? normTyp(header.typ) : undefined;
   if (!typ || !issuer.typs.map(normTyp).includes(typ)) throw invalidRequest(`subject_token typ must be one of ${issuer.typs.join(', ')}`);
@@ -180,7 +188,7 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
     throw invalidRequest('subject_token may not be presented by this client: it is not in the token audience or may_act');
   }
   const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims')
-    .catch((err) => { throw new StorageUnavailable(err); });
+    .catch(rethrowAsStorageFailure);
   if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) {
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }

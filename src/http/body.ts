@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
 import { malformedString } from '../registry/validate.ts';
+import { DuplicateMember, parseJsonStrict } from '../validate/json.ts';
 
 export class BodyError extends Error {
   readonly status: number;
@@ -34,14 +35,15 @@ export async function readJsonObject(ctx: Context, limit: number): Promise<Recor
   let parsed: unknown;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-    parsed = JSON.parse(text);
-  } catch {
+    parsed = parseJsonStrict(text);
+  } catch (err) {
+    if (err instanceof DuplicateMember) throw new BodyError(400, `body is not accepted: ${err.message}`);
     throw new BodyError(400, 'body is not valid JSON');
   }
   // PostgreSQL text cannot hold NUL; refuse it here rather than fail in storage.
   if (/\\u0000/i.test(text)) throw new BodyError(400, 'body must not contain NUL characters');
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new BodyError(400, 'body must be a JSON object');
   const bad = malformedString(parsed);
-  if (bad) throw new BodyError(400, `${bad} is not well-formed Unicode (lone surrogate)`);
+  if (bad) throw new BodyError(400, `${bad} is not well-formed Unicode text (a lone surrogate or NUL)`);
   return parsed as Record<string, unknown>;
 }

@@ -7,6 +7,7 @@ import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { introspect, revoke } from '../tokens/introspect.ts';
 import { sendRateLimited, sendUnavailable } from './errors.ts';
+import { admitOAuthRequest } from './client_auth.ts';
 import { authenticatedClientId, mapMissingClientAuth, providerRunner } from './provider_chain.ts';
 
 export interface IntrospectionDeps {
@@ -16,6 +17,7 @@ export interface IntrospectionDeps {
   provider: () => Provider;
   limiter: RateLimiter;
   log: Logger;
+  bodyLimit: number;
 }
 
 /**
@@ -23,11 +25,12 @@ export interface IntrospectionDeps {
  * method it supports) and then refuses JWTs with `unsupported_token_type`, since it does not store
  * them; at that point the client is known, and intentgate answers from its own issued-token index.
  */
-export function tokenStatusEndpoints({ db, keyring, issuer, provider, limiter, log }: IntrospectionDeps) {
+export function tokenStatusEndpoints({ db, keyring, issuer, provider, limiter, log, bodyLimit }: IntrospectionDeps) {
   const runProvider = providerRunner(provider);
   const handle = (kind: 'introspection' | 'revocation') => async (ctx: Context): Promise<void> => {
     const byAddress = limiter.take(`ip:${ctx.ip}`);
     if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
+    if (!(await admitOAuthRequest(ctx, { bodyLimit, realm: issuer }))) return;
     await runProvider(ctx);
     const clientId = authenticatedClientId(ctx);
     const body = ctx.body as { error?: string } | undefined;

@@ -9,6 +9,7 @@ import { ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
 import { BodyError, readJsonObject } from './body.ts';
 import { basicClient } from './client_basic.ts';
+import { sendBasicChallenge } from './client_auth.ts';
 import { sendError, sendRateLimited } from './errors.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import { decodeRows, type LedgerEntry } from '../ledger/query.ts';
@@ -38,8 +39,7 @@ function withoutPersonal(entry: LedgerEntry): void {
 }
 
 function unauthorized(ctx: Context, realm: string): void {
-  ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-  sendError(ctx, 401, 'invalid_client', 'authenticate as a registered resource server (HTTP Basic)');
+  sendBasicChallenge(ctx, realm, 'authenticate as a registered resource server (HTTP Basic)');
 }
 
 /** The ledger's public face: the latest signed checkpoint, entry proofs, and resource-server events. */

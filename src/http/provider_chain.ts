@@ -36,6 +36,8 @@ export function mapMissingClientAuth(ctx: Context, realm: string): void {
   const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
   if (authenticatedClientId(ctx) || ctx.status !== 400 || body?.error !== 'invalid_request') return;
   if (typeof body.error_description !== 'string' || !/client/i.test(body.error_description)) return;
+  // Two methods at once is a malformed request, not a failed authentication (the edge refuses it first).
+  if (/one mechanism/.test(body.error_description)) return;
   ctx.status = 401;
   ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
   ctx.body = { error: 'invalid_client', error_description: body.error_description };

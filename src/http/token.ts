@@ -6,11 +6,15 @@ import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import { GRANT_TOKEN_EXCHANGE } from '../exchange/token_types.ts';
+import { REPEATABLE_PARAMS } from '../exchange/parse.ts';
 import { boundKey } from '../dpop/cnf.ts';
 import { acceptProof, type SenderDeps } from '../exchange/dpop.ts';
 import { ExchangeError } from '../exchange/errors.ts';
 import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';
 import { mapMissingClientAuth, providerRunner } from './provider_chain.ts';
+import { admitOAuthRequest } from './client_auth.ts';
+
+const TOKEN_REPEATABLE: ReadonlySet<string> = new Set(REPEATABLE_PARAMS);
 
 export interface TokenEndpointDeps {
   issuer: string;
@@ -26,7 +30,8 @@ export interface TokenEndpointDeps {
 }
 
 /**
- * POST /token in front of oidc-provider: rate limits, our own body limit, then oidc-provider, then the
+ * POST /token in front of oidc-provider: rate limits, intentgate's edge (strict form, client authentication
+ * shape), then oidc-provider, then the
  * issued-token index. Koa sends the body only after this returns, so a token whose record did not
  * commit never leaves the server.
  */
@@ -37,10 +42,7 @@ export function tokenEndpoint({ issuer, dpop, ledger, provider, limiter, metrics
     const byAddress = limiter.take(`ip:${ctx.ip}`);
     if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
 
-    // oidc-provider reads the body itself (and caps it at 56 KiB); refuse what is declared larger here.
-    const declared = ctx.request.length;
-    if (declared !== undefined && declared > bodyLimit) return sendError(ctx, 413, 'invalid_request', `request body exceeds ${bodyLimit} bytes`);
-
+    if (!(await admitOAuthRequest(ctx, { bodyLimit, realm: issuer, repeatable: TOKEN_REPEATABLE }))) return;
     await runProvider(ctx);
     mapMissingClientAuth(ctx, issuer);
     const grantType = grantLabel(ctx);

@@ -26,7 +26,7 @@ const validateCreate = compileSchema({
   additionalProperties: false,
   required: ['name'],
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 200 },
+    name: { type: 'string', minLength: 1, maxLength: 200, format: 'visible-text' },
     role: { enum: ADMIN_ROLES },
     // The person behind the credential: nobody decides a review of their own request.
     user: PERSON,

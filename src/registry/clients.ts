@@ -26,7 +26,7 @@ export interface Client {
 }
 
 const fields = {
-  client_name: { type: ['string', 'null'], maxLength: 200 },
+  client_name: { type: ['string', 'null'], maxLength: 200, format: 'visible-text' },
   grant_types: { type: 'array', minItems: 1, maxItems: 10, uniqueItems: true, items: { enum: [...SUPPORTED_GRANT_TYPES] } },
   scope: { type: 'string', maxLength: 4000, pattern: SCOPE_STRING },
   token_endpoint_auth_method: { enum: [...AUTH_METHODS] },

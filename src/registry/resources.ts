@@ -26,7 +26,7 @@ const scopeSchema = {
   },
 };
 const fields = {
-  name: { type: 'string', minLength: 1, maxLength: 200 },
+  name: { type: 'string', minLength: 1, maxLength: 200, format: 'visible-text' },
   scopes: { type: 'array', maxItems: 200, items: scopeSchema },
   access_token_ttl: { type: ['integer', 'null'], minimum: 10, maximum: 86_400 },
 };

@@ -1,7 +1,10 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { hasInvisible } from '../validate/text.ts';
 
 // One validator instance for the project: admin bodies, configuration, and later policy documents.
 const ajv = new Ajv({ allErrors: false, strict: true, useDefaults: false, coerceTypes: false });
+// Free text a person reads to decide (names, review comments, reasons): the same rule as the intent.
+ajv.addFormat('visible-text', { type: 'string', validate: (s: string) => !hasInvisible(s) });
 
 export function compileSchema(schema: object): ValidateFunction {
   return ajv.compile(schema);
@@ -32,6 +35,9 @@ export function firstError(errors: ErrorObject[] | null | undefined): { field: s
     const missing = String(e.params.missingProperty);
     return { field: base ? `${base}.${missing}` : missing, message: 'is required' };
   }
+  if (e.keyword === 'format' && e.params.format === 'visible-text') {
+    return { field: base || undefined, message: 'must not contain control, format (invisible or bidirectional), separator or tag characters' };
+  }
   if (e.keyword === 'enum') {
     return { field: base || undefined, message: `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}` };
   }
@@ -47,9 +53,14 @@ export function check<T>(validate: ValidateFunction, value: unknown): T {
   return value as T;
 }
 
-/** The first string (value or key) in parsed JSON that is not well-formed Unicode (a lone surrogate), as a path. */
+/** Text storage can hold: well-formed Unicode (no lone surrogate) without NUL, which PostgreSQL refuses. */
+export function storableText(s: string): boolean {
+  return s.isWellFormed() && !s.includes('\0');
+}
+
+/** The first string (value or key) in parsed JSON that is not storableText, as a path. */
 export function malformedString(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return value.isWellFormed() ? undefined : path || '(root)';
+  if (typeof value === 'string') return storableText(value) ? undefined : path || '(root)';
   if (Array.isArray(value)) {
     for (const [i, v] of value.entries()) {
       const bad = malformedString(v, `${path}[${i}]`);
@@ -57,7 +68,7 @@ export function malformedString(value: unknown, path = ''): string | undefined {
     }
   } else if (value !== null && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
-      if (!k.isWellFormed()) return path ? `${path}.(key)` : '(key)';
+      if (!storableText(k)) return path ? `${path}.(key)` : '(key)';
       const bad = malformedString(v, path ? `${path}.${k}` : k);
       if (bad) return bad;
     }

@@ -11,15 +11,37 @@ export class StorageUnavailable extends Error {
 
 // SQLSTATE classes that mean "the database is not there or not working", not "your input is wrong".
 const UNAVAILABLE_SQLSTATE = /^(08|28|3D|53|57|58|XX)|^55000$/;
+// SQLSTATE classes about the statement or the values in it (data exceptions such as 22021 for a NUL
+// byte or 22P05 for \u0000 in jsonb, constraint violations, syntax and access errors). A caller can
+// cause some of these at will, so none of them may ever read as an outage.
+// Class 25 is left out: 25006 (read-only transaction) is what a failed-over primary answers.
+const STATEMENT_SQLSTATE = /^(0A|2[0-46-9A-F]|3F|42|44)/;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
+
+function sqlstate(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/** The database refused a value (SQLSTATE class 22, data exception): the request's fault, answered 400. */
+export function isRejectedInput(err: unknown): boolean {
+  return sqlstate(err)?.startsWith('22') ?? false;
+}
 
 export function isStorageFailure(err: unknown): boolean {
   if (err instanceof StorageUnavailable) return true;
   if (!(err instanceof Error)) return false;
+  const state = sqlstate(err);
+  if (state !== undefined && STATEMENT_SQLSTATE.test(state)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATE.test(code))) return true;
   const name = err.name;
   if (name === 'KnexTimeoutError') return true;
   const msg = err.message;
   return /Connection terminated|connection timeout|Client has encountered a connection error|pool is probably full|Unable to acquire a connection|PGlite is closed/i.test(msg);
+}
+
+/** For `.catch` around a query: a storage failure becomes StorageUnavailable, anything else is rethrown as it is. */
+export function rethrowAsStorageFailure(err: unknown): never {
+  throw isStorageFailure(err) ? new StorageUnavailable(err) : err;
 }

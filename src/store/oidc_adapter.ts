@@ -1,6 +1,6 @@
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from './db.ts';
-import { isStorageFailure, StorageUnavailable } from './errors.ts';
+import { rethrowAsStorageFailure } from './errors.ts';
 
 export type ClientLookup = (clientId: string) => Promise<Record<string, unknown> | undefined>;
 
@@ -9,7 +9,7 @@ async function guarded<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw isStorageFailure(err) ? new StorageUnavailable(err) : err;
+    return rethrowAsStorageFailure(err);
   }
 }
 

@@ -141,7 +141,8 @@ describe('invalid_request: malformed, missing or duplicated parameters', () => {
   it('refuses a blank intent', async () => {
     const t = await w.userToken();
     for (const intent of ['   ', ' \t ']) {
-      await expectError(await w.exchange('agent', exchangeParams(t, { intent })), 400, 'invalid_request', /intent must not be blank|intent is required/);
+      // A tab is a control character: refused at the edge before the intent is read.
+      await expectError(await w.exchange('agent', exchangeParams(t, { intent })), 400, 'invalid_request', /intent must not be blank|intent is required|intent must not contain control characters/);
     }
   });
 
@@ -278,11 +279,13 @@ describe('invalid_scope: never more than subject ∩ client ∩ resource', () =>
 
   it('refuses a malformed scope string', async () => {
     const t = await w.userToken();
-    for (const scope of ['expenses:read  expenses:submit', ' expenses:read', 'expenses:read ', 'expenses:"read"', 'expenses\\read', 'expenses:read\texpenses:submit', 'expénses:read']) {
+    for (const scope of ['expenses:read  expenses:submit', ' expenses:read', 'expenses:read ', 'expenses:"read"', 'expenses\\read', 'expénses:read']) {
       const res = await w.exchange('agent', exchangeParams(t, { scope }));
       // Some are caught by oidc-provider's own scope check first ("contains invalid characters").
       await expectError(res, 400, 'invalid_scope', /scope (is malformed|contains invalid characters)/);
     }
+    // A control character is refused at the edge, for every parameter alike.
+    await expectError(await w.exchange('agent', exchangeParams(t, { scope: 'expenses:read\texpenses:submit' })), 400, 'invalid_request', /scope must not contain control characters/);
   });
 });
 
