@@ -70,7 +70,7 @@ export function clientAuthChallenge(realm: string) {
     await next();
     const body = ctx.body as { error?: unknown } | undefined;
     if (ctx.status === 401 && body?.error === 'invalid_client' && !ctx.response.get('WWW-Authenticate')) {
-      ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
+      ctx.set('WWW-Authenticate', `Basic realm="${realm}", error="invalid_client"`);
     }
   };
 }
