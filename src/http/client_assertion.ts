@@ -25,13 +25,13 @@ function refuse(description: string): Error {
  * intentgate's rules for `private_key_jwt` assertions (RFC 7523 §3, rfc7523bis, FAPI 2.0), installed as
  * oidc-provider's `assertJwtClientAuthClaimsAndHeader`, so they hold on every endpoint where it
  * authenticates clients (/token, /token/introspection, /token/revocation). oidc-provider has already
- * checked the signature, `iss`, and that `exp` and `jti` are present; storage failures are the caller's
- * to map (503); its audience check takes any list
- * that contains an accepted value (audience injection), and it ignores `iat` whenever `exp` is present.
+ * checked the signature, `iss` = `sub` = client_id, and that `exp` and `jti` are present; its audience check takes
+ * any list that contains an accepted value (audience injection) and the endpoint's own URL taken from the
+ * request's Host, and it ignores `iat` whenever `exp` is present. Storage failures are the caller's to map (503).
  */
 export function clientAssertionRules(rules: AssertionRules) {
   const accepted = new Set([rules.issuer, rules.tokenEndpoint]);
-  return async (ctx: KoaContextWithOIDC, claims: Record<string, unknown>): Promise<void> => {
+  return async (claims: Record<string, unknown>): Promise<void> => {
     const { aud, exp, iat, jti, iss } = claims;
     const audiences = Array.isArray(aud) ? aud : [aud];
     // Exactly one audience, and it is us: an assertion made for several servers can be replayed at each.

@@ -70,7 +70,7 @@ export function buildProvider({ config, db, kek, keyring, log, limiter, exchange
     clientAuthMethods: CLIENT_AUTH_METHODS as never,
     // The one clock skew (src/jwt/time.ts); client assertions are then held to clientAssertionRules.
     clockTolerance: config.exchange.clockSkew,
-    assertJwtClientAuthClaimsAndHeader: (ctx, claims) => guardedStorage(() => checkAssertion(ctx, claims)),
+    assertJwtClientAuthClaimsAndHeader: (_ctx, claims) => guardedStorage(() => checkAssertion(claims)),
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGS as never, dPoPSigningAlgValues: [...DPOP_ALGS] as never },
     clientDefaults: {
       grant_types: ['client_credentials'],

@@ -156,6 +156,10 @@ describe('private_key_jwt: time and lifetime', () => {
     });
   });
 
+  it('requires sub to be the client itself (oidc-provider reads the client from it)', async () => {
+    for (const sub of [undefined, 'pk-rs', '']) await expectInvalidClient(await clientCredentials(await assertion('pk-svc', { sub })));
+  });
+
   it('requires exp, a numeric one', async () => {
     await expectInvalidClient(await clientCredentials(await assertion('pk-svc', { exp: undefined })));
     await expectInvalidClient(await clientCredentials(await assertion('pk-svc', { exp: String(nowSec() + 60) })));
