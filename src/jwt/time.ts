@@ -3,8 +3,10 @@
  * tokens, client assertions, DPoP proofs, access tokens at a resource server). NumericDates (RFC 7519
  * §2) are compared with the current whole second, and the clock skew `s` is an exclusive bound:
  *
- * - `nbf` and `iat`: refused when `>= now + s` (a claim exactly `s` seconds ahead is already too far);
- * - `exp`: refused when `<= now - s` (a token whose `exp` is `s` seconds past has expired).
+ * - `nbf` and `iat`: refused when `>= now + s` (a claim exactly `s` seconds ahead is already too far),
+ *   though never when `<= now` (RFC 7519 §4.1.5: valid from `nbf` on; this matters only when `s` is 0);
+ * - `exp`: refused when `<= now - s` (a token whose `exp` is `s` seconds past has expired; with `s` = 0,
+ *   at `exp` itself, as RFC 7519 §4.1.4 says).
  *
  * jose's own checks are `nbf > now + tolerance` (one second looser) and `exp <= now - tolerance` (the
  * same), so callers may let jose run with the same tolerance and must then call `timeClaimProblem`.
@@ -18,7 +20,7 @@ export function nowSeconds(nowMs = Date.now()): number {
 
 /** An `nbf` or `iat` (or any "not before" instant) too far in the future for the skew. */
 export function tooFarAhead(at: number, skew: number, now = nowSeconds()): boolean {
-  return at >= now + skew;
+  return at > now && at >= now + skew;
 }
 
 /** An `exp` (or any "not after" instant) past, even allowing for the skew. */

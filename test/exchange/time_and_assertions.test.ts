@@ -285,5 +285,18 @@ describe('the clock skew boundary is exclusive everywhere', () => {
         await expect(call({ iat: now - 600, exp: now - tolerance + 1 }, now)).resolves.toMatchObject({ sub: 'alice' });
       });
     });
+
+    it('with no tolerance at all, still accepts a token from this very second (RFC 7519: valid from nbf, until exp)', async () => {
+      const v = createResourceVerifier({ issuer: ISSUER, resource: EXPENSES, introspection: false, jwksUri: `${jwks.url}/jwks`, clockTolerance: 0 });
+      const call = async (claims: Record<string, unknown>) => v.authenticate({ method: 'GET', url: `${EXPENSES}/x`, authorization: `Bearer ${await new SignJWT({
+        iss: ISSUER, aud: EXPENSES, sub: 'alice', client_id: 'agent', jti: randomBytes(8).toString('hex'), ...claims,
+      }).setProtectedHeader({ alg: 'ES256', kid: 'rs-1', typ: 'at+jwt' }).sign(signer)}` });
+      await frozen(async (now) => {
+        await expect(call({ iat: now, nbf: now, exp: now + 1 })).resolves.toMatchObject({ sub: 'alice' });
+        await expect(call({ iat: now + 1, exp: now + 60 })).rejects.toThrow(/issued in the future/);
+        await expect(call({ nbf: now + 1, iat: now, exp: now + 60 })).rejects.toThrow(/not yet valid|nbf/);
+        await expect(call({ iat: now - 60, exp: now })).rejects.toThrow(/expired/);
+      });
+    });
   });
 });
