@@ -53,6 +53,8 @@ export interface ExchangeSettings {
   clockSkew: number;
   /** Seconds a DPoP proof sent with an exchange stays acceptable after its iat. */
   dpopProofMaxAge: number;
+  /** Longest lifetime of a private_key_jwt client assertion, seconds (exp - iat, and exp - now). */
+  clientAssertionMaxLifetime: number;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -76,6 +78,7 @@ interface FileConfig {
     max_details_bytes?: number;
     clock_skew?: number;
     dpop_proof_max_age?: number;
+    client_assertion_max_lifetime?: number;
   };
   authorization_details_types?: Record<string, object>;
   policy?: { file?: string };
@@ -164,6 +167,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
       maxDetailsBytes: merged.exchange?.max_details_bytes ?? 16_384,
       clockSkew: merged.exchange?.clock_skew ?? 60,
       dpopProofMaxAge: merged.exchange?.dpop_proof_max_age ?? 60,
+      clientAssertionMaxLifetime: merged.exchange?.client_assertion_max_lifetime ?? 300,
     },
     detailTypes: merged.authorization_details_types ?? {},
     policyFile: path.resolve(path.dirname(file), merged.policy?.file ?? 'policies/default.yaml'),

@@ -48,6 +48,7 @@ export const fileSchema = {
         max_details_bytes: { type: 'integer', minimum: 256, maximum: 65_536 },
         clock_skew: { type: 'integer', minimum: 0, maximum: 600 },
         dpop_proof_max_age: { type: 'integer', minimum: 1, maximum: 600 },
+        client_assertion_max_lifetime: { type: 'integer', minimum: 1, maximum: 3600 },
       },
     },
     // Declared RFC 9396 types: each a JSON Schema the details of that type must satisfy.

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK } from 'jose';
+import { isExpired, nowSeconds, timeClaimProblem } from '../jwt/time.ts';
 
 /**
  * RFC 9449 proof checks shared by the authorization server (the token-exchange grant) and the
@@ -69,7 +70,7 @@ export async function verifyDpopProof(proof: string, expect: DpopExpectation): P
   let payload;
   let jwk: JWK;
   try {
-    const verified = await jwtVerify(proof, EmbeddedJWK, { algorithms: [...DPOP_ALGS] });
+    const verified = await jwtVerify(proof, EmbeddedJWK, { algorithms: [...DPOP_ALGS], clockTolerance: expect.clockSkew });
     // RFC 9449 §4.3 asks for exactly `dpop+jwt`; jose's typ option would also take `application/dpop+jwt`.
     if (verified.protectedHeader.typ !== 'dpop+jwt') throw new DpopProofError('DPoP proof typ must be dpop+jwt');
     payload = verified.payload;
@@ -86,9 +87,11 @@ export async function verifyDpopProof(proof: string, expect: DpopExpectation): P
   // The jti is stored for replay detection: NUL, other controls and lone surrogates are refused, not sent to storage.
   if (/\p{Cc}/u.test(jti) || !jti.isWellFormed()) throw new DpopProofError('DPoP proof jti must be printable text');
   if (typeof iat !== 'number' || !Number.isFinite(iat)) throw new DpopProofError('DPoP proof must carry a numeric iat');
-  const now = Date.now() / 1000;
-  if (iat > now + expect.clockSkew) throw new DpopProofError('DPoP proof was issued in the future');
-  if (iat < now - expect.maxAge - expect.clockSkew) throw new DpopProofError(`DPoP proof is older than ${expect.maxAge} s`);
+  // The one time rule (src/jwt/time.ts); a proof's age limit is an exp of iat + maxAge.
+  const now = nowSeconds();
+  const problem = timeClaimProblem(payload, expect.clockSkew, now);
+  if (problem) throw new DpopProofError(`DPoP proof ${problem}`);
+  if (isExpired(iat + expect.maxAge, expect.clockSkew, now)) throw new DpopProofError(`DPoP proof is older than ${expect.maxAge} s`);
   if (htm !== expect.method) throw new DpopProofError(`DPoP proof htm must be ${expect.method}`);
   if (typeof htu !== 'string' || normalisedUrl(htu) !== normalisedUrl(expect.url)) throw new DpopProofError(`DPoP proof htu must be ${normalisedUrl(expect.url)}`);
   if (expect.accessToken !== undefined && ath !== accessTokenHash(expect.accessToken)) {

@@ -3,7 +3,7 @@ import type { PublicJwks } from '../registry/jwks.ts';
 import type { Db } from '../store/db.ts';
 import { invalidRequest } from './errors.ts';
 import { SIGNING_ALGS } from '../keys/keyring.ts';
-import { describeJoseError, jktOf, peek, type Subject } from './subject.ts';
+import { checkTimeClaims, describeJoseError, jktOf, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {
   db: Db;
@@ -14,12 +14,15 @@ export interface ActorDeps {
 
 export interface ActingClient { id: string; jwks: PublicJwks | null }
 
-async function verified(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2]): Promise<JWTPayload> {
+async function verified(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2] & { clockTolerance: number }): Promise<JWTPayload> {
+  let payload: JWTPayload;
   try {
-    return (await jwtVerify(token, key, options)).payload;
+    ({ payload } = await jwtVerify(token, key, options));
   } catch (err) {
     throw describeJoseError(err, 'actor_token');
   }
+  checkTimeClaims(payload, options.clockTolerance, 'actor_token');
+  return payload;
 }
 
 /**

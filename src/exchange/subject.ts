@@ -8,6 +8,7 @@ import { rethrowAsStorageFailure } from '../store/errors.ts';
 import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
+import { hasPassed, timeClaimProblem } from '../jwt/time.ts';
 
 export interface Act { sub: string; act?: Act }
 
@@ -156,7 +157,7 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
     clockTolerance: deps.clockSkew,
     requiredClaims: ['exp', 'sub'],
   }, 'subject_token');
-  checkIat(payload, deps.clockSkew, 'subject_token');
+  checkTimeClaims(payload, deps.clockSkew, 'subject_token');
   return {
     user: { issuer: issuer.issuer, sub: checkSub(payload), claims: payload as Record<string, unknown> },
     scopes: scopesFrom(payload, issuer.scope_claim),
@@ -167,10 +168,10 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
   };
 }
 
-function checkIat(payload: JWTPayload, skew: number, what: string): void {
-  if (payload.iat !== undefined && (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + skew)) {
-    throw invalidRequest(`${what} was issued in the future`);
-  }
+/** After jose, which is one second looser at the `nbf` boundary: the one time rule (src/jwt/time.ts). */
+export function checkTimeClaims(payload: JWTPayload, skew: number, what: string): void {
+  const problem = timeClaimProblem(payload, skew);
+  if (problem) throw invalidRequest(`${what} ${problem}`);
 }
 
 async function ownToken(deps: SubjectDeps, token: string, clientId: string): Promise<Subject> {
@@ -181,7 +182,7 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
     clockTolerance: deps.clockSkew,
     requiredClaims: ['exp', 'iat', 'jti', 'sub', 'client_id', 'aud'],
   }, 'subject_token');
-  checkIat(payload, deps.clockSkew, 'subject_token');
+  checkTimeClaims(payload, deps.clockSkew, 'subject_token');
   const mayAct = mayActOf(payload);
   const aud = Array.isArray(payload.aud) ? payload.aud : [payload.aud];
   if (!aud.includes(clientId) && mayAct?.sub !== clientId) {
@@ -189,7 +190,7 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
   }
   const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims')
     .catch(rethrowAsStorageFailure);
-  if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) {
+  if (!row || row.status !== 'active' || hasPassed(row.expires_at)) {
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }
   return {

@@ -12,6 +12,7 @@ import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { createOidcAdapter } from '../store/oidc_adapter.ts';
 import { DPOP_ALGS } from '../dpop/proof.ts';
+import { clientAssertionRules, clientAuthChallenge } from './client_assertion.ts';
 import { EXCHANGE_PARAMS, GRANT_TOKEN_EXCHANGE, REPEATABLE_PARAMS, RESOURCE_DEFAULTED, tokenExchangeHandler, type GrantDeps } from '../exchange/grant.ts';
 
 export const CLIENT_AUTH_METHODS = ['client_secret_basic', 'client_secret_post', 'private_key_jwt'];
@@ -59,11 +60,17 @@ export interface ProviderDeps {
  * construction, so this is called again whenever the set of signing keys changes.
  */
 export function buildProvider({ config, db, kek, keyring, log, limiter, exchange }: ProviderDeps): Provider {
+  const checkAssertion = clientAssertionRules({
+    db, issuer: config.issuer, tokenEndpoint: `${config.issuer}/token`, clockSkew: config.exchange.clockSkew, maxLifetime: config.exchange.clientAssertionMaxLifetime,
+  });
   const provider = new Provider(config.issuer, {
     adapter: createOidcAdapter(db, (id) => guardedStorage(() => providerClientMetadata(db, kek, id))),
     jwks: { keys: keyring.signingCandidates().map((k) => k.privateJwk) } as never,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     clientAuthMethods: CLIENT_AUTH_METHODS as never,
+    // The one clock skew (src/jwt/time.ts); client assertions are then held to clientAssertionRules.
+    clockTolerance: config.exchange.clockSkew,
+    assertJwtClientAuthClaimsAndHeader: (_ctx, claims) => guardedStorage(() => checkAssertion(claims)),
     enabledJWA: { clientAuthSigningAlgValues: CLIENT_AUTH_ALGS as never, dPoPSigningAlgValues: [...DPOP_ALGS] as never },
     clientDefaults: {
       grant_types: ['client_credentials'],
@@ -132,6 +139,7 @@ export function buildProvider({ config, db, kek, keyring, log, limiter, exchange
     EXCHANGE_PARAMS,
     REPEATABLE_PARAMS,
   );
+  provider.use(clientAuthChallenge(config.issuer));
   provider.proxy = config.trustProxy;
   provider.on('server_error', (_ctx, err) => log.error('oauth server error', { err }));
   provider.on('grant.error', (_ctx, err) => log.debug('grant refused', { error: (err as { error?: string }).error, detail: (err as { error_detail?: string }).error_detail }));

@@ -20,7 +20,8 @@ export class RateLimiter {
   take(key: string, now = Date.now()): { ok: true } | { ok: false; retryAfter: number } {
     let b = this.#buckets.get(key);
     if (b) {
-      b.tokens = Math.min(this.#burst, b.tokens + (now - b.at) * this.#perMs);
+      // A wall clock stepped back refills nothing, and must not drain every bucket either.
+      b.tokens = Math.min(this.#burst, b.tokens + Math.max(0, now - b.at) * this.#perMs);
       b.at = now;
     } else {
       if (this.#buckets.size >= this.#maxKeys) this.#evictFull(now);
@@ -37,7 +38,7 @@ export class RateLimiter {
   // Buckets that have refilled carry no state worth keeping.
   #evictFull(now: number): void {
     for (const [key, b] of this.#buckets) {
-      if (b.tokens + (now - b.at) * this.#perMs >= this.#burst) this.#buckets.delete(key);
+      if (b.tokens + Math.max(0, now - b.at) * this.#perMs >= this.#burst) this.#buckets.delete(key);
     }
     if (this.#buckets.size >= this.#maxKeys) this.#buckets.clear();
   }

@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import { DPOP_ALGS, DpopProofError, dpopHeader, verifyDpopProof, type VerifiedProof } from '../dpop/proof.ts';
+import { timeClaimProblem } from '../jwt/time.ts';
 import { accessFromClaims, ClaimError, type AccessInfo, type AuthorizationDetail } from './access.ts';
 import { presentedToken, MAX_TOKEN_LENGTH } from './authorization.ts';
 import type { ClientCredentials } from './client_auth.ts';
@@ -160,7 +161,7 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
     throw new TypeError('credentials are required to introspect tokens (and so to see revocations); pass introspection: false to verify JWTs only, a revoked token then working until it expires');
   }
   const jwks = createRemoteJWKSet(new URL(absoluteUrl('jwksUri', options.jwksUri ?? `${base}/jwks`)), { timeoutDuration: timeoutMs });
-  // An accepted proof has iat >= now - maxAge - skew and is refused once older; with iat up to now + skew,
+  // An accepted proof has iat > now - maxAge - skew and is refused once older; with iat below now + skew,
   // that is at most maxAge + 2 × skew after acceptance: one lifetime for every entry.
   const replays = new ReplayCache({ maxEntries: replayCacheSize, maxPerKey: maxProofsPerKey, lifetimeMs: (maxAge + 2 * clockSkew) * 1000 });
   const introspector = introspection !== false && credentials
@@ -201,8 +202,9 @@ export function createResourceVerifier(options: ResourceVerifierOptions): Resour
       const { code, description } = tokenFailure(err);
       throw refuse(code, description, scheme);
     }
-    // jose checks iat only against maxTokenAge; a token from the future was not minted by a sane clock.
-    if (typeof payload.iat !== 'number' || payload.iat > Date.now() / 1000 + clockTolerance) throw refuse('invalid_token', 'token iat is in the future', scheme);
+    // jose checks iat only against maxTokenAge, and nbf one second looser: the one time rule decides.
+    const late = timeClaimProblem(payload, clockTolerance);
+    if (late) throw refuse('invalid_token', `token ${late}`, scheme);
     try {
       return accessFromClaims(token, payload);
     } catch (err) {

@@ -4,6 +4,7 @@ import { appendEntry } from '../ledger/append.ts';
 import { sha256Hex } from '../ledger/hash.ts';
 import { ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
+import { hasPassed } from '../jwt/time.ts';
 
 /** Seconds an agent waits between polls of a pending review (`interval`). */
 export const REVIEW_INTERVAL = 5;
@@ -61,8 +62,8 @@ export async function pollReview(db: Db, id: string, binding: ReviewBinding): Pr
     const now = Date.now();
     if (row.status === 'used') return 'used';
     if (row.status === 'denied') return 'denied';
-    if (row.status === 'approved') return new Date(row.approval_expires_at).getTime() > now ? 'approved' : 'expired';
-    if (new Date(row.expires_at).getTime() <= now) return 'expired';
+    if (row.status === 'approved') return hasPassed(row.approval_expires_at, now) ? 'expired' : 'approved';
+    if (hasPassed(row.expires_at, now)) return 'expired';
     const last = row.last_polled_at ? new Date(row.last_polled_at).getTime() : 0;
     await trx('reviews').where({ id }).update({ last_polled_at: new Date(now) });
     return now - last < REVIEW_INTERVAL * 1000 ? 'slow_down' : 'pending';
@@ -100,7 +101,7 @@ export async function decideReview(db: Db, id: string, approve: boolean, reviewe
   return db.transaction(async (trx) => {
     const row = await trx('reviews').where({ id }).forUpdate().first();
     if (!row) return undefined;
-    if (row.status !== 'pending' || new Date(row.expires_at).getTime() <= Date.now()) {
+    if (row.status !== 'pending' || hasPassed(row.expires_at)) {
       throw new ValidationError(`review ${id} is ${row.status === 'pending' ? 'expired' : row.status}, not pending`, 'id', 409, 'conflict');
     }
     if ([user, ...reviewer.chain].some((p) => p.issuer === row.subject_issuer && p.sub === row.subject)) {

@@ -3,6 +3,7 @@ import { boundKey } from '../dpop/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
+import { hasPassed } from '../jwt/time.ts';
 
 const INACTIVE = Object.freeze({ active: false });
 
@@ -28,7 +29,7 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!aud.includes(callerResourceServer)) return INACTIVE;
   const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at');
-  if (!row || row.status !== 'active' || new Date(row.expires_at).getTime() <= Date.now()) return INACTIVE;
+  if (!row || row.status !== 'active' || hasPassed(row.expires_at)) return INACTIVE;
   // RFC 9449 §6.2: a bound token's key, as resource servers that introspect need it. Our own tokens' cnf is well-formed.
   const jkt = boundKey(claims);
   return {

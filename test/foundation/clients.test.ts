@@ -94,7 +94,10 @@ describe('clients', () => {
 
     const wrongKey = (await generateKeyPair('ES256')).privateKey;
     const bad = await oidc.discovery(new URL(t.issuer), 'pkjwt', {}, oidc.PrivateKeyJwt({ key: wrongKey, kid: 'k1' }), { execute: [oidc.allowInsecureRequests] });
-    await expect(oidc.clientCredentialsGrant(bad, { resource: EXPENSES })).rejects.toMatchObject({ error: 'invalid_client' });
+    // A failed client authentication is a 401 challenge (RFC 6749 §5.2), whatever the method.
+    await expect(oidc.clientCredentialsGrant(bad, { resource: EXPENSES })).rejects.toMatchObject({
+      status: 401, cause: [{ scheme: 'basic', parameters: { error: 'invalid_client' } }],
+    });
   });
 
   it('refuses private_key_jwt without keys, private key material, and unknown resource servers', async () => {
