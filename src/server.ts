@@ -72,7 +72,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const holder = lock?.holder();
   if (holder) throw new ConfigError(`another process (pid ${holder}) is running on the embedded database in ${config.dataDir}`);
   const warn = (message: unknown) => log.warn('database', { message: String(message) });
-  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, warn });
+  const db = createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: config.poolMax, warn });
   // Background jobs (key and policy reloads, sweeps, checkpoints) get a small pool of their own, so no load
   // on the request pool can starve them. The embedded database has one connection: shared there.
   const background = config.databaseUrl ? createDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, poolMax: 2, warn }) : db;

@@ -23,6 +23,8 @@ export interface Config {
   signingAlg: SigningAlg;
   rotationOverlap: number;
   bodyLimit: number;
+  /** Request connections per process (PostgreSQL). */
+  poolMax: number;
   rateLimits: { token: Bucket; admin: Bucket };
   oidcSweepInterval: number;
   exchange: ExchangeSettings;
@@ -68,6 +70,7 @@ interface FileConfig {
   tokens?: { access_token_ttl?: number };
   keys?: { algorithm?: SigningAlg; rotation_overlap?: number };
   limits?: { body_bytes?: number };
+  database?: { pool_max?: number };
   rate_limits?: { token?: Bucket; admin?: Bucket };
   oidc_sweep_interval?: number;
   exchange?: {
@@ -119,6 +122,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     tokens: { ...fromFile.tokens, ...overrides.tokens },
     keys: { ...fromFile.keys, ...overrides.keys },
     limits: { ...fromFile.limits, ...overrides.limits },
+    database: { ...fromFile.database, ...overrides.database },
     rate_limits: { ...fromFile.rate_limits, ...overrides.rate_limits },
     oidc_sweep_interval: overrides.oidc_sweep_interval ?? fromFile.oidc_sweep_interval,
     exchange: { ...fromFile.exchange, ...overrides.exchange },
@@ -154,6 +158,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     signingAlg: merged.keys?.algorithm ?? 'ES256',
     rotationOverlap: merged.keys?.rotation_overlap ?? 600,
     bodyLimit: merged.limits?.body_bytes ?? 65536,
+    poolMax: merged.database?.pool_max ?? 20,
     rateLimits: {
       token: merged.rate_limits?.token ?? { burst: 60, per_second: 30 },
       admin: merged.rate_limits?.admin ?? { burst: 60, per_second: 30 },

@@ -31,6 +31,11 @@ export const fileSchema = {
       additionalProperties: false,
       properties: { body_bytes: { type: 'integer', minimum: 1024, maximum: 10_485_760 } },
     },
+    database: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { pool_max: { type: 'integer', minimum: 1, maximum: 500 } },
+    },
     rate_limits: {
       type: 'object',
       additionalProperties: false,

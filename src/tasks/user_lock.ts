@@ -114,14 +114,11 @@ export class UserLocks {
       throw err;
     }
     return async () => {
-      try {
-        // A session that was lost took its locks with it; there is nothing left to unlock.
-        if (session.holds(client)) await client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]);
-      } catch {
-        // The unlock failed because the session broke; the lock went with it.
-      } finally {
-        releaseLocal();
-      }
+      // The unlock is queued on the session, not awaited: this process's next try-lock for the user runs on the
+      // same session after it, and another process retries until it has run. A session that was lost took
+      // its locks with it; an unlock that fails did so because the session broke.
+      if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => {});
+      releaseLocal();
     };
   }
 
