@@ -272,7 +272,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   if (ttl < 1) return deny(invalidRequest('subject_token has expired'), decision);
 
   const minted = await mintAccessToken(deps.keyring, {
-    issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
+    issuer: config.issuer, sub: subject.user.sub, subIssuer: subject.user.issuer, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
     ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
   try {
