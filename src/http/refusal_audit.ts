@@ -32,13 +32,14 @@ export function noteAuthFailure(deps: Pick<RefusalAuditDeps, 'authFailures' | 'm
 }
 
 /**
- * An answer of 401 invalid_client, classified. oidc-provider names its client once it has found it in
- * the registry, before checking the credentials: a failure with a client is a registered client_id with
- * the wrong secret or assertion; its generic description without one is a client_id it did not find.
+ * An `invalid_client` answer (401; oidc-provider's expired-secret one is 400), classified. oidc-provider
+ * names its client once it has found it in the registry, before checking the credentials: a failure with
+ * a client is a registered client_id with the wrong secret or assertion; its generic description without
+ * one is a client_id it did not find.
  */
 function failedClientAuth(ctx: Context): { reason: AuthFailureReason; clientId?: string } | undefined {
   const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
-  if (ctx.status !== 401 || body?.error !== 'invalid_client') return undefined;
+  if (body?.error !== 'invalid_client' || (ctx.status !== 401 && ctx.status !== 400)) return undefined;
   const clientId = oidcOf(ctx)?.client?.clientId;
   if (clientId) return { reason: 'invalid_credentials', clientId };
   const description = typeof body.error_description === 'string' ? body.error_description : '';
@@ -54,8 +55,10 @@ function failedClientAuth(ctx: Context): { reason: AuthFailureReason; clientId?:
  */
 function authenticatedClient(ctx: Context): string | undefined {
   const clientId = oidcOf(ctx)?.client?.clientId;
-  if (!clientId || ctx.status === 401) return undefined;
-  if (ctx.get('oauth-client-attestation') || ctx.get('oauth-client-attestation-pop')) return undefined;
+  if (!clientId || ctx.status === 401 || (ctx.body as { error?: unknown } | undefined)?.error === 'invalid_client') return undefined;
+  // Present at all, even empty, is what oidc-provider tests.
+  const headers = ctx.req.headers;
+  if (headers['oauth-client-attestation'] !== undefined || headers['oauth-client-attestation-pop'] !== undefined) return undefined;
   return clientId;
 }
 

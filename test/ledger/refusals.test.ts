@@ -145,6 +145,22 @@ describe('refusals after client authentication are recorded', () => {
     expect(introspection.payload).not.toHaveProperty('grant_type');
   });
 
+  it('never records an unauthenticated request as a registered client\'s refusal', async () => {
+    const before = (await newest('token.refused'))?.seq ?? 0;
+    // oidc-provider names the client before it checks credentials; with client-attestation headers it can
+    // then answer invalid_request although nothing was authenticated.
+    for (const value of ['', 'x']) {
+      const res = await fetch(`${w.t.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'oauth-client-attestation-pop': value },
+        body: new URLSearchParams({ grant_type: TOKEN_EXCHANGE, client_id: 'agent', ...(exchangeParams(await w.userToken()) as Record<string, string>) }),
+      });
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+    }
+    expect((await newest('token.refused'))?.seq ?? 0).toBe(before);
+  });
+
   it('fails closed: a refusal that cannot be recorded is answered 503, never as a plain refusal', async () => {
     const db = w.t.server.db;
     await db.raw(`CREATE FUNCTION refuse_ledger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'ledger is read-only'; END $$`);
