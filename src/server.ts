@@ -24,6 +24,8 @@ import { UserLocks } from './tasks/user_lock.ts';
 import { Checkpointer } from './ledger/checkpoint.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
+import { auditRefusals, noteAuthFailure } from './http/refusal_audit.ts';
+import { AuthFailureLedger } from './ledger/auth_failures.ts';
 import { isRejectedInput, isStorageFailure } from './store/errors.ts';
 import { migrate } from './store/migrate.ts';
 import { embeddedLock } from './store/embedded_lock.ts';
@@ -138,12 +140,26 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         .catch((err) => log.error('ledger checkpoint failed', { err }));
     }, Math.min(5000, checkpointInterval * 1000)).unref());
     const metrics = createMetrics(db);
+    // Refusals after client authentication are recorded; failed client authentications counted, and
+    // written in bounded form every interval and on shutdown.
+    const authFailures = new AuthFailureLedger(ledger);
+    const flushAuthFailures = () => authFailures.flush().catch((err) => log.warn('failed client authentications could not be recorded; kept for the next try', { err }));
+    timers.push(setInterval(flushAuthFailures, config.ledger.authFailureInterval * 1000).unref());
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ issuer: config.issuer, dpop, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
-    const ledgerHttp = ledgerEndpoints({ limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit });
+    const ledgerHttp = ledgerEndpoints({
+      limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit,
+      authFailed: (reason) => noteAuthFailure({ authFailures, metrics }, 'ledger', reason),
+    });
     const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log, bodyLimit: config.bodyLimit });
+    const auditDeps = { ledger, authFailures, metrics, limiter: tokenLimiter, log };
+    const oauth = {
+      token: auditRefusals('token', token, auditDeps),
+      introspection: auditRefusals('introspection', status.introspection, auditDeps),
+      revocation: auditRefusals('revocation', status.revocation, auditDeps),
+    };
 
     const app = new Koa({ proxy: config.trustProxy });
     app.silent = true;
@@ -201,8 +217,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       if (path.startsWith('/admin/api/') || path === '/admin/api') return admin(ctx);
       if (path === '/token' || path === '/token/introspection' || path === '/token/revocation') {
         if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');
-        if (path === '/token') return token(ctx);
-        return path === '/token/introspection' ? status.introspection(ctx) : status.revocation(ctx);
+        if (path === '/token') return oauth.token(ctx);
+        return path === '/token/introspection' ? oauth.introspection(ctx) : oauth.revocation(ctx);
       }
       if (path === '/ledger/events') {
         if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');
@@ -278,6 +294,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
             setTimeout(r, SHUTDOWN_GRACE_MS).unref();
           });
         }
+        await flushAuthFailures();
         await listener.close();
         await userLocks.close();
         if (background !== db) await background.destroy();

@@ -44,6 +44,8 @@ export interface LedgerSettings {
   anchorDir: string;
   checkpointEvery: number;
   checkpointInterval: number;
+  /** Seconds over which failed client authentications are counted before their entries are written. */
+  authFailureInterval: number;
 }
 
 export interface ExchangeSettings {
@@ -86,7 +88,7 @@ interface FileConfig {
   authorization_details_types?: Record<string, object>;
   policy?: { file?: string };
   development_issuer?: boolean;
-  ledger?: { checkpoint_every?: number; checkpoint_interval?: number };
+  ledger?: { checkpoint_every?: number; checkpoint_interval?: number; auth_failure_interval?: number };
 }
 
 function readFileConfig(file: string): FileConfig {
@@ -182,6 +184,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
       anchorDir: path.resolve(env.INTENTGATE_ANCHOR_DIR ?? path.join(env.DATA_DIR ?? './data', 'anchors')),
       checkpointEvery: merged.ledger?.checkpoint_every ?? 1000,
       checkpointInterval: merged.ledger?.checkpoint_interval ?? 60,
+      authFailureInterval: merged.ledger?.auth_failure_interval ?? 60,
     },
   };
   if (mode === 'production') {

@@ -74,6 +74,7 @@ export const fileSchema = {
       properties: {
         checkpoint_every: { type: 'integer', minimum: 1, maximum: 10_000_000 },
         checkpoint_interval: { type: 'integer', minimum: 1, maximum: 86_400 },
+        auth_failure_interval: { type: 'integer', minimum: 1, maximum: 3600 },
       },
     },
   },

@@ -3,7 +3,7 @@ import type { Logger } from '../ops/log.ts';
 import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
 import { ExchangeError } from './errors.ts';
 import { EXCHANGE_PARAMS, REPEATABLE_PARAMS } from './parse.ts';
-import { runExchange, type ExchangeDeps } from './pipeline.ts';
+import { runExchange, type ExchangeAudit, type ExchangeDeps } from './pipeline.ts';
 import { GRANT_TOKEN_EXCHANGE } from './token_types.ts';
 
 export { GRANT_TOKEN_EXCHANGE, EXCHANGE_PARAMS, REPEATABLE_PARAMS };
@@ -29,8 +29,12 @@ export function tokenExchangeHandler(deps: GrantDeps) {
     const raw = ctx.oidc.params as Record<string, unknown>;
     const params: Record<string, string | string[] | undefined> = {};
     for (const name of EXCHANGE_PARAMS) params[name] = raw[name] as string | string[] | undefined;
+    // What the exchange learns, for the record of a refusal made after the grant answered (src/http/refusal_audit.ts).
+    const audit: ExchangeAudit = {};
+    ctx.state.exchangeAudit = audit;
     try {
       ctx.body = await runExchange(deps, {
+        audit,
         params,
         resourceWasSent: !(ctx.state as Record<symbol, unknown>)[RESOURCE_DEFAULTED],
         clientId,

@@ -1,12 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Keyring } from '../keys/keyring.ts';
+import { issSub } from '../tokens/sub_id.ts';
 import type { AuthorizationDetail } from './details.ts';
 import type { Act } from './subject.ts';
 
 export interface MintInput {
   issuer: string;
+  /** The user: `sub` at the identity provider `subIssuer` (the first one of a delegation chain). */
   sub: string;
+  subIssuer: string;
   audience: string;
   clientId: string;
   scope: string[];
@@ -27,6 +30,7 @@ export async function mintAccessToken(keyring: Keyring, input: MintInput): Promi
   const exp = iat + input.ttl;
   const jti = randomBytes(18).toString('base64url');
   const token = await new SignJWT({
+    sub_id: issSub(input.subIssuer, input.sub),
     client_id: input.clientId,
     scope: input.scope.join(' '),
     act: input.act,

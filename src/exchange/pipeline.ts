@@ -47,6 +47,16 @@ export interface ExchangeCall {
   sourceIp: string;
   /** The DPoP header(s) of the request (RFC 9449), unparsed. */
   dpop: string | string[] | undefined;
+  /** Filled in as the request is understood, for the record of a refusal (src/http/refusal_audit.ts). */
+  audit: ExchangeAudit;
+}
+
+export interface ExchangeAudit {
+  user?: { issuer: string; sub: string };
+  intent?: string;
+  target?: string;
+  /** Set once the refusal was recorded as a decision (`exchange.denied`): it needs no other entry. */
+  decisionRecorded?: boolean;
 }
 
 export interface ExchangeResponse {
@@ -101,6 +111,7 @@ function narrowDetails(requested: AuthorizationDetail[], parent: Subject['parent
 export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promise<ExchangeResponse> {
   const { db, config } = deps;
   const req = parseExchange(call.params, call.resourceWasSent, config.exchange, deps.detailTypes);
+  Object.assign(call.audit, { intent: req.intent, target: req.target });
   const client = await getClient(db, call.clientId);
   if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
 
@@ -109,6 +120,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     req.subjectToken,
     client.client_id,
   );
+  call.audit.user = { issuer: subject.user.issuer, sub: subject.user.sub };
   const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
   const cnfJkt = await senderKey(deps.dpop, {
@@ -149,7 +161,8 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
       reasons: (err.extra.reasons as string[] | undefined) ?? [],
       matched_rules: decision?.matchedRules ?? [],
       policy_version: decision?.policyVersion,
-    }));
+    }, err.message));
+    call.audit.decisionRecorded = true;
     throw err;
   };
 
@@ -281,7 +294,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   if (ttl < 1) return deny(invalidRequest('subject_token has expired'), decision);
 
   const minted = await mintAccessToken(deps.keyring, {
-    issuer: config.issuer, sub: subject.user.sub, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
+    issuer: config.issuer, sub: subject.user.sub, subIssuer: subject.user.issuer, audience: req.target, clientId: client.client_id, scope: granted, act, task, ttl, details,
     ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
   try {

@@ -1,3 +1,4 @@
+import { ledgerText } from '../ledger/refusals.ts';
 import type { LedgerWriter } from '../ledger/writer.ts';
 import type { AuthorizationDetail } from './details.ts';
 import type { Minted } from './mint.ts';
@@ -33,8 +34,9 @@ function entry(kind: string, record: DecisionRecord, extra: Record<string, unkno
   return { kind, actor: record.client_id, payload: { ...rest, ...extra }, personal: { intent, context } };
 }
 
-export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord): Promise<void> {
-  await ledger.commit({ entries: [entry('exchange.denied', record)] });
+/** A refused decision, with the reason the client was given (request values never raw: ledgerText). */
+export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord, description: string): Promise<void> {
+  await ledger.commit({ entries: [entry('exchange.denied', record, { error_description: ledgerText(description, 512) })] });
 }
 
 /**

@@ -193,6 +193,8 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
   if (!row || row.status !== 'active' || hasPassed(row.expires_at)) {
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }
+  // Only an exchanged token speaks for a user; one without a user's issuer (client_credentials) does not.
+  if (typeof row.subject_issuer !== 'string' || row.subject_issuer === '') throw invalidRequest('subject_token does not represent a user');
   return {
     // The original user's claims, as the first exchange saw them: policy on `user` holds on every hop.
     user: { issuer: row.subject_issuer, sub: checkSub(payload), claims: (row.subject_claims as Record<string, unknown> | null) ?? {} },

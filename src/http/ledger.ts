@@ -13,6 +13,7 @@ import { sendBasicChallenge } from './client_auth.ts';
 import { sendError, sendRateLimited } from './errors.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import { decodeRows, type LedgerEntry } from '../ledger/query.ts';
+import type { AuthFailureReason } from '../ledger/auth_failures.ts';
 
 export interface LedgerHttpDeps {
   /** Per-address limit: proofs cost work proportional to the ledger's size. */
@@ -22,6 +23,8 @@ export interface LedgerHttpDeps {
   key: LedgerKey;
   provider: () => Provider;
   bodyLimit: number;
+  /** A failed resource-server authentication: counted (metrics, and the bounded ledger record). */
+  authFailed: (reason: AuthFailureReason) => void;
 }
 
 async function resourceServerOf(db: Db, provider: Provider, ctx: Context): Promise<string | null | undefined> {
@@ -43,7 +46,13 @@ function unauthorized(ctx: Context, realm: string): void {
 }
 
 /** The ledger's public face: the latest signed checkpoint, entry proofs, and resource-server events. */
-export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit }: LedgerHttpDeps) {
+export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit, authFailed }: LedgerHttpDeps) {
+  // The claimed client is not resolved here: every failure goes to the unregistered bucket.
+  const refuse = (ctx: Context): void => {
+    const header = ctx.get('authorization');
+    authFailed(header === '' ? 'missing' : /^basic /i.test(header) ? 'invalid_credentials' : 'malformed');
+    unauthorized(ctx, 'intentgate-ledger');
+  };
   const limited = (ctx: Context): boolean => {
     const r = limiter.take(`ledger-ip:${ctx.ip}`);
     if (!r.ok) sendRateLimited(ctx, r.retryAfter);
@@ -74,7 +83,7 @@ export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit 
       let resourceServer: string | null | undefined;
       if (!admin) {
         resourceServer = await resourceServerOf(db, provider(), ctx);
-        if (resourceServer === undefined) return unauthorized(ctx, 'intentgate-ledger');
+        if (resourceServer === undefined) return refuse(ctx);
       }
       // Authorised on the entry alone, before the proof's work (proportional to the ledger) is done.
       const [entry] = await decodeRows(db, await db('ledger_entries').where({ seq: Number(seqParam) }).select('seq', 'payload', 'leaf_hash', 'chain_hash'));
@@ -91,7 +100,7 @@ export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit 
     async event(ctx: Context): Promise<void> {
       if (limited(ctx)) return;
       const resourceServer = await resourceServerOf(db, provider(), ctx);
-      if (resourceServer === undefined) return unauthorized(ctx, 'intentgate-ledger');
+      if (resourceServer === undefined) return refuse(ctx);
       if (resourceServer === null) return sendError(ctx, 403, 'access_denied', 'this client is not registered as a resource server');
       try {
         const result = await recordResourceEvent(db, ledger, resourceServer, await readJsonObject(ctx, bodyLimit));

@@ -30,6 +30,8 @@ export function providerUnavailable(cause: unknown): Error {
  */
 export function takeClientBudget(limiter: RateLimiter, ctx: KoaContextWithOIDC, clientId: string): void {
   const r = limiter.take(`client:${clientId}`);
+  // Charged once: recording this request's refusal (src/http/refusal_audit.ts) costs nothing more.
+  ctx.state.clientBudgetTaken = r.ok;
   if (r.ok) return;
   ctx.set('Retry-After', String(r.retryAfter));
   const err = new errors.OIDCProviderError(429, 'slow_down');

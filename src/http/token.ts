@@ -88,7 +88,7 @@ export function tokenEndpoint({ issuer, dpop, ledger, provider, limiter, metrics
 }
 
 // Metric label: the grant types intentgate knows, else `other`, so callers cannot create label values.
-function grantLabel(ctx: Context): string {
+export function grantLabel(ctx: Context): string {
   const g = (ctx as { oidc?: { params?: { grant_type?: unknown } } }).oidc?.params?.grant_type;
   return g === 'client_credentials' || g === GRANT_TOKEN_EXCHANGE ? g : 'other';
 }

@@ -6,6 +6,8 @@ export interface Metrics {
   requests: client.Counter<'method' | 'route' | 'status'>;
   latency: client.Histogram<'method' | 'route'>;
   grants: client.Counter<'grant_type' | 'outcome'>;
+  /** Labelled by endpoint and reason class only (fixed sets), never by the client_id a caller claims. */
+  clientAuthFailures: client.Counter<'endpoint' | 'reason'>;
 }
 
 /** A registry per server instance, so several servers in one process (tests) do not collide. */
@@ -22,9 +24,12 @@ export function createMetrics(db: Db): Metrics {
   const grants = new client.Counter({
     name: 'intentgate_grants_total', help: 'Token endpoint outcomes by grant type', labelNames: ['grant_type', 'outcome'] as const, registers: [registry],
   });
+  const clientAuthFailures = new client.Counter({
+    name: 'intentgate_client_auth_failures_total', help: 'Failed client authentications by endpoint and reason class', labelNames: ['endpoint', 'reason'] as const, registers: [registry],
+  });
   const pool = () => (db.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
   new client.Gauge({ name: 'intentgate_db_pool_used', help: 'Database connections in use', registers: [registry], collect() { this.set(pool()?.numUsed() ?? 0); } });
   new client.Gauge({ name: 'intentgate_db_pool_free', help: 'Idle database connections', registers: [registry], collect() { this.set(pool()?.numFree() ?? 0); } });
   new client.Gauge({ name: 'intentgate_db_pool_pending', help: 'Requests waiting for a database connection', registers: [registry], collect() { this.set(pool()?.numPendingAcquires() ?? 0); } });
-  return { registry, requests, latency, grants };
+  return { registry, requests, latency, grants, clientAuthFailures };
 }

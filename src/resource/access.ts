@@ -22,6 +22,11 @@ export interface AccessInfo {
   jti: string;
   /** The user the agent acts for (or the client, for client_credentials tokens). */
   sub: string;
+  /**
+   * The user by their identity provider (the token's RFC 9493 `sub_id`, format `iss_sub`): compare users
+   * by `iss` and `sub` together, never by `sub` alone. Undefined for tokens with no user (client_credentials).
+   */
+  user: { iss: string; sub: string } | undefined;
   clientId: string;
   scopes: string[];
   /** Seconds since the epoch. */
@@ -61,6 +66,15 @@ function detail(v: unknown): AuthorizationDetail {
   return v as AuthorizationDetail;
 }
 
+/** `sub_id` (RFC 9493 `iss_sub`), which must name the same `sub` as the token. */
+function userOf(v: unknown, sub: string): AccessInfo['user'] {
+  if (v === undefined) return undefined;
+  if (!isObject(v) || v.format !== 'iss_sub' || typeof v.iss !== 'string' || v.iss.length === 0 || v.iss.length > 1024 || v.sub !== sub) {
+    throw new ClaimError('token sub_id claim must be an iss_sub identifier of the token\'s sub');
+  }
+  return { iss: v.iss, sub };
+}
+
 /** The claims of a signature-checked token as AccessInfo; throws ClaimError for any ill-typed claim. */
 export function accessFromClaims(token: string, claims: JWTPayload): AccessInfo {
   const scope = claims.scope;
@@ -78,10 +92,12 @@ export function accessFromClaims(token: string, claims: JWTPayload): AccessInfo 
     if (err instanceof UnreadableCnf) throw new ClaimError(`token ${err.message}`);
     throw err;
   }
+  const sub = str(claims, 'sub');
   return {
     token,
     jti: str(claims, 'jti', 256),
-    sub: str(claims, 'sub'),
+    sub,
+    user: userOf(claims.sub_id, sub),
     clientId: str(claims, 'client_id'),
     scopes: scope ? scope.split(' ').filter(Boolean) : [],
     expiresAt: claims.exp,

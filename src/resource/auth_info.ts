@@ -4,6 +4,8 @@ import type { AuthState } from './guard.ts';
 // A type alias, not an interface, so it is assignable to the MCP SDK's `extra: Record<string, unknown>`.
 export type ResourceAuthExtra = {
   sub: string;
+  /** The user as (issuer, sub): see AccessInfo.user. */
+  user: { iss: string; sub: string } | undefined;
   act: Actor | undefined;
   task: string | undefined;
   authorization_details: AuthorizationDetail[];
@@ -35,6 +37,7 @@ export function toAuthInfo(state: AuthState, resource: string): ResourceAuthInfo
     resource: new URL(state.audience.find((a) => a === resource) ?? resource),
     extra: {
       sub: state.sub,
+      user: state.user,
       act: state.act,
       task: state.task,
       authorization_details: state.authorizationDetails,

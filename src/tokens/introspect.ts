@@ -1,6 +1,7 @@
 import { jwtVerify, type JWTPayload } from 'jose';
 import { boundKey } from '../dpop/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
+import { issSub } from './sub_id.ts';
 import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../jwt/time.ts';
@@ -28,7 +29,7 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
   if (!claims) return INACTIVE;
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!aud.includes(callerResourceServer)) return INACTIVE;
-  const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at');
+  const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at', 'subject_issuer');
   if (!row || row.status !== 'active' || hasPassed(row.expires_at)) return INACTIVE;
   // RFC 9449 §6.2: a bound token's key, as resource servers that introspect need it. Our own tokens' cnf is well-formed.
   const jkt = boundKey(claims);
@@ -36,6 +37,8 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
     active: true,
     iss: claims.iss,
     sub: claims.sub,
+    // RFC 9493 iss_sub: who the user is, by their issuer, from the index (the first hop's identity provider).
+    ...(row.subject_issuer && typeof claims.sub === 'string' ? { sub_id: issSub(row.subject_issuer, claims.sub) } : {}),
     aud: claims.aud,
     exp: claims.exp,
     iat: claims.iat,

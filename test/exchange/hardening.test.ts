@@ -4,6 +4,7 @@ import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicKeyFrom, verifyLedger } from '../../src/ledger/verify.ts';
 import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { lastEntry } from '../helpers/ledger.ts';
 
 // Findings of the first security review, each pinned by a test.
 let w: World;
@@ -59,7 +60,9 @@ describe('hardening', () => {
       body: '{"jti":"x","outcome":"success","action":"read","object":{"id":"\\ud800"}}',
     });
     expect(event.status).toBe(400);
-    expect(Number((await w.t.server.db('ledger_head').first('seq')).seq)).toBe(before);
+    // The refused exchange is recorded (a refusal after client authentication), and nothing else is.
+    expect(Number((await w.t.server.db('ledger_head').first('seq')).seq)).toBe(before + 1);
+    expect((await lastEntry(w.t.server.db, 'token.refused')).payload).toMatchObject({ client_id: 'agent', error: 'invalid_authorization_details' });
   });
 
   it('treats a malformed client_id as an unknown client, never a 500', async () => {
