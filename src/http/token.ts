@@ -42,7 +42,12 @@ export function tokenEndpoint({ issuer, dpop, ledger, provider, limiter, metrics
     const byAddress = limiter.take(`ip:${ctx.ip}`);
     if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
 
-    if (!(await admitOAuthRequest(ctx, { bodyLimit, realm: issuer, repeatable: TOKEN_REPEATABLE }))) return;
+    if (!(await admitOAuthRequest(ctx, { bodyLimit, realm: issuer, repeatable: TOKEN_REPEATABLE }))) {
+      // Refused before any client was authenticated: counted, never recorded (unauthenticated traffic).
+      const error = (ctx.body as { error?: unknown } | undefined)?.error;
+      metrics.grants.inc({ grant_type: 'other', outcome: error === 'invalid_client' ? 'invalid_client' : 'invalid_request' });
+      return;
+    }
     await runProvider(ctx);
     mapMissingClientAuth(ctx, issuer);
     const grantType = grantLabel(ctx);

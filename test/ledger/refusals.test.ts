@@ -66,7 +66,7 @@ describe('refusals after client authentication are recorded', () => {
     const e = await refusedAndRecorded(exchange(token, { subject_token_type: 'urn:example:nonsense' }), 'invalid_request', 'agent');
     expect(e.payload).toMatchObject({ endpoint: 'token', grant_type: TOKEN_EXCHANGE, decision: 'refused', subject_token: { sha256: sha256(token), iss: IDP, kid: 'idp-1', form: 'jws' } });
     await refusedAndRecorded(exchange(token, { resource: [EXPENSES, 'https://hr.example'] }), 'invalid_target', 'agent');
-    await refusedAndRecorded(exchange(token, { scope: 'expenses:read\texpenses:submit' }), 'invalid_scope', 'agent');
+    await refusedAndRecorded(exchange(token, { scope: 'expenses:read  expenses:submit' }), 'invalid_scope', 'agent');
     await refusedAndRecorded(exchange(token, { authorization_details: JSON.stringify([{ type: 'undeclared_type' }]) }), 'invalid_authorization_details', 'agent');
   });
 
