@@ -154,7 +154,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       authFailed: (reason) => noteAuthFailure({ authFailures, metrics }, 'ledger', reason),
     });
     const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log, bodyLimit: config.bodyLimit });
-    const auditDeps = { ledger, authFailures, metrics, limiter: tokenLimiter, log };
+    const auditDeps = { ledger, authFailures, metrics, limiter: tokenLimiter, log, provider: () => provider };
     const oauth = {
       token: auditRefusals('token', token, auditDeps),
       introspection: auditRefusals('introspection', status.introspection, auditDeps),

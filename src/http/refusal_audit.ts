@@ -1,4 +1,5 @@
 import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
 import type { ExchangeAudit } from '../exchange/pipeline.ts';
 import type { AuthFailureEndpoint, AuthFailureLedger, AuthFailureReason } from '../ledger/auth_failures.ts';
 import { isRefusal, presentedToken, recordRefusal, type Refusal } from '../ledger/refusals.ts';
@@ -6,6 +7,7 @@ import type { LedgerWriter } from '../ledger/writer.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
+import { parseBasic } from './client_auth.ts';
 import { sendRateLimited, sendUnavailable } from './errors.ts';
 import { grantLabel } from './token.ts';
 
@@ -16,6 +18,8 @@ export interface RefusalAuditDeps {
   /** The endpoint's limiter: a refusal is recorded only within the client's budget. */
   limiter: RateLimiter;
   log: Logger;
+  /** Checks HTTP Basic credentials of a request the edge refused before oidc-provider ran. */
+  provider: () => Provider;
 }
 
 interface OidcState {
@@ -79,7 +83,11 @@ export function auditRefusals(endpoint: Refusal['endpoint'], handler: (ctx: Cont
 
     const body = ctx.body as { error?: unknown; error_description?: unknown } | undefined;
     if (!isRefusal(ctx.status, body?.error)) return;
-    const clientId = authenticatedClient(ctx);
+    // Refused at the edge (src/http/client_auth.ts) before oidc-provider authenticated anyone: a request
+    // whose HTTP Basic credentials hold is still an authenticated client's refusal, and recorded as such;
+    // wrong ones are a failed client authentication. Credentials in an unreadable body cannot be checked.
+    const atEdge = oidcOf(ctx) === undefined;
+    const clientId = atEdge ? await edgeClient(ctx, deps) : authenticatedClient(ctx);
     if (!clientId) return;
     const audit = ctx.state.exchangeAudit as ExchangeAudit | undefined;
     if (audit?.decisionRecorded) return;
@@ -107,4 +115,28 @@ export function auditRefusals(endpoint: Refusal['endpoint'], handler: (ctx: Cont
       sendUnavailable(ctx);
     }
   };
+}
+
+async function edgeClient(ctx: Context, deps: RefusalAuditDeps): Promise<string | undefined> {
+  const credentials = parseBasic(ctx.get('authorization'));
+  if (!credentials) return undefined;
+  let client;
+  try {
+    client = await deps.provider().Client.find(credentials.clientId);
+  } catch {
+    // The registry could not be read: the refusal stands; it is only not attributed to a client.
+    return undefined;
+  }
+  if (!client?.clientSecret) {
+    noteAuthFailure(deps, endpointOf(ctx), 'unknown_client');
+    return undefined;
+  }
+  // oidc-provider's own comparison, as for every other client_secret in the codebase.
+  if ((client as unknown as { compareClientSecret(s: string): boolean }).compareClientSecret(credentials.secret)) return client.clientId;
+  noteAuthFailure(deps, endpointOf(ctx), 'invalid_credentials', client.clientId);
+  return undefined;
+}
+
+function endpointOf(ctx: Context): Refusal['endpoint'] {
+  return ctx.path.endsWith('/introspection') ? 'introspection' : ctx.path.endsWith('/revocation') ? 'revocation' : 'token';
 }

@@ -202,7 +202,11 @@ describe('item 9: hostile bytes are refused before any query', () => {
     // Raw bytes that are not UTF-8, outside any escape.
     const raw = Buffer.concat([Buffer.from(`${await exchangeForm()}&scope=expenses:read&intent2=`), Buffer.from([0xff, 0xfe])]);
     expectError(await postToken('agent', raw), 400, 'invalid_request', /not valid UTF-8/);
-    expect(Number((await w.t.server.db('ledger_head').first('seq')).seq)).toBe(before);
+    // Each is recorded as the authenticated agent's refusal, and no replacement character was stored anywhere.
+    const kinds = await w.t.server.db('ledger_entries').where('seq', '>', before).pluck('kind');
+    expect(kinds).toEqual(Array(6).fill('token.refused'));
+    const personal = await w.t.server.db('ledger_personal').pluck('value');
+    expect(personal.some((v: string) => v.includes('\uFFFD'))).toBe(false);
   });
 
   it('keeps every error_description within RFC 6749 characters and never echoes request bytes raw', async () => {

@@ -70,6 +70,22 @@ describe('refusals after client authentication are recorded', () => {
     await refusedAndRecorded(exchange(token, { authorization_details: JSON.stringify([{ type: 'undeclared_type' }]) }), 'invalid_authorization_details', 'agent');
   });
 
+  it('records what the edge refuses before oidc-provider runs, when the HTTP Basic credentials hold', async () => {
+    const token = await w.userToken();
+    // A duplicate scope, a control byte in resource, 101 parameters: refused before any client was authenticated.
+    const dup = await refusedAndRecorded(exchange(token, { scope: ['expenses:read', 'expenses:submit'] }), 'invalid_request', 'agent');
+    expect(dup.payload).toMatchObject({ endpoint: 'token', decision: 'refused' });
+    await refusedAndRecorded(exchange(token, { resource: 'https://expenses.example/\u0000' }), 'invalid_request', 'agent');
+    const junk: Record<string, string> = {};
+    for (let i = 0; i < 101; i++) junk[`junk${i}`] = 'x';
+    await refusedAndRecorded(exchange(token, junk), 'invalid_request', 'agent');
+    // With a wrong secret the same refusal is a failed client authentication: nothing is recorded for the client.
+    const before = (await newest('token.refused'))?.seq ?? 0;
+    const wrong = await tokenRequest(w.t.url, { grant_type: TOKEN_EXCHANGE, ...exchangeParams(token, { scope: ['expenses:read', 'expenses:read'] }) }, ['other-agent', 'not-the-secret']);
+    expect(wrong.status).toBe(400);
+    expect((await newest('token.refused'))?.seq ?? 0).toBe(before);
+  });
+
   it('records subject tokens refused: forged signature, alg none, foreign issuer, JWE, expired, not presentable', async () => {
     const forged = await foreignKeyToken();
     const f = await refusedAndRecorded(exchange(forged), 'invalid_request', 'agent');
@@ -212,7 +228,8 @@ describe('failed client authentications', () => {
 
     await w.t.restart(); // shutdown writes what was counted
     const entries = await ledger('kind=client_auth.failed');
-    expect(entries.length).toBe(failedBefore + 2);
+    // agent's, the unregistered pool's, and other-agent's wrong secret from the edge test above.
+    expect(entries.slice(0, entries.length - failedBefore).map((e) => e.payload.client_id ?? 'unregistered').sort()).toEqual(['agent', 'other-agent', 'unregistered']);
     const forAgent = await ledger('kind=client_auth.failed&client_id=agent');
     expect(forAgent).toHaveLength(1);
     expect(forAgent[0]!.payload).toMatchObject({ client_id: 'agent', count: N, reasons: { invalid_credentials: N }, endpoints: { token: N } });
