@@ -24,7 +24,16 @@ export function createDb({ databaseUrl, dataDir, poolMax = 10, warn }: DbOptions
     return knexFactory({
       ...(log ? { log } : {}),
       client: 'pg',
-      connection: { connectionString: databaseUrl, connectionTimeoutMillis: 5000 },
+      // Every call is bounded: connecting, each statement on the server, each query's wait for an answer on
+      // the client (a silent peer, e.g. a partition, otherwise hangs forever), and TCP keepalive to notice a dead peer.
+      connection: {
+        connectionString: databaseUrl,
+        connectionTimeoutMillis: 5000,
+        statement_timeout: 10_000,
+        query_timeout: 12_000,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
+      },
       pool: { min: 0, max: poolMax },
       // Requests wait at most this long for a connection, then fail closed with 503.
       acquireConnectionTimeout: 5000,
