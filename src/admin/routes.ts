@@ -89,7 +89,7 @@ const validatePublish = compileSchema({
   type: 'object',
   additionalProperties: false,
   required: ['document'],
-  properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, source: { type: 'string', maxLength: 200 } },
+  properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, source: { type: 'string', maxLength: 200, format: 'visible-text' } },
 });
 
 type Handler = Parameters<Router['add']>[2];

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK } from 'jose';
+import { MAX_JSON_DEPTH, tooDeep } from '../validate/json.ts';
 import { isExpired, nowSeconds, timeClaimProblem } from '../jwt/time.ts';
 
 /**
@@ -73,6 +74,8 @@ export async function verifyDpopProof(proof: string, expect: DpopExpectation): P
     const verified = await jwtVerify(proof, EmbeddedJWK, { algorithms: [...DPOP_ALGS], clockTolerance: expect.clockSkew });
     // RFC 9449 §4.3 asks for exactly `dpop+jwt`; jose's typ option would also take `application/dpop+jwt`.
     if (verified.protectedHeader.typ !== 'dpop+jwt') throw new DpopProofError('DPoP proof typ must be dpop+jwt');
+    // Like every JSON from outside, bounded in depth before anything reads it.
+    if (tooDeep(verified.protectedHeader) || tooDeep(verified.payload)) throw new DpopProofError(`DPoP proof nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep`);
     payload = verified.payload;
     jwk = verified.protectedHeader.jwk as JWK;
   } catch (err) {

@@ -2,8 +2,8 @@ import type { ValidateFunction } from 'ajv';
 import { ConfigError } from '../config/index.ts';
 import { compileSchema, firstError, malformedString } from '../registry/validate.ts';
 import { invalidDetails } from './errors.ts';
-import { DuplicateMember, parseJsonStrict } from '../validate/json.ts';
-import { invisibleIn } from '../validate/text.ts';
+import { parseJsonStrict, UnacceptedJson } from '../validate/json.ts';
+import { INVISIBLE_KINDS, invisibleIn } from '../validate/text.ts';
 
 export interface AuthorizationDetail {
   type: string;
@@ -38,7 +38,7 @@ export class DetailTypes {
     try {
       parsed = parseJsonStrict(raw);
     } catch (err) {
-      if (err instanceof DuplicateMember) throw invalidDetails(`authorization_details is not accepted: ${err.message}`);
+      if (err instanceof UnacceptedJson) throw invalidDetails(`authorization_details is not accepted: ${err.message}`);
       throw invalidDetails('authorization_details is not valid JSON');
     }
     if (!Array.isArray(parsed) || parsed.length === 0) throw invalidDetails('authorization_details must be a non-empty JSON array');
@@ -47,7 +47,7 @@ export class DetailTypes {
     // Reviewers read these, and policies match on them: an id with a zero-width or bidi character would
     // look like another one.
     const hidden = invisibleIn(parsed);
-    if (hidden) throw invalidDetails(`authorization_details${hidden} must not contain control, format (invisible or bidirectional), separator or tag characters`);
+    if (hidden) throw invalidDetails(`authorization_details${hidden} must not contain ${INVISIBLE_KINDS}`);
     if (parsed.length > 20) throw invalidDetails('authorization_details may hold at most 20 entries');
     return parsed.map((entry, i) => {
       if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) throw invalidDetails(`authorization_details[${i}] must be an object`);

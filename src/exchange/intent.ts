@@ -1,4 +1,4 @@
-import { hasInvisible } from '../validate/text.ts';
+import { hasInvisible, INVISIBLE_KINDS } from '../validate/text.ts';
 import { invalidRequest } from './errors.ts';
 
 /**
@@ -12,7 +12,7 @@ export function normalizeIntent(raw: string | undefined, required: boolean, maxL
     return undefined;
   }
   if (!raw.isWellFormed()) throw invalidRequest('intent must be valid Unicode text');
-  if (hasInvisible(raw)) throw invalidRequest('intent must not contain control, format (invisible or bidirectional), separator or tag characters');
+  if (hasInvisible(raw)) throw invalidRequest(`intent must not contain ${INVISIBLE_KINDS}`);
   const text = raw.normalize('NFC').trim();
   if ([...text].length > maxLength) throw invalidRequest(`intent must be at most ${maxLength} characters`);
   if (text === '') throw invalidRequest('intent must not be blank');

@@ -4,6 +4,8 @@ import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { malformedString } from '../registry/validate.ts';
+import { MAX_JSON_DEPTH, tooDeep } from '../validate/json.ts';
+import { hasInvisible, INVISIBLE_KINDS } from '../validate/text.ts';
 import { rethrowAsStorageFailure } from '../store/errors.ts';
 import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
@@ -70,6 +72,10 @@ export function peek(token: string, what: string): { header: ReturnType<typeof d
   } catch {
     throw invalidRequest(`${what} is not a JWT`);
   }
+  // The string walkers below recurse: bound the nesting first (this runs before any signature check).
+  if (tooDeep(decoded.header) || tooDeep(decoded.claims)) {
+    throw invalidRequest(`${what} nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep`);
+  }
   // Claims are looked up and recorded (jose has already refused bytes that are not UTF-8): lone
   // surrogates and NUL are refused here, before any query can trip over them.
   if (malformedString(decoded.header) !== undefined || malformedString(decoded.claims) !== undefined) {
@@ -113,9 +119,16 @@ function actOf(value: unknown, depth = 0): Act | undefined {
   return { sub, ...(inner ? { act: inner } : {}) };
 }
 
+/** The longest user `sub` accepted (RFC 7519 sets none; OpenID Connect's is 255 ASCII characters). */
+export const MAX_SUB_LENGTH = 255;
+
+// The user's sub is stored, indexed, and shown to reviewers: bounded, and nothing in it they cannot see.
 function checkSub(payload: JWTPayload): string {
-  if (!nonEmpty(payload.sub)) throw invalidRequest('subject_token sub must be a non-empty string');
-  return payload.sub;
+  const { sub } = payload;
+  if (!nonEmpty(sub)) throw invalidRequest('subject_token sub must be a non-empty string');
+  if (sub.length > MAX_SUB_LENGTH) throw invalidRequest(`subject_token sub must be at most ${MAX_SUB_LENGTH} characters`);
+  if (hasInvisible(sub)) throw invalidRequest(`subject_token sub must not contain ${INVISIBLE_KINDS}`);
+  return sub;
 }
 
 /** A sender-constrained token's key (RFC 9449 `cnf.jkt`): exchanging it needs a proof made by that key (src/exchange/dpop.ts). */

@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import { malformedString } from '../registry/validate.ts';
-import { DuplicateMember, parseJsonStrict } from '../validate/json.ts';
+import { parseJsonStrict, UnacceptedJson } from '../validate/json.ts';
 
 export class BodyError extends Error {
   readonly status: number;
@@ -27,6 +27,22 @@ export async function readRawBody(ctx: Context, limit: number): Promise<Buffer> 
   return Buffer.concat(chunks, size);
 }
 
+/**
+ * Request bytes as UTF-8 text, exactly: invalid UTF-8 and a leading byte order mark are refused (400).
+ * TextDecoder would otherwise drop the BOM silently, so this server would read `grant_type` where a
+ * proxy comparing bytes sees `\uFEFFgrant_type`.
+ */
+export function decodeUtf8(raw: Uint8Array): string {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(raw);
+  } catch {
+    throw new BodyError(400, 'the body is not valid UTF-8');
+  }
+  if (text.startsWith('\uFEFF')) throw new BodyError(400, 'the body must not start with a byte order mark (U+FEFF)');
+  return text;
+}
+
 /** A JSON body: `application/json`, UTF-8, within the limit, an object at the top. */
 export async function readJsonObject(ctx: Context, limit: number): Promise<Record<string, unknown>> {
   if (!ctx.is('application/json')) throw new BodyError(415, 'Content-Type must be application/json');
@@ -34,10 +50,11 @@ export async function readJsonObject(ctx: Context, limit: number): Promise<Recor
   let text: string;
   let parsed: unknown;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
+    text = decodeUtf8(raw);
     parsed = parseJsonStrict(text);
   } catch (err) {
-    if (err instanceof DuplicateMember) throw new BodyError(400, `body is not accepted: ${err.message}`);
+    if (err instanceof BodyError) throw err;
+    if (err instanceof UnacceptedJson) throw new BodyError(400, `body is not accepted: ${err.message}`);
     throw new BodyError(400, 'body is not valid JSON');
   }
   // PostgreSQL text cannot hold NUL; refuse it here rather than fail in storage.

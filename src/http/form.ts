@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { readRawBody } from './body.ts';
+import { decodeUtf8, readRawBody } from './body.ts';
 
 /**
  * The most parameters one form body or query string may carry. oidc-provider's parser (node:querystring)
@@ -86,9 +86,9 @@ export async function readForm(ctx: Context, limit: number, repeatable: Readonly
   if (!type && raw.length > 0) throw new FormError('Content-Type must be application/x-www-form-urlencoded');
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(raw);
-  } catch {
-    throw new FormError('the body is not valid UTF-8');
+    text = decodeUtf8(raw);
+  } catch (err) {
+    throw new FormError((err as Error).message);
   }
   const { params, canonical } = parseForm(text, repeatable);
   (ctx.request as { body?: unknown }).body = canonical;

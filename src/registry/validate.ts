@@ -1,5 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { hasInvisible } from '../validate/text.ts';
+import { hasInvisible, INVISIBLE_KINDS } from '../validate/text.ts';
 
 // One validator instance for the project: admin bodies, configuration, and later policy documents.
 const ajv = new Ajv({ allErrors: false, strict: true, useDefaults: false, coerceTypes: false });
@@ -36,7 +36,7 @@ export function firstError(errors: ErrorObject[] | null | undefined): { field: s
     return { field: base ? `${base}.${missing}` : missing, message: 'is required' };
   }
   if (e.keyword === 'format' && e.params.format === 'visible-text') {
-    return { field: base || undefined, message: 'must not contain control, format (invisible or bidirectional), separator or tag characters' };
+    return { field: base || undefined, message: `must not contain ${INVISIBLE_KINDS}` };
   }
   if (e.keyword === 'enum') {
     return { field: base || undefined, message: `must be one of: ${(e.params.allowedValues as unknown[]).join(', ')}` };

@@ -12,10 +12,10 @@ export class StorageUnavailable extends Error {
 // SQLSTATE classes that mean "the database is not there or not working", not "your input is wrong".
 const UNAVAILABLE_SQLSTATE = /^(08|28|3D|53|57|58|XX)|^55000$/;
 // SQLSTATE classes about the statement or the values in it (data exceptions such as 22021 for a NUL
-// byte or 22P05 for \u0000 in jsonb, constraint violations, syntax and access errors). A caller can
+// byte or 22P05 for \u0000 in jsonb, constraint violations, syntax and access errors, program limits). A caller can
 // cause some of these at will, so none of them may ever read as an outage.
 // Class 25 is left out: 25006 (read-only transaction) is what a failed-over primary answers.
-const STATEMENT_SQLSTATE = /^(0A|2[0-46-9A-F]|3F|42|44)/;
+const STATEMENT_SQLSTATE = /^(0A|2[0-46-9A-F]|3F|42|44|54)/;
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH']);
 
 function sqlstate(err: unknown): string | undefined {
@@ -23,9 +23,12 @@ function sqlstate(err: unknown): string | undefined {
   return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-/** The database refused a value (SQLSTATE class 22, data exception): the request's fault, answered 400. */
+/**
+ * The database refused a value: SQLSTATE class 22 (data exception) or 54 (program limit exceeded, e.g.
+ * an index row too large for a very long value). The request's fault, answered 400.
+ */
 export function isRejectedInput(err: unknown): boolean {
-  return sqlstate(err)?.startsWith('22') ?? false;
+  return /^(22|54)/.test(sqlstate(err) ?? '');
 }
 
 export function isStorageFailure(err: unknown): boolean {

@@ -1,17 +1,47 @@
+/** Valid JSON this server refuses to read; the message says why. */
+export class UnacceptedJson extends Error {}
+
 /** A JSON text that parsed, but names one member twice in an object: the last would silently win. */
-export class DuplicateMember extends Error {
+export class DuplicateMember extends UnacceptedJson {
   constructor() {
     super('an object in the JSON names a member twice');
   }
 }
 
 /**
+ * How deeply arrays and objects may nest in any JSON from outside. Nothing legitimate comes close; the
+ * walkers that check strings and canonicalise details recurse, and a few kilobytes of `[` would
+ * otherwise overflow the stack (a 500) before anything refused them.
+ */
+export const MAX_JSON_DEPTH = 32;
+
+export class TooDeep extends UnacceptedJson {
+  constructor() {
+    super(`arrays and objects in the JSON nest more than ${MAX_JSON_DEPTH} levels deep`);
+  }
+}
+
+/** Whether parsed JSON nests arrays or objects more than MAX_JSON_DEPTH deep. Iterative, so any depth is safe to ask about. */
+export function tooDeep(value: unknown): boolean {
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth >= MAX_JSON_DEPTH) return true;
+    for (const child of Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/**
  * JSON.parse, refusing what it would silently accept: a member name twice in one object. Two readers of
  * such a document (a proxy, an auditor, this server) could each see a different value. Throws
- * SyntaxError for invalid JSON and DuplicateMember for a repeated name.
+ * SyntaxError for invalid JSON, DuplicateMember for a repeated name and TooDeep past MAX_JSON_DEPTH.
  */
 export function parseJsonStrict(text: string): unknown {
+  // V8's JSON.parse does not recurse, so it is safe to run before the depth check.
   const value: unknown = JSON.parse(text);
+  if (tooDeep(value)) throw new TooDeep();
   if (hasDuplicateMember(text)) throw new DuplicateMember();
   return value;
 }

@@ -341,3 +341,130 @@ describe('item 11: a malformed Authorization header is a failed client authentic
     expect(post.status).toBe(200);
   });
 });
+
+// Review of #10, finding 2: the walkers that check strings recurse, so nesting is bounded first.
+describe('review finding 2: deeply nested JSON is refused with 400, never a stack overflow', () => {
+  const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+
+  it('refuses nested authorization_details, at the cap and far beyond it', async () => {
+    for (const ad of [deep(8000), `[{"type":"tool_call","action":"read","object":{"type":"Expense","id":"exp_1","x":${deep(40)}}}]`]) {
+      const res = await postToken('agent', `${await exchangeForm()}&scope=expenses:read&${form({ authorization_details: ad })}`);
+      expectError(res, 400, 'invalid_authorization_details', /nest more than 32 levels/);
+    }
+  });
+
+  it('refuses a subject_token (or actor_token) whose payload nests too deeply, before any signature check', async () => {
+    const [h, , s] = (await w.userToken()).split('.');
+    for (const levels of [40, 5500]) {
+      const payload = Buffer.from(`{"iss":"${IDP}","sub":"alice","aud":"intentgate","exp":${Math.floor(Date.now() / 1000) + 300},"a":${deep(levels)}}`).toString('base64url');
+      const forged = `${h}.${payload}.${s}`;
+      expectError(await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(forged) })), 400, 'invalid_request', /subject_token nests/);
+      const asActor = form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(await w.userToken(), { actor_token: forged, actor_token_type: ACCESS_TOKEN_TYPE }) });
+      expectError(await postToken('agent', asActor), 400, 'invalid_request', /actor_token nests/);
+    }
+  });
+
+  it('refuses nested admin JSON bodies and /ledger/events bodies', async () => {
+    const headers = { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' };
+    for (const levels of [40, 20000]) {
+      for (const path of ['/admin/api/clients', '/admin/api/revocations', '/admin/api/policies/simulate', '/admin/api/policies/replay']) {
+        expectError(await send('POST', path, headers, `{"a":${deep(levels)}}`), 400, 'invalid_request', /nest more than 32 levels/);
+      }
+      const event = await send('POST', '/ledger/events', { authorization: basic('expenses-rs'), 'content-type': 'application/json' }, `{"jti":"x","a":${deep(levels)}}`);
+      expectError(event, 400, 'invalid_request', /nest more than 32 levels/);
+    }
+  });
+
+  it('still reads JSON nested up to the cap', async () => {
+    const res = await send('POST', '/admin/api/clients', { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' }, `{"client_id":"nest-ok","x":${deep(31)}}`);
+    expectError(res, 400, 'invalid_request', /x is not a recognised field/);
+  });
+});
+
+// Review of #10, finding 3: invisible characters outside Cc/Cf (default-ignorables, private use, unassigned).
+describe('review finding 3: variation selectors, fillers, private-use and unassigned characters are refused', () => {
+  const hidden: Record<string, string> = {
+    'variation selector 16': '\uFE0F', 'variation selector 17': '\u{E0100}', 'hangul filler': '\u3164', 'hangul choseong filler': '\u115F',
+    'hangul jungseong filler': '\u1160', 'halfwidth hangul filler': '\uFFA0', 'combining grapheme joiner': '\u034F', 'khmer vowel inherent aq': '\u17B4',
+    'mongolian free variation selector': '\u180B', 'unassigned U+2065': '\u2065', 'private use': '\uE000', 'plane 15 private use': '\u{F0000}', 'braille blank': '\u2800',
+  };
+
+  it('refuses them in intent', async () => {
+    const t = await w.userToken();
+    for (const [name, c] of Object.entries(hidden)) {
+      const res = await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(t, { intent: `Approve expense${c} 42` }) }));
+      expect(res.status, name).toBe(400);
+      expectError(res, 400, 'invalid_request', /intent must not contain/);
+    }
+  });
+
+  it('refuses them in authorization_details and admin free text', async () => {
+    const t = await w.userToken();
+    const headers = { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' };
+    for (const [name, c] of Object.entries(hidden)) {
+      const res = await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(t, { scope: 'expenses:submit', authorization_details: details('submit', { type: 'Expense', id: `exp_42${c}` }) }) }));
+      expect(res.status, name).toBe(400);
+      expectError(res, 400, 'invalid_authorization_details', /must not contain/);
+      expectError(await send('POST', '/admin/api/revocations', headers, JSON.stringify({ jti: 'j', reason: `because${c}` })), 400, 'invalid_request', /reason/);
+    }
+  });
+});
+
+// Review of #10, finding 5: TextDecoder drops a leading BOM unless told not to.
+describe('review finding 5: a body starting with a byte order mark is refused', () => {
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+
+  it('refuses a BOM-prefixed form at /token, introspection and revocation', async () => {
+    const body = Buffer.concat([BOM, Buffer.from(`${await exchangeForm()}&scope=expenses:read`)]);
+    expectError(await postToken('agent', body), 400, 'invalid_request', /byte order mark/);
+    for (const path of ['/token/introspection', '/token/revocation']) {
+      const a = await send('POST', path, { 'content-type': FORM, authorization: basic('expenses-rs') }, Buffer.concat([BOM, Buffer.from('token=abc')]));
+      expectError(a, 400, 'invalid_request', /byte order mark/);
+    }
+  });
+
+  it('refuses a BOM-prefixed JSON body (admin API, /ledger/events)', async () => {
+    const admin = await send('POST', '/admin/api/clients', { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' },
+      Buffer.concat([BOM, Buffer.from('{"client_id":"bom","grant_types":["client_credentials"]}')]));
+    expectError(admin, 400, 'invalid_request', /byte order mark/);
+    expect((await w.t.admin('GET', '/admin/api/clients/bom')).status).toBe(404);
+    const event = await send('POST', '/ledger/events', { authorization: basic('expenses-rs'), 'content-type': 'application/json' }, Buffer.concat([BOM, Buffer.from('{"jti":"x"}')]));
+    expectError(event, 400, 'invalid_request', /byte order mark/);
+  });
+});
+
+// Review of #10, findings 7 and 12: the user's sub is stored, indexed and shown to reviewers.
+describe('review findings 7 and 12: the subject token sub is bounded and visible', () => {
+  it('refuses a sub longer than 255 characters, including one too long for an index row', async () => {
+    for (const sub of ['u'.repeat(256), 'u'.repeat(9000)]) {
+      const res = await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(await w.userToken({ sub })) }));
+      expectError(res, 400, 'invalid_request', /sub must be at most 255 characters/);
+    }
+    expect((await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(await w.userToken({ sub: 'u'.repeat(255) })) }))).status).toBe(200);
+  });
+
+  it('refuses a sub with characters a reviewer cannot see', async () => {
+    for (const sub of ['alice\u200B', 'ali\u202Ece', 'alice\uFE0F', '\u3164']) {
+      const res = await postToken('agent', form({ grant_type: TOKEN_EXCHANGE, ...exchangeParams(await w.userToken({ sub })) }));
+      expectError(res, 400, 'invalid_request', /subject_token sub must not contain/);
+    }
+  });
+
+  it('reads SQLSTATE class 54 (program limit exceeded) as rejected input, not an outage', () => {
+    const pgError = (code: string) => Object.assign(new Error('x'), { code });
+    for (const code of ['54000', '54001']) {
+      expect(isRejectedInput(pgError(code)), code).toBe(true);
+      expect(isStorageFailure(pgError(code)), code).toBe(false);
+    }
+  });
+});
+
+describe('review finding 12: a policy source is visible text', () => {
+  it('refuses a source with invisible characters', async () => {
+    const headers = { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' };
+    for (const c of ['\u200B', '\u202E', '\uFE0F', '\u3164']) {
+      const res = await send('POST', '/admin/api/policies', headers, JSON.stringify({ document: 'not: a policy', source: `git:main${c}` }));
+      expectError(res, 400, 'invalid_request', /source must not contain/);
+    }
+  });
+});
