@@ -143,7 +143,16 @@ export function buildProvider({ config, db, kek, keyring, log, limiter, exchange
   );
   provider.use(clientAuthChallenge(config.issuer));
   provider.proxy = config.trustProxy;
-  provider.on('server_error', (_ctx, err) => log.error('oauth server error', { err }));
+  provider.on('server_error', (ctx, err) => {
+    // A storage failure anywhere inside oidc-provider (an adapter call it makes on its own) is an outage, not
+    // a bug: marked here, answered 503 with Retry-After by providerRunner.
+    if (isStorageFailure(err)) {
+      ctx.state.storageFailure = true;
+      log.warn('oauth storage failure; answered 503', { err });
+      return;
+    }
+    log.error('oauth server error', { err });
+  });
   provider.on('grant.error', (_ctx, err) => log.debug('grant refused', { error: (err as { error?: string }).error, detail: (err as { error_detail?: string }).error_detail }));
   return provider;
 }

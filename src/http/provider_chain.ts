@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
-import { sendError } from './errors.ts';
+import { sendError, sendUnavailable } from './errors.ts';
 
 type Chain = (ctx: Context, next: () => Promise<void>) => Promise<void>;
 
@@ -19,6 +19,7 @@ export function providerRunner(current: () => Provider): (ctx: Context) => Promi
       chains.set(p, chain);
     }
     await chain(ctx, async () => sendError(ctx, 404, 'invalid_request', 'not found'));
+    if (ctx.status === 500 && ctx.state.storageFailure) sendUnavailable(ctx);
   };
 }
 

@@ -31,7 +31,7 @@ export function isRejectedInput(err: unknown): boolean {
   return /^(22|54)/.test(sqlstate(err) ?? '');
 }
 
-export function isStorageFailure(err: unknown): boolean {
+export function isStorageFailure(err: unknown, depth = 0): boolean {
   if (err instanceof StorageUnavailable) return true;
   if (!(err instanceof Error)) return false;
   const state = sqlstate(err);
@@ -41,7 +41,12 @@ export function isStorageFailure(err: unknown): boolean {
   const name = err.name;
   if (name === 'KnexTimeoutError') return true;
   const msg = err.message;
-  return /Connection terminated|connection timeout|Client has encountered a connection error|pool is probably full|Unable to acquire a connection|PGlite is closed/i.test(msg);
+  // pg's own words for a peer that went silent: the connect timeout ('timeout expired'), the client-side
+  // query_timeout ('Query read timeout'), and a socket that ended under a query.
+  if (/Connection terminated|connection timeout|timeout expired|Query read timeout|Client has encountered a connection error|pool is probably full|Unable to acquire a connection|PGlite is closed/i.test(msg)) return true;
+  // knex wraps some driver errors; judge the cause as well.
+  const cause = (err as { cause?: unknown }).cause;
+  return depth < 4 && cause !== undefined && cause !== err && isStorageFailure(cause, depth + 1);
 }
 
 /** For `.catch` around a query: a storage failure becomes StorageUnavailable, anything else is rethrown as it is. */

@@ -68,8 +68,10 @@ export interface TestServer {
 
 export type Overrides = Parameters<typeof loadConfig>[2];
 
-export async function startTestServer(overrides: Overrides = {}, extraEnv: Record<string, string> = {}): Promise<TestServer> {
+export async function startTestServer(overrides: Overrides = {}, extraEnv: Record<string, string> = {}, options: { databaseUrl?: (url: string) => string } = {}): Promise<TestServer> {
   const db = await freshDatabase();
+  // e.g. the same database reached through a test's own TCP proxy
+  if (options.databaseUrl && db.env.DATABASE_URL) db.env.DATABASE_URL = options.databaseUrl(db.env.DATABASE_URL);
   const port = await freePort();
   const adminToken = `test-admin-${randomBytes(16).toString('hex')}`;
   const env: Record<string, string> = {
