@@ -7,7 +7,7 @@ import type { Context } from 'koa';
  */
 export function hasReadableUrl(ctx: Context): boolean {
   try {
-    new URL(ctx.origin);
+    new URL(`${ctx.protocol}://${ctx.host}`);
   } catch {
     return false;
   }
