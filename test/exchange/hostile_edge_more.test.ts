@@ -3,7 +3,7 @@ import http from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { basicAuth } from '../helpers/server.ts';
-import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { ACCESS_TOKEN_TYPE, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
 
 // Review findings on issue #10: a Host that is not a URL authority, a query string on the OAuth form
 // endpoints, and client-signed actor tokens made for several servers or to live long.
@@ -142,4 +142,3 @@ it('answers /readyz from the background pool', async () => {
   const res = await fetch(`${w.t.url}/readyz`);
   expect(res.status).toBe(200);
 });
-void EXPENSES;

@@ -91,7 +91,7 @@ describe('history is per resource', () => {
 });
 
 describe('POST /ledger/events reports only what the token allowed', () => {
-  it('refuses an action or object outside the token\'s details, accepts one inside, and a created object of a carried type', async () => {
+  it('refuses an action or object outside the token\'s details, accepts one inside, and refuses a created object under a detail naming an id', async () => {
     const jti = await jtiOf(await exchange(EXPENSES, 'expenses:approve', 'approve', expense('exp_1')));
     const post = (body: Record<string, unknown>) => reportEvent(w, 'expenses-rs', { jti, ...body });
     const hostile = 'exp_2\r\n\u202E';
