@@ -10,6 +10,7 @@ import { discoveryDocument } from './http/discovery.ts';
 import { safeErrorBodies, sendError, sendUnavailable } from './http/errors.ts';
 import { checkQuery, FormError } from './http/form.ts';
 import { buildProvider } from './http/provider.ts';
+import { hasReadableUrl } from './http/request_url.ts';
 import { tokenEndpoint } from './http/token.ts';
 import { tokenStatusEndpoints } from './http/introspection.ts';
 import { Keyring } from './keys/keyring.ts';
@@ -208,11 +209,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     app.use(async (ctx: Context) => {
       const { method, path } = ctx;
+      const adminField = path.startsWith('/admin/api') ? { field: null } : {};
+      if (!hasReadableUrl(ctx)) return sendError(ctx, 400, 'invalid_request', 'the Host header (or forwarded host and protocol) is not a valid URL authority', adminField);
       try {
         checkQuery(ctx);
       } catch (err) {
         if (!(err instanceof FormError)) throw err;
-        return sendError(ctx, 400, 'invalid_request', err.message, path.startsWith('/admin/api') ? { field: null } : {});
+        return sendError(ctx, 400, 'invalid_request', err.message, adminField);
       }
       if (path.startsWith('/admin/api/') || path === '/admin/api') return admin(ctx);
       if (path === '/token' || path === '/token/introspection' || path === '/token/revocation') {
@@ -235,8 +238,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           ctx.body = { status: 'ok' };
           return;
         case '/readyz': {
+          // On the background pool: a saturated request pool is load, not an unreachable database.
           const ready = await Promise.race([
-            db.raw('select 1').then(() => true, () => false),
+            background.raw('select 1').then(() => true, () => false),
             new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
           ]);
           if (ready && keyring.loaded) {

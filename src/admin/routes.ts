@@ -24,6 +24,7 @@ import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
 import { BodyError, readJsonObject } from '../http/body.ts';
 import { sendError, sendRateLimited, sendUnavailable } from '../http/errors.ts';
 import { Router } from '../http/router.ts';
+import { queryParams } from '../http/request_url.ts';
 
 export interface AdminDeps {
   config: Config;
@@ -122,7 +123,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
   };
 
   routes
-    .add('GET', '/admin/api/admins', EVERYONE, async (ctx) => { ctx.body = await listAdmins(db, pageParams(ctx.URL.searchParams)); })
+    .add('GET', '/admin/api/admins', EVERYONE, async (ctx) => { ctx.body = await listAdmins(db, pageParams(queryParams(ctx))); })
     .add('POST', '/admin/api/admins', ADMINS, async (ctx) => created(ctx, await createAdmin(db, await body(ctx), who(ctx))))
     .add('PATCH', '/admin/api/admins/:id', ADMINS, async (ctx, [id]) => {
       const a = await updateAdmin(db, id!, await body(ctx), who(ctx));
@@ -135,7 +136,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     })
 
     .add('GET', '/admin/api/clients', EVERYONE, async (ctx) => {
-      const q = ctx.URL.searchParams;
+      const q = queryParams(ctx);
       ctx.body = await listClients(db, pageParams(q), { grant_type: stringFilter(q, 'grant_type'), resource_server: stringFilter(q, 'resource_server') });
     })
     .add('POST', '/admin/api/clients', ADMINS, async (ctx) => created(ctx, await createClient(db, kek, await body(ctx), who(ctx))))
@@ -159,7 +160,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       else notFound(ctx, 'client', 'client_id');
     })
 
-    .add('GET', '/admin/api/resources', EVERYONE, async (ctx) => { ctx.body = await listResources(db, pageParams(ctx.URL.searchParams)); })
+    .add('GET', '/admin/api/resources', EVERYONE, async (ctx) => { ctx.body = await listResources(db, pageParams(queryParams(ctx))); })
     .add('POST', '/admin/api/resources', ADMINS, async (ctx) => created(ctx, await createResource(db, await body(ctx), who(ctx))))
     .add('GET', '/admin/api/resources/:id', EVERYONE, async (ctx, [id]) => {
       const r = await getResource(db, id!);
@@ -176,7 +177,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       else notFound(ctx, 'resource', 'identifier');
     })
 
-    .add('GET', '/admin/api/issuers', EVERYONE, async (ctx) => { ctx.body = await listIssuers(db, pageParams(ctx.URL.searchParams)); })
+    .add('GET', '/admin/api/issuers', EVERYONE, async (ctx) => { ctx.body = await listIssuers(db, pageParams(queryParams(ctx))); })
     .add('POST', '/admin/api/issuers', ADMINS, async (ctx) => created(ctx, await createIssuer(db, await body(ctx), who(ctx))))
     .add('GET', '/admin/api/issuers/:id', EVERYONE, async (ctx, [id]) => {
       const i = await getIssuer(db, id!);
@@ -211,7 +212,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       else notFound(ctx, 'policy', 'version');
     })
     .add('GET', '/admin/api/ledger', EVERYONE, async (ctx) => {
-      const { filter, limit, beforeSeq } = ledgerQueryParams(ctx.URL.searchParams);
+      const { filter, limit, beforeSeq } = ledgerQueryParams(queryParams(ctx));
       ctx.body = await queryLedger(db, filter, limit, beforeSeq);
     })
     .add('POST', '/admin/api/ledger/checkpoint', ADMINS, async (ctx) => {
@@ -238,7 +239,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         tokens: tokens.map((t: Record<string, unknown>) => ({ ...t, issued_at: iso(t.issued_at), expires_at: iso(t.expires_at) })),
       };
     })
-    .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(ctx.URL.searchParams, 'status')); })
+    .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(queryParams(ctx), 'status')); })
     .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
       const r = await decideReview(db, id!, true, await reviewer(ctx), comment);

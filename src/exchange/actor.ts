@@ -3,6 +3,8 @@ import type { PublicJwks } from '../registry/jwks.ts';
 import type { Db } from '../store/db.ts';
 import { invalidRequest } from './errors.ts';
 import { SIGNING_ALGS } from '../keys/keyring.ts';
+import { isSoleAudience } from '../jwt/audience.ts';
+import { lifetimeTooLong } from '../jwt/time.ts';
 import { checkTimeClaims, describeJoseError, jktOf, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {
@@ -10,6 +12,8 @@ export interface ActorDeps {
   issuer: string;
   ownKeys: () => JWTVerifyGetKey;
   clockSkew: number;
+  /** Longest accepted lifetime of a client-signed actor token, seconds (the client assertions' cap). */
+  maxLifetime: number;
 }
 
 export interface ActingClient { id: string; jwks: PublicJwks | null }
@@ -28,7 +32,8 @@ async function verified(token: string, key: JWTVerifyGetKey, options: Parameters
 /**
  * The authenticated client is the actor (RFC 8693 §4.1). An actor_token, when sent, must identify that
  * same client: a token intentgate issued to it, or a JWT the client signed with its registered keys
- * (`iss` = `sub` = client_id, `aud` = this issuer). A subject token's may_act must name it too.
+ * (`iss` = `sub` = client_id, `aud` exactly this issuer, alone, and no longer-lived than a client assertion).
+ * A subject token's may_act must name it too.
  * Returns the actor token's DPoP key (`cnf.jkt`) when it is bound: the request's proof must be made by it.
  */
 export async function checkActor(deps: ActorDeps, client: ActingClient, actorToken: string | undefined, subject: Subject): Promise<string | undefined> {
@@ -53,8 +58,14 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
   }
   if (claims.iss === client.id && client.jwks) {
     const payload = await verified(actorToken, createLocalJWKSet(client.jwks), {
-      issuer: client.id, subject: client.id, audience: deps.issuer, clockTolerance: deps.clockSkew, requiredClaims: ['exp'],
+      issuer: client.id, subject: client.id, clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'aud'],
     });
+    // jose takes any audience list that contains ours: a token made for several servers is refused here, and
+    // a long-lived one is a bearer credential, held to the client assertions' cap.
+    if (!isSoleAudience(payload.aud, new Set([deps.issuer]))) throw invalidRequest(`actor_token aud must be exactly ${deps.issuer}, alone`);
+    if (lifetimeTooLong(payload.exp!, payload.iat, deps.maxLifetime, deps.clockSkew)) {
+      throw invalidRequest(`actor_token lifetime must not exceed ${deps.maxLifetime} s`);
+    }
     return jktOf(payload, 'actor_token');
   }
   throw invalidRequest('actor_token must identify the authenticated client');

@@ -121,7 +121,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     client.client_id,
   );
   call.audit.user = { issuer: subject.user.issuer, sub: subject.user.sub };
-  const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew },
+  const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew, maxLifetime: config.exchange.clientAssertionMaxLifetime },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
   const cnfJkt = await senderKey(deps.dpop, {
     header: call.dpop, subjectJkt: subject.cnfJkt, actorJkt, delegated: subject.parent?.audience === client.client_id,

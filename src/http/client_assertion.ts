@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
-import { nowSeconds, timeClaimProblem, tooFarAhead } from '../jwt/time.ts';
+import { isSoleAudience } from '../jwt/audience.ts';
+import { lifetimeTooLong, nowSeconds, timeClaimProblem } from '../jwt/time.ts';
 import type { Db } from '../store/db.ts';
 
 export interface AssertionRules {
@@ -33,9 +34,7 @@ export function clientAssertionRules(rules: AssertionRules) {
   const accepted = new Set([rules.issuer, rules.tokenEndpoint]);
   return async (claims: Record<string, unknown>): Promise<void> => {
     const { aud, exp, iat, jti, iss } = claims;
-    const audiences = Array.isArray(aud) ? aud : [aud];
-    // Exactly one audience, and it is us: an assertion made for several servers can be replayed at each.
-    if (audiences.length !== 1 || typeof audiences[0] !== 'string' || !accepted.has(audiences[0])) {
+    if (!isSoleAudience(aud, accepted)) {
       throw refuse(`client assertion aud must be exactly ${rules.issuer} or ${rules.tokenEndpoint}, alone`);
     }
     if (typeof exp !== 'number') throw refuse('client assertion must carry a numeric exp');
@@ -43,7 +42,7 @@ export function clientAssertionRules(rules: AssertionRules) {
     const late = timeClaimProblem(claims, rules.clockSkew, now);
     if (late) throw refuse(`client assertion ${late}`);
     // A long-lived assertion is a bearer credential: cap both its stated lifetime and how far ahead it reaches.
-    if ((typeof iat === 'number' && exp - iat > rules.maxLifetime) || tooFarAhead(exp - rules.maxLifetime, rules.clockSkew, now)) {
+    if (lifetimeTooLong(exp, iat, rules.maxLifetime, rules.clockSkew, now)) {
       throw refuse(`client assertion lifetime must not exceed ${rules.maxLifetime} s`);
     }
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw refuse('client assertion must carry a jti of at most 256 characters');

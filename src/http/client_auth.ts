@@ -58,7 +58,7 @@ export interface OAuthEdgeOptions {
 /**
  * intentgate's edge for the form endpoints oidc-provider serves (/token, /token/introspection,
  * /token/revocation), run before oidc-provider sees the request: a malformed Authorization header is
- * a failed client authentication (401 with a challenge); the body is read strictly (src/http/form.ts);
+ * a failed client authentication (401 with a challenge); a query string is refused; the body is read strictly (src/http/form.ts);
  * two client authentication methods in one request are `invalid_request` (RFC 6749 §2.3). Returns false
  * once it has answered.
  */
@@ -67,6 +67,12 @@ export async function admitOAuthRequest(ctx: Context, { bodyLimit, realm, repeat
   const authorization = ctx.req.headers.authorization;
   if (authorization !== undefined && !parseBasic(authorization)) {
     sendBasicChallenge(ctx, realm, 'the Authorization header is not valid HTTP Basic client authentication');
+    return false;
+  }
+  // RFC 6749 §3.2 / RFC 7662 / RFC 7009: parameters go in the form body. oidc-provider ignores a query string
+  // here, so a parameter there (scope, resource) would be silently dropped while a proxy may read it.
+  if (ctx.querystring !== '') {
+    sendError(ctx, 400, 'invalid_request', 'parameters must be sent in the form body; this endpoint takes no query string');
     return false;
   }
   let params;

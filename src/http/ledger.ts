@@ -14,6 +14,7 @@ import { sendError, sendRateLimited } from './errors.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import { decodeRows, type LedgerEntry } from '../ledger/query.ts';
 import type { AuthFailureReason } from '../ledger/auth_failures.ts';
+import { queryParams } from './request_url.ts';
 
 export interface LedgerHttpDeps {
   /** Per-address limit: proofs cost work proportional to the ledger's size. */
@@ -63,7 +64,7 @@ export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit,
       if (limited(ctx)) return;
       const latest = await latestCheckpoint(db);
       if (!latest) return sendError(ctx, 404, 'not_found', 'no checkpoint has been made yet');
-      const from = ctx.URL.searchParams.get('from');
+      const from = queryParams(ctx).get('from');
       let consistency: string[] | undefined;
       if (from !== null) {
         if (!/^\d{1,15}$/.test(from)) return sendError(ctx, 400, 'invalid_request', 'from must be the tree_size of an earlier checkpoint');

@@ -54,3 +54,12 @@ export function timeClaimProblem(claims: TimeClaims, skew: number, now = nowSeco
   if (claims.exp !== undefined && isExpired(claims.exp as number, skew, now)) return 'has expired';
   return undefined;
 }
+
+/**
+ * A self-made credential (client assertion, client-signed actor token) that lives too long to be anything
+ * but a bearer credential: `exp - iat` over `max`, or `exp` reaching more than `max` (plus the skew) ahead
+ * of our clock, which bounds tokens without `iat` too.
+ */
+export function lifetimeTooLong(exp: number, iat: unknown, max: number, skew: number, now = nowSeconds()): boolean {
+  return (typeof iat === 'number' && exp - iat > max) || tooFarAhead(exp - max, skew, now);
+}

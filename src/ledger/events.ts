@@ -39,13 +39,14 @@ interface Detail { action?: unknown; object?: { type?: unknown; id?: unknown } }
 /**
  * Whether the token's details carry what the event says was done: the same action, and the object's type
  * and id where the event names them (the rule the resource middleware's checkCall applies to a call). An
- * object the call created has an id no detail could name in advance: its type must be the detail's.
+ * object the call created has an id no detail could name in advance, so only a detail that names the type
+ * and no id covers it: a token for one named object never reports the creation of another.
  */
 function carried(details: Detail[], event: ResourceEvent): boolean {
   const o = event.object;
   return details.some((d) => d.action === event.action
     && (o?.type === undefined || d.object?.type === o.type)
-    && (o?.id === undefined || o.created === true || d.object?.id === o.id));
+    && (o?.id === undefined || (o.created === true ? d.object?.id === undefined : d.object?.id === o.id)));
 }
 
 /** Why an event is not about what its token allowed (403), or undefined when it is. */
@@ -55,7 +56,7 @@ function outsideDetails(details: Detail[], event: ResourceEvent): string | undef
   const what = `${event.action}${event.object?.type ? ` on ${event.object.type}` : ''}${event.object?.id !== undefined ? ' with that id' : ''}`;
   return details.length === 0
     ? `the token carries no authorization_details, so it allowed no ${event.action}: only a denied event may be reported for it`
-    : `the token's authorization_details do not carry ${what}; report only what the token allowed, or an object the call created (object.created)`;
+    : `the token's authorization_details do not carry ${what}; report only what the token allowed, or an object the call created (object.created) under a detail naming its type and no id`;
 }
 
 /**

@@ -15,6 +15,7 @@ export interface UserLockOptions {
 
 const DEFAULT_SESSIONS = 2;
 const DEFAULT_WAIT_MS = 5000;
+const DISCARD_WAIT_MS = 2000;
 
 /**
  * One dedicated PostgreSQL session (not from the request pool) on which many users' advisory locks are held
@@ -50,6 +51,18 @@ class LockSession {
       return c;
     })().finally(() => { this.#connecting = undefined; });
     return this.#connecting;
+  }
+
+  /**
+   * Ends `c` and forgets it, when a lock query on it failed or timed out. pg's query_timeout only stops the
+   * wait: the statement still runs on the server and may take the lock after we answered, and session locks
+   * are re-entrant, so a lock taken then would never be released. Ending the session releases every lock it
+   * held; the next acquire opens a new one.
+   */
+  async discard(c: pg.Client): Promise<void> {
+    if (this.#client === c) this.#client = undefined;
+    // end() waits for the server to close the session (its locks are then gone); bounded, for a dead network.
+    await Promise.race([c.end().catch(() => {}), sleep(DISCARD_WAIT_MS, undefined, { ref: false })]);
   }
 
   /** True when `c` is still this session's live connection (its locks are still held). */
@@ -116,8 +129,8 @@ export class UserLocks {
     return async () => {
       // The unlock is queued on the session, not awaited: this process's next try-lock for the user runs on the
       // same session after it, and another process retries until it has run. A session that was lost took
-      // its locks with it; an unlock that fails did so because the session broke.
-      if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => {});
+      // its locks with it; an unlock that fails or times out ends the session, which releases them.
+      if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => session.discard(client));
       releaseLocal();
     };
   }
@@ -133,6 +146,7 @@ export class UserLocks {
         const r = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [key]);
         got = r.rows[0]?.ok === true;
       } catch (err) {
+        await session.discard(client);
         throw new StorageUnavailable(err);
       }
       if (got) return client;

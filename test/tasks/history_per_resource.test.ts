@@ -62,7 +62,7 @@ describe('history is per resource', () => {
     // At expenses itself, a grant or a created object reported by its own server counts.
     await jtiOf(await exchange(EXPENSES, 'expenses:submit', 'submit', expense('exp_81')));
     expect((await amend('exp_81')).status).toBe(200);
-    const draft = await jtiOf(await exchange(EXPENSES, 'expenses:submit', 'submit', { type: 'Expense', id: 'draft', amount: 5 }));
+    const draft = await jtiOf(await exchange(EXPENSES, 'expenses:submit', 'submit', { type: 'Expense', amount: 5 }));
     expect((await reportEvent(w, 'expenses-rs', { jti: draft, outcome: 'success', action: 'submit', object: { type: 'Expense', id: 'exp_82', created: true } })).status).toBe(201);
     expect((await amend('exp_82')).status).toBe(200);
     // Separation of duties still holds within the resource.
@@ -91,7 +91,7 @@ describe('history is per resource', () => {
 });
 
 describe('POST /ledger/events reports only what the token allowed', () => {
-  it('refuses an action or object outside the token\'s details, accepts one inside, and a created object of a carried type', async () => {
+  it('refuses an action or object outside the token\'s details, accepts one inside, and refuses a created object under a detail naming an id', async () => {
     const jti = await jtiOf(await exchange(EXPENSES, 'expenses:approve', 'approve', expense('exp_1')));
     const post = (body: Record<string, unknown>) => reportEvent(w, 'expenses-rs', { jti, ...body });
     const hostile = 'exp_2\r\n\u202E';
@@ -103,6 +103,9 @@ describe('POST /ledger/events reports only what the token allowed', () => {
       // created needs a detail with that action on that type
       { outcome: 'success', action: 'approve', object: { type: 'Document', id: 'doc_9', created: true } },
       { outcome: 'success', action: 'submit', object: { type: 'Expense', id: 'exp_9', created: true } },
+      // created needs a detail naming the type and no id: a token for exp_1 never reports creating another expense
+      { outcome: 'success', action: 'approve', object: { type: 'Expense', id: 'exp_999', created: true } },
+      { outcome: 'success', action: 'approve', object: { type: 'Expense', id: 'exp_1', created: true } },
     ]) {
       const res = await post(body);
       expect(res.status, JSON.stringify(body)).toBe(403);
@@ -112,13 +115,14 @@ describe('POST /ledger/events reports only what the token allowed', () => {
     }
     expect((await post({ outcome: 'success', action: 'approve', object: { type: 'Expense', id: 'exp_1' } })).status).toBe(201);
     expect((await post({ outcome: 'failure', action: 'approve' })).status).toBe(201);
-    expect((await post({ outcome: 'success', action: 'approve', object: { type: 'Expense', id: 'exp_new', created: true } })).status).toBe(201);
     // A refusal records what was attempted: it may name anything, and history never reads it.
     expect((await post({ outcome: 'denied', action: 'delete_all', object: { type: 'Document', id: '*' } })).status).toBe(201);
   });
 
   it('refuses created on anything but a success, or without the object\'s type and id (400)', async () => {
     const jti = await jtiOf(await exchange(EXPENSES, 'expenses:submit', 'submit', { type: 'Expense', amount: 5 }));
+    // Under a detail naming the type and no id, a created object of that type is what the token allowed.
+    expect((await reportEvent(w, 'expenses-rs', { jti, outcome: 'success', action: 'submit', object: { type: 'Expense', id: 'exp_new', created: true } })).status).toBe(201);
     for (const body of [
       { outcome: 'failure', action: 'submit', object: { type: 'Expense', id: 'exp_c1', created: true } },
       { outcome: 'denied', action: 'submit', object: { type: 'Expense', id: 'exp_c1', created: true } },

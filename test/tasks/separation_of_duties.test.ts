@@ -39,7 +39,7 @@ describe('separation of duties (seed scenario 1)', () => {
   it('counts what a resource server reported as done, e.g. an expense a call created', async () => {
     // The agent had a token to create expenses in general (no object id); the resource server reports what it created.
     const res = await w.exchange('agent', exchangeParams(await w.userToken({ sub: 'alice' }), {
-      scope: 'expenses:submit', intent: 'file a new expense', authorization_details: details('submit', { type: 'Expense', id: 'draft', amount: 80 }),
+      scope: 'expenses:submit', intent: 'file a new expense', authorization_details: details('submit', { type: 'Expense', amount: 80 }),
     }));
     expect(res.status).toBe(200);
     const { access_token } = await res.json() as { access_token: string };
