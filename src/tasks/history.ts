@@ -17,27 +17,31 @@ const objectKey = (o: { type?: unknown; id?: unknown } | undefined) => (typeof o
  * Grants are read from the issued-token index, which commits with the ledger entry of each grant.
  */
 export async function historyFacts(db: Db, user: { issuer: string; sub: string }, resource: string, task: string | undefined, details: Detail[]): Promise<HistoryFacts> {
-  // The reads are independent: issued together, so a decision waits for one round trip, not three.
   const objects = new Map<string, unknown>();
   for (const d of details) {
     const key = objectKey(d.object);
     if (key && !objects.has(key)) objects.set(key, d.object!.id);
   }
-  const [grants, events, taskRows] = await Promise.all([
-    Promise.all([...objects].map(([key, id]) => db('issued_tokens')
-      .where({ subject_issuer: user.issuer, subject: user.sub, audience: resource })
-      .whereRaw('authorization_details @> ?::jsonb', [JSON.stringify([{ object: { id } }])])
-      .select('authorization_details')
-      .then((rows) => [key, rows] as const))),
-    // What this resource's server reported as done for this user, e.g. the object a call created. Only
-    // `success` events are facts; the actor is read from the sealed payload, not only the index column.
-    objects.size
-      ? db('ledger_entries').where({ kind: 'resource.event', subject: user.sub, actor: resource }).select('seq', 'payload', 'leaf_hash', 'chain_hash').then((rows) => decodeRows(db, rows))
+  // Grants on the named objects and this resource's reported events, in one statement: a decision that
+  // reads history pays one round trip for it (the task's counts, on a task hop, go alongside).
+  const ids = [...objects.values()];
+  const [facts, taskRows] = await Promise.all([
+    ids.length
+      ? db.raw(
+        `select authorization_details, null::bigint as seq, null::bytea as payload, null::bytea as leaf_hash, null::bytea as chain_hash
+           from issued_tokens
+          where subject_issuer = ? and subject = ? and audience = ? and (${ids.map(() => 'authorization_details @> ?::jsonb').join(' or ')})
+         union all
+         select null, seq, payload, leaf_hash, chain_hash from ledger_entries where kind = 'resource.event' and subject = ? and actor = ?`,
+        [user.issuer, user.sub, resource, ...ids.map((id) => JSON.stringify([{ object: { id } }])), user.sub, resource],
+      ).then((r: { rows: Array<{ authorization_details: Detail[] | null; seq: number | null; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer }> }) => r.rows)
       : Promise.resolve([]),
     task
       ? db('issued_tokens').where({ task, audience: resource }).whereNotNull('authorization_details').select('authorization_details')
       : Promise.resolve([]),
   ]);
+  const grants = [...objects.keys()].map((key) => [key, facts.filter((r) => r.seq === null)] as const);
+  const events = await decodeRows(db, facts.filter((r) => r.seq !== null) as Array<{ seq: number; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer }>);
 
   const userObjectActions: Record<string, string[]> = {};
   for (const [key, rows] of grants) {
