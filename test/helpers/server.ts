@@ -6,7 +6,7 @@ import { inject } from 'vitest';
 import { freePort } from '../../src/ops/free_port.ts';
 import os from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
+import { adminQuery } from './pg_admin.ts';
 import { loadConfig, type Config } from '../../src/config/index.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 
@@ -15,15 +15,6 @@ export { freePort };
 /** True when the suite runs against PostgreSQL (DATABASE_URL set), false on embedded PGlite. */
 export const onPostgres = Boolean(process.env.DATABASE_URL);
 
-async function adminQuery(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: process.env.DATABASE_URL });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 /**
  * A database of its own for one test file: a fresh PostgreSQL database, or a fresh PGlite directory. By
