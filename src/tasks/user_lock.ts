@@ -26,9 +26,6 @@ class LockSession {
   #client: pg.Client | undefined;
   #connecting: Promise<pg.Client> | undefined;
   #closed = false;
-  /** Keys released on the current connection whose unlock has not been sent yet. */
-  #pending: string[] = [];
-  #flushing = false;
 
   constructor(url: string) {
     this.#url = url;
@@ -41,11 +38,7 @@ class LockSession {
       const c = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, query_timeout: 5000, keepAlive: true });
       // A lost session loses its locks: forget it, so the next acquire opens a new one.
       c.on('error', () => {
-        if (this.#client === c) {
-          this.#client = undefined;
-          // Its locks went with it: an unlock queued for it must never reach the next session.
-          this.#pending = [];
-        }
+        if (this.#client === c) this.#client = undefined;
         c.end().catch(() => {});
       });
       try {
@@ -54,7 +47,6 @@ class LockSession {
         c.end().catch(() => {});
         throw new StorageUnavailable(err);
       }
-      this.#pending = [];
       this.#client = c;
       return c;
     })().finally(() => { this.#connecting = undefined; });
@@ -68,37 +60,9 @@ class LockSession {
    * held; the next acquire opens a new one.
    */
   async discard(c: pg.Client): Promise<void> {
-    if (this.#client === c) {
-      this.#client = undefined;
-      this.#pending = [];
-    }
+    if (this.#client === c) this.#client = undefined;
     // end() waits for the server to close the session (its locks are then gone); bounded, for a dead network.
     await Promise.race([c.end().catch(() => {}), sleep(DISCARD_WAIT_MS, undefined, { ref: false })]);
-  }
-
-  /**
-   * Queues the unlock of `key`, held on `c`. Unlocks ride along with the session's next try-lock, or go
-   * out together at the end of this turn of the event loop: one round trip for many, never sent before
-   * the caller released (so always after its record committed). A lost session already lost the lock.
-   */
-  release(c: pg.Client, key: string): void {
-    if (!this.holds(c)) return;
-    this.#pending.push(key);
-    if (this.#flushing) return;
-    this.#flushing = true;
-    setImmediate(() => {
-      this.#flushing = false;
-      const keys = this.takePending();
-      if (!keys.length || !this.holds(c)) return;
-      c.query('select count(pg_advisory_unlock(hashtextextended(k, 0))) from unnest($1::text[]) k', [keys]).catch(() => this.discard(c));
-    });
-  }
-
-  /** The unlocks to send with the next statement on this session. */
-  takePending(): string[] {
-    const keys = this.#pending;
-    this.#pending = [];
-    return keys;
   }
 
   /** True when `c` is still this session's live connection (its locks are still held). */
@@ -166,7 +130,7 @@ export class UserLocks {
       // The unlock is queued on the session, not awaited: this process's next try-lock for the user runs on the
       // same session after it, and another process retries until it has run. A session that was lost took
       // its locks with it; an unlock that fails or times out ends the session, which releases them.
-      session.release(client, key);
+      if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => session.discard(client));
       releaseLocal();
     };
   }
@@ -179,12 +143,7 @@ export class UserLocks {
       const client = await session.client();
       let got: boolean;
       try {
-        // Unlocks released meanwhile on this session go in the same statement (either order is right: session
-        // locks count, so a pending unlock of this very key leaves the new hold in place).
-        const r = await client.query<{ ok: boolean }>(
-          'select pg_try_advisory_lock(hashtextextended($1, 0)) as ok, (select count(pg_advisory_unlock(hashtextextended(k, 0))) from unnest($2::text[]) k) as unlocked',
-          [key, session.takePending()],
-        );
+        const r = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [key]);
         got = r.rows[0]?.ok === true;
       } catch (err) {
         await session.discard(client);
