@@ -1,4 +1,5 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { firstStringWhere } from '../validate/json.ts';
 import { hasInvisible, INVISIBLE_KINDS } from '../validate/text.ts';
 
 // One validator instance for the project: admin bodies, configuration, and later policy documents.
@@ -59,19 +60,6 @@ export function storableText(s: string): boolean {
 }
 
 /** The first string (value or key) in parsed JSON that is not storableText, as a path. */
-export function malformedString(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return storableText(value) ? undefined : path || '(root)';
-  if (Array.isArray(value)) {
-    for (const [i, v] of value.entries()) {
-      const bad = malformedString(v, `${path}[${i}]`);
-      if (bad) return bad;
-    }
-  } else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (!storableText(k)) return path ? `${path}.(key)` : '(key)';
-      const bad = malformedString(v, path ? `${path}.${k}` : k);
-      if (bad) return bad;
-    }
-  }
-  return undefined;
+export function malformedString(value: unknown): string | undefined {
+  return firstStringWhere(value, (s) => !storableText(s));
 }

@@ -34,6 +34,28 @@ export function tooDeep(value: unknown): boolean {
 }
 
 /**
+ * The first string in parsed JSON, value or member name, that `refused` picks out, as a path (`a.b[2]`,
+ * `a.(key)` for a member name, `(root)` for a bare string); undefined when there is none. Recursive:
+ * run it on JSON whose depth is already bounded (parseJsonStrict, tooDeep).
+ */
+export function firstStringWhere(value: unknown, refused: (s: string) => boolean, path = ''): string | undefined {
+  if (typeof value === 'string') return refused(value) ? path || '(root)' : undefined;
+  if (Array.isArray(value)) {
+    for (const [i, v] of value.entries()) {
+      const found = firstStringWhere(v, refused, `${path}[${i}]`);
+      if (found !== undefined) return found;
+    }
+  } else if (value !== null && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) {
+      if (refused(k)) return path ? `${path}.(key)` : '(key)';
+      const found = firstStringWhere(v, refused, path ? `${path}.${k}` : k);
+      if (found !== undefined) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
  * JSON.parse, refusing what it would silently accept: a member name twice in one object. Two readers of
  * such a document (a proxy, an auditor, this server) could each see a different value. Throws
  * SyntaxError for invalid JSON, DuplicateMember for a repeated name and TooDeep past MAX_JSON_DEPTH.

@@ -1,3 +1,5 @@
+import { firstStringWhere } from './json.ts';
+
 /**
  * Characters a reader cannot see, or that change how the text around them reads: controls (Cc),
  * format characters (Cf: bidi marks, overrides and isolates, zero-width characters, the BOM, the soft
@@ -19,19 +21,6 @@ export function hasInvisible(text: string): boolean {
 }
 
 /** The first string (value or member name) in parsed JSON with a character hasInvisible finds, as a path. */
-export function invisibleIn(value: unknown, path = ''): string | undefined {
-  if (typeof value === 'string') return hasInvisible(value) ? path || '(root)' : undefined;
-  if (Array.isArray(value)) {
-    for (const [i, v] of value.entries()) {
-      const found = invisibleIn(v, `${path}[${i}]`);
-      if (found !== undefined) return found;
-    }
-  } else if (value !== null && typeof value === 'object') {
-    for (const [k, v] of Object.entries(value)) {
-      if (hasInvisible(k)) return path ? `${path}.(key)` : '(key)';
-      const found = invisibleIn(v, path ? `${path}.${k}` : k);
-      if (found !== undefined) return found;
-    }
-  }
-  return undefined;
+export function invisibleIn(value: unknown): string | undefined {
+  return firstStringWhere(value, hasInvisible);
 }
