@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import { sendBasicChallenge } from './client_auth.ts';
 import { sendError, sendUnavailable } from './errors.ts';
 
 type Chain = (ctx: Context, next: () => Promise<void>) => Promise<void>;
@@ -39,7 +40,5 @@ export function mapMissingClientAuth(ctx: Context, realm: string): void {
   if (typeof body.error_description !== 'string' || !/client/i.test(body.error_description)) return;
   // Two methods at once is a malformed request, not a failed authentication (the edge refuses it first).
   if (/one mechanism/.test(body.error_description)) return;
-  ctx.status = 401;
-  ctx.set('WWW-Authenticate', `Basic realm="${realm}"`);
-  ctx.body = { error: 'invalid_client', error_description: body.error_description };
+  sendBasicChallenge(ctx, realm, body.error_description);
 }

@@ -7,7 +7,7 @@ import type { LedgerWriter } from '../ledger/writer.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
-import { parseBasic } from './client_auth.ts';
+import { checkBasic } from './client_basic.ts';
 import { sendRateLimited, sendUnavailable } from './errors.ts';
 import { grantLabel } from './token.ts';
 
@@ -87,7 +87,7 @@ export function auditRefusals(endpoint: Refusal['endpoint'], handler: (ctx: Cont
     // whose HTTP Basic credentials hold is still an authenticated client's refusal, and recorded as such;
     // wrong ones are a failed client authentication. Credentials in an unreadable body cannot be checked.
     const atEdge = oidcOf(ctx) === undefined;
-    const clientId = atEdge ? await edgeClient(ctx, deps) : authenticatedClient(ctx);
+    const clientId = atEdge ? await edgeClient(ctx, endpoint, deps) : authenticatedClient(ctx);
     if (!clientId) return;
     const audit = ctx.state.exchangeAudit as ExchangeAudit | undefined;
     if (audit?.decisionRecorded) return;
@@ -117,26 +117,17 @@ export function auditRefusals(endpoint: Refusal['endpoint'], handler: (ctx: Cont
   };
 }
 
-async function edgeClient(ctx: Context, deps: RefusalAuditDeps): Promise<string | undefined> {
-  const credentials = parseBasic(ctx.get('authorization'));
-  if (!credentials) return undefined;
-  let client;
+async function edgeClient(ctx: Context, endpoint: Refusal['endpoint'], deps: RefusalAuditDeps): Promise<string | undefined> {
+  let outcome;
   try {
-    client = await deps.provider().Client.find(credentials.clientId);
+    outcome = await checkBasic(deps.provider(), ctx);
   } catch {
     // The registry could not be read: the refusal stands; it is only not attributed to a client.
     return undefined;
   }
-  if (!client?.clientSecret) {
-    noteAuthFailure(deps, endpointOf(ctx), 'unknown_client');
-    return undefined;
-  }
-  // oidc-provider's own comparison, as for every other client_secret in the codebase.
-  if ((client as unknown as { compareClientSecret(s: string): boolean }).compareClientSecret(credentials.secret)) return client.clientId;
-  noteAuthFailure(deps, endpointOf(ctx), 'invalid_credentials', client.clientId);
+  if ('clientId' in outcome) return outcome.clientId;
+  // Without Basic credentials there is nothing to check: body credentials were in the form the edge could not read.
+  if (outcome.failure === 'missing' || outcome.failure === 'malformed') return undefined;
+  noteAuthFailure(deps, endpoint, outcome.failure, outcome.registeredClientId);
   return undefined;
-}
-
-function endpointOf(ctx: Context): Refusal['endpoint'] {
-  return ctx.path.endsWith('/introspection') ? 'introspection' : ctx.path.endsWith('/revocation') ? 'revocation' : 'token';
 }
