@@ -40,19 +40,17 @@ export async function historyFacts(db: Db, user: { issuer: string; sub: string }
       ? db('issued_tokens').where({ task, audience: resource }).whereNotNull('authorization_details').select('authorization_details')
       : Promise.resolve([]),
   ]);
-  const grants = [...objects.keys()].map((key) => [key, facts.filter((r) => r.seq === null)] as const);
   const events = await decodeRows(db, facts.filter((r) => r.seq !== null) as Array<{ seq: number; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer }>);
 
-  const userObjectActions: Record<string, string[]> = {};
-  for (const [key, rows] of grants) {
-    const actions = new Set<string>();
-    for (const r of rows) {
-      for (const granted of r.authorization_details as Detail[]) {
-        if (objectKey(granted.object) === key && typeof granted.action === 'string') actions.add(granted.action);
-      }
+  // The actions granted on each named object, in the order the grants were read.
+  const granted = new Map([...objects.keys()].map((key) => [key, new Set<string>()]));
+  for (const r of facts) {
+    for (const d of r.seq === null ? r.authorization_details as Detail[] : []) {
+      const key = objectKey(d.object);
+      if (key !== undefined && typeof d.action === 'string') granted.get(key)?.add(d.action);
     }
-    userObjectActions[key] = [...actions];
   }
+  const userObjectActions: Record<string, string[]> = Object.fromEntries([...granted].map(([key, actions]) => [key, [...actions]]));
   for (const e of events) {
     const p = e.payload as { user?: { issuer?: string }; outcome?: string; action?: unknown; object?: { type?: unknown; id?: unknown } };
     const key = objectKey(p.object);
@@ -61,8 +59,8 @@ export async function historyFacts(db: Db, user: { issuer: string; sub: string }
   }
   const taskActionCounts: Record<string, number> = {};
   for (const r of taskRows) {
-    for (const granted of r.authorization_details as Detail[]) {
-      if (typeof granted.action === 'string') taskActionCounts[granted.action] = (taskActionCounts[granted.action] ?? 0) + 1;
+    for (const d of r.authorization_details as Detail[]) {
+      if (typeof d.action === 'string') taskActionCounts[d.action] = (taskActionCounts[d.action] ?? 0) + 1;
     }
   }
   return { userObjectActions, taskActionCounts };
