@@ -3,6 +3,8 @@
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/agent/package.json ./packages/agent/
+COPY packages/resource/package.json ./packages/resource/
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 
 FROM node:24-slim
@@ -21,6 +23,8 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
+# The server runs the same DPoP and clock checks as the resource middleware, from that package's sources.
+COPY packages/resource/src/protocol ./packages/resource/src/protocol
 COPY migrations ./migrations
 COPY config ./config
 RUN mkdir -p /app/data && chown node:node /app/data

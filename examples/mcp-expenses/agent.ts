@@ -1,6 +1,6 @@
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ApprovalPending, type Agent, type ExchangedToken, type ToolSpec, type ToolTokens } from 'intentgate/agent';
+import { ApprovalPending, type Agent, type ExchangedToken, type ToolSpec, type ToolTokens } from '@intentgate/agent';
 
 /** The expenses MCP server's tools and their arguments. */
 export interface ExpenseTools {

@@ -3,7 +3,7 @@
  * story. Every step checks what it claims, so the demo fails (exit 1) the moment the story stops being true.
  */
 import { decodeJwt } from 'jose';
-import { createAgent, ExchangeDenied, type ExchangedToken } from 'intentgate/agent';
+import { createAgent, ExchangeDenied, type ExchangedToken } from '@intentgate/agent';
 import { publicKeyFrom, verifyLedger } from '../../src/ledger/verify.ts';
 import { callMcpTool, ExpenseAgent, expenseToolSpecs, type ExpenseTools } from './agent.ts';
 import { HR, startDemoWorld } from './setup.ts';

@@ -8,8 +8,8 @@ import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middlew
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import type { OAuthMetadata } from '@modelcontextprotocol/sdk/shared/auth.js';
 import { z } from 'zod';
-import { accessFrom, checkCall, createResourceVerifier, metadataUrl, nodeAuth, ResourceAuthError, type AuthorizationDetail, type AuthState, type CallRequirement } from 'intentgate/resource';
-import { mcpTokenVerifier } from 'intentgate/resource/mcp';
+import { accessFrom, checkCall, createResourceVerifier, metadataUrl, nodeAuth, ResourceAuthError, type AuthorizationDetail, type AuthState, type CallRequirement } from '@intentgate/resource';
+import { mcpTokenVerifier } from '@intentgate/resource/mcp';
 import { ExpenseStore } from './store.ts';
 
 export const SCOPES = ['expenses:read', 'expenses:submit', 'expenses:approve'];

@@ -4,7 +4,7 @@ import type { Db } from '../store/db.ts';
 import { invalidRequest } from './errors.ts';
 import { SIGNING_ALGS } from '../keys/keyring.ts';
 import { isSoleAudience } from '../jwt/audience.ts';
-import { lifetimeTooLong } from '../jwt/time.ts';
+import { lifetimeTooLong } from '../../packages/resource/src/protocol/time.ts';
 import { checkTimeClaims, describeJoseError, jktOf, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {

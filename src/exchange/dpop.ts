@@ -1,4 +1,4 @@
-import { DpopProofError, dpopHeader, verifyDpopProof } from '../dpop/proof.ts';
+import { DpopProofError, dpopHeader, verifyDpopProof } from '../../packages/resource/src/protocol/dpop_proof.ts';
 import type { Db } from '../store/db.ts';
 import { rethrowAsStorageFailure } from '../store/errors.ts';
 import { ExchangeError } from './errors.ts';

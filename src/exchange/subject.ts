@@ -1,5 +1,5 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { boundKey, UnreadableCnf } from '../dpop/cnf.ts';
+import { boundKey, UnreadableCnf } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
@@ -10,7 +10,7 @@ import { rethrowAsStorageFailure } from '../store/errors.ts';
 import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
-import { hasPassed, timeClaimProblem } from '../jwt/time.ts';
+import { hasPassed, timeClaimProblem } from '../../packages/resource/src/protocol/time.ts';
 
 export interface Act { sub: string; act?: Act }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { isSoleAudience } from '../jwt/audience.ts';
-import { lifetimeTooLong, nowSeconds, timeClaimProblem } from '../jwt/time.ts';
+import { lifetimeTooLong, nowSeconds, timeClaimProblem } from '../../packages/resource/src/protocol/time.ts';
 import type { Db } from '../store/db.ts';
 
 export interface AssertionRules {

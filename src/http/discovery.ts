@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.ts';
 import { CLIENT_AUTH_ALGS, CLIENT_AUTH_METHODS } from './provider.ts';
 import { SUPPORTED_GRANT_TYPES } from '../registry/clients.ts';
-import { DPOP_ALGS } from '../dpop/proof.ts';
+import { DPOP_ALGS } from '../../packages/resource/src/protocol/dpop_proof.ts';
 
 /**
  * RFC 8414 metadata, served at both well-known paths. Built here rather than taken from oidc-provider,

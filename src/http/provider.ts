@@ -11,7 +11,7 @@ import { getResource } from '../registry/resources.ts';
 import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { createOidcAdapter } from '../store/oidc_adapter.ts';
-import { DPOP_ALGS } from '../dpop/proof.ts';
+import { DPOP_ALGS } from '../../packages/resource/src/protocol/dpop_proof.ts';
 import { clientAssertionRules, clientAuthChallenge } from './client_assertion.ts';
 import { EXCHANGE_PARAMS, GRANT_TOKEN_EXCHANGE, REPEATABLE_PARAMS, RESOURCE_DEFAULTED, tokenExchangeHandler, type GrantDeps } from '../exchange/grant.ts';
 

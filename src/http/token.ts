@@ -7,7 +7,7 @@ import type { Metrics } from '../ops/metrics.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import { GRANT_TOKEN_EXCHANGE } from '../exchange/token_types.ts';
 import { REPEATABLE_PARAMS } from '../exchange/parse.ts';
-import { boundKey } from '../dpop/cnf.ts';
+import { boundKey } from '../../packages/resource/src/protocol/cnf.ts';
 import { acceptProof, type SenderDeps } from '../exchange/dpop.ts';
 import { ExchangeError } from '../exchange/errors.ts';
 import { RETRY_AFTER_UNAVAILABLE, sendError, sendRateLimited, sendUnavailable } from './errors.ts';

@@ -4,7 +4,7 @@ import { appendEntry } from '../ledger/append.ts';
 import { sha256Hex } from '../ledger/hash.ts';
 import { ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
-import { hasPassed } from '../jwt/time.ts';
+import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 
 /** Seconds an agent waits between polls of a pending review (`interval`). */
 export const REVIEW_INTERVAL = 5;

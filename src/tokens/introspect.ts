@@ -1,10 +1,10 @@
 import { jwtVerify, type JWTPayload } from 'jose';
-import { boundKey } from '../dpop/cnf.ts';
+import { boundKey } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { issSub } from './sub_id.ts';
 import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
-import { hasPassed } from '../jwt/time.ts';
+import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 
 const INACTIVE = Object.freeze({ active: false });
 

@@ -1,3 +1,7 @@
+import { MAX_JSON_DEPTH, tooDeep } from '../../packages/resource/src/protocol/json_depth.ts';
+
+export { MAX_JSON_DEPTH, tooDeep };
+
 /** Valid JSON this server refuses to read; the message says why. */
 export class UnacceptedJson extends Error {}
 
@@ -8,29 +12,10 @@ export class DuplicateMember extends UnacceptedJson {
   }
 }
 
-/**
- * How deeply arrays and objects may nest in any JSON from outside. Nothing legitimate comes close; the
- * walkers that check strings and canonicalise details recurse, and a few kilobytes of `[` would
- * otherwise overflow the stack (a 500) before anything refused them.
- */
-export const MAX_JSON_DEPTH = 32;
-
 export class TooDeep extends UnacceptedJson {
   constructor() {
     super(`arrays and objects in the JSON nest more than ${MAX_JSON_DEPTH} levels deep`);
   }
-}
-
-/** Whether parsed JSON nests arrays or objects more than MAX_JSON_DEPTH deep. Iterative, so any depth is safe to ask about. */
-export function tooDeep(value: unknown): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
-    const [v, depth] = top;
-    if (v === null || typeof v !== 'object') continue;
-    if (depth >= MAX_JSON_DEPTH) return true;
-    for (const child of Object.values(v)) stack.push([child, depth + 1]);
-  }
-  return false;
 }
 
 /**

@@ -8,8 +8,8 @@ import { calculateJwkThumbprint, createRemoteJWKSet, decodeJwt, decodeProtectedH
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allowInsecureRequests, discovery } from 'openid-client';
 import * as oauth from 'oauth4webapi';
-import { AgentInputError, createAgent, DPOP_ALGORITHMS, ExchangeFailed, type Agent, type ExchangedToken } from '../../src/agent/index.ts';
-import { accessTokenHash, verifyDpopProof } from '../../src/dpop/proof.ts';
+import { AgentInputError, createAgent, DPOP_ALGORITHMS, ExchangeFailed, type Agent, type ExchangedToken } from '@intentgate/agent';
+import { accessTokenHash, verifyDpopProof } from '../../packages/resource/src/protocol/dpop_proof.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { agentFor, ledgerCount, localServer, registerResource, type LocalServer, type SeenRequest } from './helpers.ts';
 

@@ -4,7 +4,7 @@ import * as oidc from 'openid-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ACCESS_TOKEN_TYPE, AgentInputError, createAgent, ExchangeDenied, ExchangeFailed, IntentgateError, UnexpectedResponse, type Agent,
-} from '../../src/agent/index.ts';
+} from '@intentgate/agent';
 import { lastEntry } from '../helpers/ledger.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { agentFor, ledgerCount, localServer } from './helpers.ts';

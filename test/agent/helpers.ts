@@ -1,6 +1,6 @@
 import http from 'node:http';
 import { parse } from 'yaml';
-import { createAgent, type Agent } from '../../src/agent/index.ts';
+import { createAgent, type Agent } from '@intentgate/agent';
 import { entriesOf } from '../helpers/ledger.ts';
 import { serve } from '../helpers/server.ts';
 import type { World } from '../helpers/world.ts';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ApprovalPending, ExchangeFailed, type Agent, type ExchangeRequest } from '../../src/agent/index.ts';
+import { ApprovalPending, ExchangeFailed, type Agent, type ExchangeRequest } from '@intentgate/agent';
 import { reviewerToken } from '../helpers/server.ts';
 import { EXPENSES, IDP, startWorld, type World } from '../helpers/world.ts';
 import { agentFor } from './helpers.ts';

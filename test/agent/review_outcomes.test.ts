@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentInputError, ApprovalPending, ExchangeDenied, ExchangeFailed, type Agent, type ExchangeRequest } from '../../src/agent/index.ts';
+import { AgentInputError, ApprovalPending, ExchangeDenied, ExchangeFailed, type Agent, type ExchangeRequest } from '@intentgate/agent';
 import { reviewerToken } from '../helpers/server.ts';
 import { EXPENSES, HR, IDP, startWorld, type World } from '../helpers/world.ts';
 import { agentFor } from './helpers.ts';

@@ -1,6 +1,6 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentInputError, ExchangeDenied, type Agent } from '../../src/agent/index.ts';
+import { AgentInputError, ExchangeDenied, type Agent } from '@intentgate/agent';
 import { entriesOf } from '../helpers/ledger.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { agentFor, ledgerCount } from './helpers.ts';

@@ -2,7 +2,7 @@ import { decodeJwt } from 'jose';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAgent, type Agent } from '../../src/agent/index.ts';
+import { createAgent, type Agent } from '@intentgate/agent';
 import { callMcpTool, expenseToolSpecs, type ExpenseTools } from '../../examples/mcp-expenses/agent.ts';
 import { HR, startDemoWorld, type DemoWorld } from '../../examples/mcp-expenses/setup.ts';
 import { holder, resourceProof } from '../helpers/dpop.ts';

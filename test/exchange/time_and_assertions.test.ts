@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createResourceVerifier, ResourceAuthError } from '../../src/resource/index.ts';
+import { createResourceVerifier, ResourceAuthError } from '@intentgate/resource';
 import { holder, proof } from '../helpers/dpop.ts';
 import { basicAuth, serve, type Served } from '../helpers/server.ts';
 import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';

@@ -1,8 +1,8 @@
 import { decodeJwt, exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessFrom, createResourceVerifier, nodeAuth, type ResourceAuthInfo, type ResourceVerifier } from '../../src/resource/index.ts';
-import { accessFromClaims, ClaimError } from '../../src/resource/access.ts';
+import { accessFrom, createResourceVerifier, nodeAuth, type ResourceAuthInfo, type ResourceVerifier } from '@intentgate/resource';
+import { accessFromClaims, ClaimError } from '../../packages/resource/src/access.ts';
 import { serve, tokenRequest, type Served } from '../helpers/server.ts';
 import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, IDP, startWorld, type World } from '../helpers/world.ts';
 

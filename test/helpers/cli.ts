@@ -10,10 +10,13 @@ export function runCli(args: string[], env: Record<string, string>): Promise<Cli
   return runScript(CLI, args, env);
 }
 
-/** Runs a script of this repository as a separate process on this Node, with only the given environment. */
+/**
+ * Runs a script of this repository as a separate process on this Node, with only the given environment and
+ * the `intentgate-source` condition the npm scripts pass (so @intentgate/* resolve to their sources).
+ */
 export function runScript(script: string, args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=intentgate-source', script, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => { stdout += d; });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { accessTokenHash } from '../../src/dpop/proof.ts';
+import { accessTokenHash } from '../../packages/resource/src/protocol/dpop_proof.ts';
 import { basicAuth } from './server.ts';
 import { EXPENSES, type World } from './world.ts';
 

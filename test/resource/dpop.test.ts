@@ -3,8 +3,9 @@ import http from 'node:http';
 import { decodeJwt } from 'jose';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessFrom, createResourceVerifier, koaAuth, nodeAuth, ResourceAuthError, type ResourceAuthInfo, type ResourceVerifier, type ResourceVerifierOptions } from '../../src/resource/index.ts';
-import { ReplayCache } from '../../src/resource/replay_cache.ts';
+import { accessFrom, createResourceVerifier, nodeAuth, ResourceAuthError, type ResourceAuthInfo, type ResourceVerifier, type ResourceVerifierOptions } from '@intentgate/resource';
+import { koaAuth } from '@intentgate/resource/koa';
+import { ReplayCache } from '../../packages/resource/src/replay_cache.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { boundToken, challengeParams, dpopKey, exchanged, proof, revoke, serve, type DpopKey, type Served } from './helpers.ts';
 

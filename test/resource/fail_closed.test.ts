@@ -1,6 +1,7 @@
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createResourceVerifier, koaAuth, type ResourceVerifier } from '../../src/resource/index.ts';
+import { createResourceVerifier, type ResourceVerifier } from '@intentgate/resource';
+import { koaAuth } from '@intentgate/resource/koa';
 import { startServer } from '../../src/server.ts';
 import { basicAuth } from '../helpers/server.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';

@@ -1,8 +1,9 @@
 import { decodeJwt } from 'jose';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createResourceVerifier, koaAuth, ResourceAuthError, type ResourceVerifier } from '../../src/resource/index.ts';
-import { basicAuthorization } from '../../src/resource/client_auth.ts';
+import { createResourceVerifier, ResourceAuthError, type ResourceVerifier } from '@intentgate/resource';
+import { koaAuth } from '@intentgate/resource/koa';
+import { basicAuthorization } from '../../packages/resource/src/client_auth.ts';
 import { basicAuth, tokenRequest } from '../helpers/server.ts';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { boundToken, challengeParams, dpopKey, exchanged, introspectionCount, proof, revoke as revokeToken, serve, type Served } from './helpers.ts';

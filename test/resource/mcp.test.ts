@@ -8,8 +8,8 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { accessFrom, checkCall, createResourceVerifier, metadataUrl, ResourceAuthError, type ResourceVerifier } from '../../src/resource/index.ts';
-import { mcpTokenVerifier } from '../../src/resource/mcp.ts';
+import { accessFrom, checkCall, createResourceVerifier, metadataUrl, ResourceAuthError, type ResourceVerifier } from '@intentgate/resource';
+import { mcpTokenVerifier } from '@intentgate/resource/mcp';
 import { details, EXPENSES, HR, startWorld, type World } from '../helpers/world.ts';
 import { boundToken, dpopKey, exchanged, serve, type Served } from './helpers.ts';
 

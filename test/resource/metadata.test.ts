@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DPOP_ALGS } from '../../src/dpop/proof.ts';
-import { createResourceVerifier, metadataUrl, protectedResourceMetadata, protectedResourceMetadataHandler } from '../../src/resource/index.ts';
+import { DPOP_ALGS } from '../../packages/resource/src/protocol/dpop_proof.ts';
+import { createResourceVerifier, metadataUrl, protectedResourceMetadata, protectedResourceMetadataHandler } from '@intentgate/resource';
 import { EXPENSES, startWorld, type World } from '../helpers/world.ts';
 import { serve, type Served } from './helpers.ts';
 

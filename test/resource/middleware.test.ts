@@ -2,8 +2,9 @@ import express from 'express';
 import { generateKeyPair, SignJWT } from 'jose';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { accessFrom, callDenial, checkCall, createResourceVerifier, matchedDetail, ResourceAuthError, koaAuth, nodeAuth, type AuthState, type CallRequirement, type ResourceAuthInfo, type ResourceVerifier } from '../../src/resource/index.ts';
-import { accessFromClaims, ClaimError } from '../../src/resource/access.ts';
+import { accessFrom, callDenial, checkCall, createResourceVerifier, matchedDetail, ResourceAuthError, nodeAuth, type AuthState, type CallRequirement, type ResourceAuthInfo, type ResourceVerifier } from '@intentgate/resource';
+import { koaAuth } from '@intentgate/resource/koa';
+import { accessFromClaims, ClaimError } from '../../packages/resource/src/access.ts';
 import { details, EXPENSES, HR, startWorld, type World } from '../helpers/world.ts';
 import { challengeParams, exchanged, serve, type Served } from './helpers.ts';
 

@@ -2,7 +2,8 @@ import express from 'express';
 import { decodeJwt } from 'jose';
 import Koa from 'koa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { accessFrom, createResourceVerifier, koaAuth, nodeAuth, ResourceReportError, type CallRequirement, type ResourceAuthInfo, type ResourceVerifier } from '../../src/resource/index.ts';
+import { accessFrom, createResourceVerifier, nodeAuth, ResourceReportError, type CallRequirement, type ResourceAuthInfo, type ResourceVerifier } from '@intentgate/resource';
+import { koaAuth } from '@intentgate/resource/koa';
 import { details, EXPENSES, HR, startWorld, type World } from '../helpers/world.ts';
 import { exchanged, serve, type Served } from './helpers.ts';
 

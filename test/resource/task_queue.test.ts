@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { TaskQueue } from '../../src/resource/task_queue.ts';
+import { TaskQueue } from '../../packages/resource/src/task_queue.ts';
 
 /** A task that runs until released, recording how many run at once. */
 function gate() {

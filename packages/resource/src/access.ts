@@ -1,5 +1,5 @@
 import type { JWTPayload } from 'jose';
-import { boundKey, UnreadableCnf } from '../dpop/cnf.ts';
+import { boundKey, UnreadableCnf } from './protocol/cnf.ts';
 
 /** The delegation chain (RFC 8693 §4.1): the current actor, nesting earlier ones. */
 export interface Actor {

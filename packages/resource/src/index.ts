@@ -5,7 +5,6 @@ export { MAX_TOKEN_LENGTH } from './authorization.ts';
 export type { ClientCredentials } from './client_auth.ts';
 export { ResourceAuthError, type AuthScheme, type ResourceErrorCode, type ResourceErrorStatus } from './errors.ts';
 export type { AuthState } from './guard.ts';
-export { koaAuth, type KoaAuthOptions, type KoaAuthRequirement } from './koa.ts';
 export {
   metadataUrl, protectedResourceMetadata, protectedResourceMetadataHandler,
   type ProtectedResourceMetadata, type ProtectedResourceMetadataOptions,

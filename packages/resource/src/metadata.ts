@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { DPOP_ALGS } from '../dpop/proof.ts';
+import { DPOP_ALGS } from './protocol/dpop_proof.ts';
 import type { ResourceVerifier } from './verifier.ts';
 
 interface MetadataDescription {

@@ -1,4 +1,4 @@
-import { DPOP_ALGS } from '../dpop/proof.ts';
+import { DPOP_ALGS } from './protocol/dpop_proof.ts';
 import type { AccessInfo, AuthorizationDetail } from './access.ts';
 import { challenge, ResourceAuthError, type ChallengeContext } from './errors.ts';
 

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
-import { DPOP_ALGS, DpopProofError, dpopHeader, verifyDpopProof, type VerifiedProof } from '../dpop/proof.ts';
-import { timeClaimProblem } from '../jwt/time.ts';
+import { DPOP_ALGS, DpopProofError, dpopHeader, verifyDpopProof, type VerifiedProof } from './protocol/dpop_proof.ts';
+import { timeClaimProblem } from './protocol/time.ts';
 import { accessFromClaims, ClaimError, type AccessInfo, type AuthorizationDetail } from './access.ts';
 import { presentedToken, MAX_TOKEN_LENGTH } from './authorization.ts';
 import type { ClientCredentials } from './client_auth.ts';

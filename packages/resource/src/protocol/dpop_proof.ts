@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK } from 'jose';
-import { MAX_JSON_DEPTH, tooDeep } from '../validate/json.ts';
-import { isExpired, nowSeconds, timeClaimProblem } from '../jwt/time.ts';
+import { MAX_JSON_DEPTH, tooDeep } from './json_depth.ts';
+import { isExpired, nowSeconds, timeClaimProblem } from './time.ts';
 
 /**
  * RFC 9449 proof checks shared by the authorization server (the token-exchange grant) and the
