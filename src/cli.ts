@@ -90,8 +90,17 @@ async function run(config: Config, migrateAtStart: boolean): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`received ${signal}; finishing in-flight requests\n`);
-    server.close().then(() => process.exit(0), () => process.exit(1));
+    process.stderr.write(`received ${signal}; draining: finishing in-flight requests\n`);
+    // The drain gives up on connections at server.shutdown_timeout; this is the backstop should the closing
+    // steps after it (final checkpoint, database) hang regardless.
+    setTimeout(() => {
+      process.stderr.write('shutdown did not finish in time; exiting\n');
+      process.exit(1);
+    }, (config.server.shutdownTimeout + 5) * 1000).unref();
+    server.close().then(() => {
+      process.stderr.write('drained; exiting\n');
+      process.exit(0);
+    }, () => process.exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
