@@ -18,6 +18,8 @@ import { Keyring } from './keys/keyring.ts';
 import { ensureSigningKey, KEYS_CHANNEL } from './keys/rotate.ts';
 import { createLogger, type Logger } from './ops/log.ts';
 import { createMetrics } from './ops/metrics.ts';
+import { AdmissionGate } from './ops/admission.ts';
+import { admissionControl } from './http/admission.ts';
 import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
@@ -149,7 +151,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     timers.push(setInterval(() => {
       void checkpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000, 'interval');
     }, Math.min(5000, checkpointInterval * 1000)).unref());
-    const metrics = createMetrics(db);
+    const gate = new AdmissionGate(config.server.maxConcurrency, config.server.maxQueueDelayMs);
+    const metrics = createMetrics(db, gate);
     // Refusals after client authentication are recorded; failed client authentications counted, and
     // written in bounded form every interval and on shutdown.
     const authFailures = new AuthFailureLedger(ledger);
@@ -188,6 +191,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }
     });
 
+    // Shed beyond the configured concurrency or queueing delay, before any body is read or database called.
+    app.use(admissionControl(gate, metrics));
     app.use(safeErrorBodies);
 
     app.use(async (ctx, next) => {
@@ -290,9 +295,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     server.on('request', drain.handler(app.callback()));
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
+    server.keepAliveTimeout = config.server.keepAliveTimeout * 1000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(config.port, config.host, () => resolve());
+      // A deep accept queue: under a burst of connections, a quick 503 beats a dropped SYN (retried after 1 s, 3 s…).
+      server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;

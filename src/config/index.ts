@@ -43,6 +43,8 @@ export interface Config {
 export interface ServerSettings {
   /** Seconds a SIGTERM drain may take before the remaining connections are closed. */
   shutdownTimeout: number;
+  /** Seconds an idle kept-alive connection stays open; longer than any load balancer's idle timeout in front. */
+  keepAliveTimeout: number;
   /** Requests served at once (health endpoints aside); more wait for a slot, or are shed. */
   maxConcurrency: number;
   /** Longest a request waits for a slot before it is shed, ms; 0 sheds at once when every slot is busy. */
@@ -83,7 +85,7 @@ const validateFile = compileSchema(fileSchema);
 interface FileConfig {
   tokens?: { access_token_ttl?: number };
   keys?: { algorithm?: SigningAlg; rotation_overlap?: number; min_rotation_overlap?: number };
-  server?: { shutdown_timeout?: number; max_concurrency?: number; max_queue_delay_ms?: number };
+  server?: { shutdown_timeout?: number; keep_alive_timeout?: number; max_concurrency?: number; max_queue_delay_ms?: number };
   limits?: { body_bytes?: number };
   database?: { pool_max?: number };
   rate_limits?: { token?: Bucket; admin?: Bucket };
@@ -203,6 +205,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     },
     server: {
       shutdownTimeout: merged.server?.shutdown_timeout ?? 8,
+      keepAliveTimeout: merged.server?.keep_alive_timeout ?? 65,
       maxConcurrency: merged.server?.max_concurrency ?? 64,
       maxQueueDelayMs: merged.server?.max_queue_delay_ms ?? 50,
     },

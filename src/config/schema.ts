@@ -42,6 +42,7 @@ export const fileSchema = {
       additionalProperties: false,
       properties: {
         shutdown_timeout: { type: 'integer', minimum: 1, maximum: 3600 },
+        keep_alive_timeout: { type: 'integer', minimum: 1, maximum: 3600 },
         max_concurrency: { type: 'integer', minimum: 1, maximum: 100_000 },
         max_queue_delay_ms: { type: 'integer', minimum: 0, maximum: 60_000 },
       },

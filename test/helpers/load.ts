@@ -12,6 +12,8 @@ export interface Outcome {
   socket: number;
   /** Milliseconds from sending to the end of the answer (or the error). */
   ms: number;
+  /** Whether it went on a kept-alive connection an earlier request had used. */
+  reused?: boolean;
 }
 
 export interface Request { method: string; path: string; headers?: Record<string, string>; body?: string }
@@ -35,7 +37,7 @@ export function send(agent: http.Agent, base: string, request: Request): Promise
       if (!socketIds.has(s)) socketIds.set(s, nextSocket++);
       socket = socketIds.get(s)!;
     });
-    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message, socket, ms: performance.now() - started }));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message, socket, ms: performance.now() - started, reused: req.reusedSocket }));
     req.end(request.body);
   });
 }
