@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/index.ts';
 import { loadKek, type Kek } from './crypto/kek.ts';
-import { rotateSigningKey } from './keys/rotate.ts';
+import { overlapTooShort, rotateSigningKey } from './keys/rotate.ts';
 import { createAdmin, revokeAdmin, updateAdmin } from './registry/admins.ts';
 import { createClient, listClients, rotateClientSecret } from './registry/clients.ts';
 import { createIssuer } from './registry/issuers.ts';
@@ -38,6 +38,7 @@ const USAGE = `usage: intentgate <command>
   admin token role <admin_id> <admin|reviewer|auditor>
   admin token revoke <admin_id>
   keys rotate [--overlap SECONDS]
+                                 rotate the signing keys; the overlap is at least keys.min_rotation_overlap (60 s)
   dev token --sub S [--scope "s1 s2"] [--ttl SECONDS] [--claim name=value ...]
                                  a user token from the development issuer (development mode only)
   policy test <fixtures.yaml> [--policy FILE]
@@ -90,8 +91,17 @@ async function run(config: Config, migrateAtStart: boolean): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    process.stderr.write(`received ${signal}; finishing in-flight requests\n`);
-    server.close().then(() => process.exit(0), () => process.exit(1));
+    process.stderr.write(`received ${signal}; draining: finishing in-flight requests\n`);
+    // The drain gives up on connections at server.shutdown_timeout; this is the backstop should the closing
+    // steps after it (final checkpoint, database) hang regardless.
+    setTimeout(() => {
+      process.stderr.write('shutdown did not finish in time; exiting\n');
+      process.exit(1);
+    }, (config.server.shutdownTimeout + 5) * 1000).unref();
+    server.close().then(() => {
+      process.stderr.write('drained; exiting\n');
+      process.exit(0);
+    }, () => process.exit(1));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -219,6 +229,8 @@ async function main(argv: string[]): Promise<void> {
       return withStore(async (db, kek, config) => {
         const overlap = values.overlap === undefined ? config.rotationOverlap : Number(values.overlap);
         if (!Number.isInteger(overlap) || overlap < 0) throw new UsageError('--overlap takes a whole number of seconds');
+        const tooShort = overlapTooShort(overlap, config.minRotationOverlap);
+        if (tooShort) throw new UsageError(`--overlap: ${tooShort}`);
         print(await rotateSigningKey(db, kek, config.signingAlg, overlap, CLI_ACTOR));
       });
     case cmd === 'dev token': {

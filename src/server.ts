@@ -7,6 +7,7 @@ import { adminApi } from './admin/routes.ts';
 import { ConfigError, type Config } from './config/index.ts';
 import { loadKek } from './crypto/kek.ts';
 import { discoveryDocument } from './http/discovery.ts';
+import { Drain } from './http/drain.ts';
 import { safeErrorBodies, sendError, sendUnavailable } from './http/errors.ts';
 import { checkQuery, FormError } from './http/form.ts';
 import { buildProvider } from './http/provider.ts';
@@ -17,6 +18,8 @@ import { Keyring } from './keys/keyring.ts';
 import { ensureSigningKey, KEYS_CHANNEL } from './keys/rotate.ts';
 import { createLogger, type Logger } from './ops/log.ts';
 import { createMetrics } from './ops/metrics.ts';
+import { AdmissionGate } from './ops/admission.ts';
+import { admissionControl } from './http/admission.ts';
 import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
@@ -56,7 +59,6 @@ export interface StartOptions {
 
 // Keys and policy are re-read this often even without a NOTIFY, in case one was missed while reconnecting.
 const KEY_RELOAD_MS = 30_000;
-const SHUTDOWN_GRACE_MS = 10_000;
 
 function routeLabel(path: string): string {
   if (path.startsWith('/admin/api/')) return path.split('/').slice(0, 4).join('/');
@@ -135,12 +137,22 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     if (ledgerKeyFile) log.warn('generated a development ledger checkpoint key; set INTENTGATE_LEDGER_KEY in production', { file: ledgerKeyFile });
     const checkpointer = new Checkpointer(background, ledgerKey, config.ledger.anchorDir);
     const { checkpointEvery, checkpointInterval } = config.ledger;
+    // One checkpoint at a time in this process (the advisory lock would make a concurrent one a no-op).
+    let checkpointing: Promise<unknown> = Promise.resolve();
+    const checkpoint = (due: (entries: number, ms: number) => boolean, when: string) => {
+      checkpointing = checkpointing.then(() => checkpointer.maybeCheckpoint(due))
+        .then((c) => c && log.info('ledger checkpoint signed', { tree_size: c.tree_size, root_hash: c.root_hash, when }))
+        .catch((err) => log.error('ledger checkpoint failed', { err, when }));
+      return checkpointing;
+    };
+    // Whatever an earlier run left pending (it crashed, or was killed) is anchored now, not after the interval:
+    // a server that crash-loops faster than the interval would otherwise never anchor anything.
+    void checkpoint(() => true, 'start-up');
     timers.push(setInterval(() => {
-      checkpointer.maybeCheckpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000)
-        .then((c) => c && log.info('ledger checkpoint signed', { tree_size: c.tree_size, root_hash: c.root_hash }))
-        .catch((err) => log.error('ledger checkpoint failed', { err }));
+      void checkpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000, 'interval');
     }, Math.min(5000, checkpointInterval * 1000)).unref());
-    const metrics = createMetrics(db);
+    const gate = new AdmissionGate(config.server.maxConcurrency, config.server.maxQueueDelayMs);
+    const metrics = createMetrics(db, gate);
     // Refusals after client authentication are recorded; failed client authentications counted, and
     // written in bounded form every interval and on shutdown.
     const authFailures = new AuthFailureLedger(ledger);
@@ -164,6 +176,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
     const app = new Koa({ proxy: config.trustProxy });
     app.silent = true;
+    const server = http.createServer();
+    const drain = new Drain(server);
 
     // Requests still being handled; shutdown waits for them before closing the database under them.
     let inFlight = 0;
@@ -177,6 +191,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }
     });
 
+    // Shed beyond the configured concurrency or queueing delay, before any body is read or database called.
+    app.use(admissionControl(gate, metrics));
     app.use(safeErrorBodies);
 
     app.use(async (ctx, next) => {
@@ -243,7 +259,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
             background.raw('select 1').then(() => true, () => false),
             new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
           ]);
-          if (ready && keyring.loaded) {
+          if (drain.draining) {
+            // Shutting down: out of rotation at once, whatever the database says.
+            ctx.set('Retry-After', '5');
+            sendError(ctx, 503, 'temporarily_unavailable', 'the server is shutting down');
+          } else if (ready && keyring.loaded) {
             ctx.body = { status: 'ready' };
           } else {
             ctx.set('Retry-After', '5');
@@ -272,12 +292,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       }
     });
 
-    const server = http.createServer(app.callback());
+    server.on('request', drain.handler(app.callback()));
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;
+    server.keepAliveTimeout = config.server.keepAliveTimeout * 1000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(config.port, config.host, () => resolve());
+      // A deep accept queue: under a burst of connections, a quick 503 beats a dropped SYN (retried after 1 s, 3 s…).
+      server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
@@ -285,19 +307,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     let closing: Promise<void> | undefined;
     const close = () => {
       closing ??= (async () => {
+        const timeoutMs = config.server.shutdownTimeout * 1000;
+        const deadline = Date.now() + timeoutMs;
+        const { forced } = await drain.drain(timeoutMs);
+        if (forced > 0) log.warn('shutdown deadline passed; open connections closed', { connections: forced });
         timers.forEach(clearInterval);
-        const closed = new Promise<void>((r) => server.close(() => r()));
-        server.closeIdleConnections();
-        const forced = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS).unref();
-        await closed;
-        clearTimeout(forced);
-        // A client that hung up does not end its request's work: let that finish (bounded) before the pool goes.
+        // A client that hung up does not end its request's work: let that finish (within the same deadline)
+        // before the pool goes.
         if (inFlight > 0) {
           await new Promise<void>((r) => {
             drained = r;
-            setTimeout(r, SHUTDOWN_GRACE_MS).unref();
+            setTimeout(r, Math.max(0, deadline - Date.now())).unref();
           });
         }
+        await checkpoint(() => true, 'shutdown');
         await flushAuthFailures();
         await listener.close();
         await userLocks.close();

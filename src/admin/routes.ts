@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import type { Kek } from '../crypto/kek.ts';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
-import { rotateSigningKey } from '../keys/rotate.ts';
+import { overlapTooShort, rotateSigningKey } from '../keys/rotate.ts';
 import { ADMIN_ROLES, authenticateAdmin, createAdmin, listAdmins, personsInChain, revokeAdmin, updateAdmin, type AdminIdentity, type AdminRole } from '../registry/admins.ts';
 import { createClient, deleteClient, getClient, listClients, rotateClientSecret, updateClient } from '../registry/clients.ts';
 import { createIssuer, deleteIssuer, getIssuer, listIssuers, updateIssuer } from '../registry/issuers.ts';
@@ -21,7 +21,7 @@ import type { PolicyStore } from '../policy/store.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
 import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
-import { BodyError, readJsonObject } from '../http/body.ts';
+import { BodyError, hasBody, readJsonObject } from '../http/body.ts';
 import { sendError, sendRateLimited, sendUnavailable } from '../http/errors.ts';
 import { Router } from '../http/router.ts';
 import { queryParams } from '../http/request_url.ts';
@@ -266,8 +266,12 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       };
     })
     .add('POST', '/admin/api/keys/rotate', ADMINS, async (ctx) => {
-      const input = check<{ overlap_seconds?: number }>(validateRotate, await body(ctx));
-      const result = await rotateSigningKey(db, kek, config.signingAlg, input.overlap_seconds ?? config.rotationOverlap, who(ctx));
+      // No body at all means the configured overlap.
+      const input = check<{ overlap_seconds?: number }>(validateRotate, hasBody(ctx) ? await body(ctx) : {});
+      const overlap = input.overlap_seconds ?? config.rotationOverlap;
+      const tooShort = overlapTooShort(overlap, config.minRotationOverlap);
+      if (tooShort) throw new ValidationError(tooShort, 'overlap_seconds');
+      const result = await rotateSigningKey(db, kek, config.signingAlg, overlap, who(ctx));
       await onKeysChanged();
       created(ctx, result);
     });

@@ -22,6 +22,8 @@ export interface Config {
   accessTokenTtl: number;
   signingAlg: SigningAlg;
   rotationOverlap: number;
+  /** The shortest overlap a rotation may ask for: the time resource servers need to fetch the new key. */
+  minRotationOverlap: number;
   bodyLimit: number;
   /** Request connections per process (PostgreSQL). */
   poolMax: number;
@@ -35,6 +37,18 @@ export interface Config {
   /** The built-in issuer of user tokens for trying intentgate out; never on in production. */
   devIssuer: boolean;
   ledger: LedgerSettings;
+  server: ServerSettings;
+}
+
+export interface ServerSettings {
+  /** Seconds a SIGTERM drain may take before the remaining connections are closed. */
+  shutdownTimeout: number;
+  /** Seconds an idle kept-alive connection stays open; longer than any load balancer's idle timeout in front. */
+  keepAliveTimeout: number;
+  /** Requests served at once (health endpoints aside); more wait for a slot, or are shed. */
+  maxConcurrency: number;
+  /** Longest a request waits for a slot before it is shed, ms; 0 sheds at once when every slot is busy. */
+  maxQueueDelayMs: number;
 }
 
 export interface LedgerSettings {
@@ -70,7 +84,8 @@ const validateFile = compileSchema(fileSchema);
 
 interface FileConfig {
   tokens?: { access_token_ttl?: number };
-  keys?: { algorithm?: SigningAlg; rotation_overlap?: number };
+  keys?: { algorithm?: SigningAlg; rotation_overlap?: number; min_rotation_overlap?: number };
+  server?: { shutdown_timeout?: number; keep_alive_timeout?: number; max_concurrency?: number; max_queue_delay_ms?: number };
   limits?: { body_bytes?: number };
   database?: { pool_max?: number };
   rate_limits?: { token?: Bucket; admin?: Bucket };
@@ -125,6 +140,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     keys: { ...fromFile.keys, ...overrides.keys },
     limits: { ...fromFile.limits, ...overrides.limits },
     database: { ...fromFile.database, ...overrides.database },
+    server: { ...fromFile.server, ...overrides.server },
     rate_limits: { ...fromFile.rate_limits, ...overrides.rate_limits },
     oidc_sweep_interval: overrides.oidc_sweep_interval ?? fromFile.oidc_sweep_interval,
     exchange: { ...fromFile.exchange, ...overrides.exchange },
@@ -159,6 +175,7 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     accessTokenTtl: merged.tokens?.access_token_ttl ?? 300,
     signingAlg: merged.keys?.algorithm ?? 'ES256',
     rotationOverlap: merged.keys?.rotation_overlap ?? 600,
+    minRotationOverlap: merged.keys?.min_rotation_overlap ?? 60,
     bodyLimit: merged.limits?.body_bytes ?? 65536,
     poolMax: merged.database?.pool_max ?? 20,
     rateLimits: {
@@ -186,7 +203,16 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
       checkpointInterval: merged.ledger?.checkpoint_interval ?? 60,
       authFailureInterval: merged.ledger?.auth_failure_interval ?? 60,
     },
+    server: {
+      shutdownTimeout: merged.server?.shutdown_timeout ?? 8,
+      keepAliveTimeout: merged.server?.keep_alive_timeout ?? 65,
+      maxConcurrency: merged.server?.max_concurrency ?? 64,
+      maxQueueDelayMs: merged.server?.max_queue_delay_ms ?? 50,
+    },
   };
+  if (config.rotationOverlap < config.minRotationOverlap) {
+    throw new ConfigError(`keys.rotation_overlap (${config.rotationOverlap} s) is below keys.min_rotation_overlap (${config.minRotationOverlap} s)`);
+  }
   if (mode === 'production') {
     if (!config.databaseUrl) throw new ConfigError('DATABASE_URL is required in production mode');
     if (!config.kek) throw new ConfigError('INTENTGATE_KEK is required in production mode');

@@ -24,6 +24,7 @@ export const fileSchema = {
       properties: {
         algorithm: { enum: ['ES256', 'EdDSA'] },
         rotation_overlap: { type: 'integer', minimum: 0, maximum: 7 * 86_400 },
+        min_rotation_overlap: { type: 'integer', minimum: 0, maximum: 86_400 },
       },
     },
     limits: {
@@ -35,6 +36,16 @@ export const fileSchema = {
       type: 'object',
       additionalProperties: false,
       properties: { pool_max: { type: 'integer', minimum: 1, maximum: 500 } },
+    },
+    server: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        shutdown_timeout: { type: 'integer', minimum: 1, maximum: 3600 },
+        keep_alive_timeout: { type: 'integer', minimum: 1, maximum: 3600 },
+        max_concurrency: { type: 'integer', minimum: 1, maximum: 100_000 },
+        max_queue_delay_ms: { type: 'integer', minimum: 0, maximum: 60_000 },
+      },
     },
     rate_limits: {
       type: 'object',

@@ -44,6 +44,11 @@ export function decodeUtf8(raw: Uint8Array): string {
 }
 
 /** A JSON body: `application/json`, UTF-8, within the limit, an object at the top. */
+/** Whether the request carries a body at all (any length, or chunked), as opposed to an empty one. */
+export function hasBody(ctx: Context): boolean {
+  return ctx.get('transfer-encoding') !== '' || (ctx.request.length ?? 0) > 0;
+}
+
 export async function readJsonObject(ctx: Context, limit: number): Promise<Record<string, unknown>> {
   if (!ctx.is('application/json')) throw new BodyError(415, 'Content-Type must be application/json');
   const raw = await readRawBody(ctx, limit);

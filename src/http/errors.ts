@@ -43,6 +43,14 @@ export function sendUnavailable(ctx: Context): void {
   sendError(ctx, 503, 'temporarily_unavailable', 'the authorization server cannot reach its storage; retry later');
 }
 
+export const RETRY_AFTER_OVERLOADED = 1;
+
+/** Admission control shed the request: nothing was read or decided, so it is safe to send again. */
+export function sendOverloaded(ctx: Context): void {
+  ctx.set('Retry-After', String(RETRY_AFTER_OVERLOADED));
+  sendError(ctx, 503, 'temporarily_unavailable', 'the authorization server is overloaded; retry later');
+}
+
 export function sendRateLimited(ctx: Context, retryAfter: number): void {
   ctx.set('Retry-After', String(retryAfter));
   sendError(ctx, 429, 'slow_down', `too many requests; retry after ${retryAfter} s`);

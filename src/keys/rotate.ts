@@ -37,6 +37,16 @@ export async function ensureSigningKey(db: Db, kek: Kek, alg: SigningAlg): Promi
 }
 
 /**
+ * Why an overlap is too short to rotate with, or undefined. Resource servers must fetch the new key before
+ * it signs: one that fetched the JWKS just before the rotation refetches no sooner than its cooldown (jose's
+ * remote JWKS: 30 s), so a shorter overlap makes it reject every new token until then.
+ */
+export function overlapTooShort(overlapSeconds: number, minimum: number): string | undefined {
+  if (overlapSeconds >= minimum) return undefined;
+  return `the overlap must be at least ${minimum} s (keys.min_rotation_overlap): resource servers need that long to fetch the new key before it signs`;
+}
+
+/**
  * Adds a new key, published at once and signing after `overlapSeconds`, so that resource servers
  * caching JWKS learn it before they see tokens signed with it. Other processes hear of it by NOTIFY.
  */

@@ -122,7 +122,7 @@ describe.skipIf(!onPostgres)('several processes on one database (PostgreSQL only
 
   it('a key rotated by the CLI in another process reaches the running server by NOTIFY', async () => {
     const before = (await (await fetch(`${t.url}/jwks`)).json() as { keys: Array<{ kid: string }> }).keys;
-    const r = await runCli(['keys', 'rotate', '--overlap', '0'], { DATABASE_URL: t.env.DATABASE_URL!, INTENTGATE_KEK: t.env.INTENTGATE_KEK!, DATA_DIR: t.env.DATA_DIR! });
+    const r = await runCli(['keys', 'rotate', '--overlap', '60'], { DATABASE_URL: t.env.DATABASE_URL!, INTENTGATE_KEK: t.env.INTENTGATE_KEK!, DATA_DIR: t.env.DATA_DIR! });
     expect(r.code).toBe(0);
     const { kid } = JSON.parse(r.stdout);
     let kids: string[] = [];

@@ -1,11 +1,16 @@
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EXPENSES, startSeededServer, type TestServer, tokenRequest } from '../helpers/server.ts';
+import { EXPENSES, seedExpenses, startTestServer, type TestServer, tokenRequest } from '../helpers/server.ts';
 import { lastEntry } from '../helpers/ledger.ts';
 
 let t: TestServer;
 let creds: [string, string];
-beforeAll(async () => { ({ t, creds } = await startSeededServer()); });
+beforeAll(async () => {
+  // Overlaps of seconds, so the test need not wait a minute for a key to start signing.
+  t = await startTestServer({ keys: { min_rotation_overlap: 0 } });
+  const seeded = await seedExpenses(t);
+  creds = [seeded.clientId, seeded.secret];
+});
 afterAll(async () => { await t?.stop(); });
 
 async function token(): Promise<string> {

@@ -75,7 +75,9 @@ export async function startTestServer(overrides: Overrides = {}, extraEnv: Recor
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extraEnv,
   };
-  const config = loadConfig('development', env, overrides);
+  // Admission control sheds by wall-clock waiting time, which tests must not depend on: off unless a test
+  // sets its own limits (test/operations/admission.test.ts).
+  const config = loadConfig('development', env, { ...overrides, server: { max_concurrency: 100_000, ...overrides.server } });
   const t: TestServer = {
     url: `http://127.0.0.1:${port}`,
     issuer: env.ISSUER!,
