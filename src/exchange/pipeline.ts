@@ -8,9 +8,9 @@ import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
-import { getClient } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
+import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
 import { senderKey, type SenderDeps } from './dpop.ts';
@@ -34,6 +34,8 @@ export interface ExchangeDeps {
   detailTypes: DetailTypes;
   policies: PolicyStore;
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
+  /** Clients, resources and trusted issuers, in memory. */
+  registry: RegistryCache;
   ledger: LedgerWriter;
   userLocks: UserLocks;
   dpop: SenderDeps;
@@ -112,11 +114,11 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const { db, config } = deps;
   const req = parseExchange(call.params, call.resourceWasSent, config.exchange, deps.detailTypes);
   Object.assign(call.audit, { intent: req.intent, target: req.target });
-  const client = await getClient(db, call.clientId);
+  const client = deps.registry.client(call.clientId);
   if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
 
   const subject: Subject = await authenticateSubject(
-    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers },
+    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers, registry: deps.registry },
     req.subjectToken,
     client.client_id,
   );
@@ -168,7 +170,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
 
   let target: Target;
   try {
-    target = await resolveTarget(db, req.target);
+    target = resolveTarget(deps.registry, req.target);
   } catch (err) {
     if (err instanceof ExchangeError) return deny(err);
     throw err;
