@@ -3,7 +3,7 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import { historyFacts, type HistoryFacts } from '../tasks/history.ts';
+import { historyFromRows, historyReads, type HistoryFacts } from '../tasks/history.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
@@ -215,12 +215,15 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   }
   // A policy that reads history decides each user's requests one at a time, from reading the history
   // until this decision's record commits (lock order: user, then ledger head).
-  const release = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`) : undefined;
+  // The history is read in the round trip that takes the lock.
+  const held = policy.usesHistory
+    ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, historyReads(subject.user, req.target, subject.parent?.task, details), db)
+    : undefined;
   try {
-    const history = policy.usesHistory ? await historyFacts(db, subject.user, req.target, subject.parent?.task, details) : undefined;
+    const history = held ? await historyFromRows(db, subject.user, req.target, subject.parent?.task, details, held.rows) : undefined;
     return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp });
   } finally {
-    await release?.();
+    await held?.release();
   }
 }
 
