@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 
-export interface Usage { rss: number; cpuMicros: number }
+export interface Usage { rss: number; heapUsed: number; heapTotal: number; external: number; cpuMicros: number }
 
 type Handler = (arg: unknown) => Promise<unknown> | unknown;
 
@@ -13,7 +13,8 @@ export function serveParent(extra: Record<string, Handler>, close: () => Promise
   const ops: Record<string, Handler> = {
     usage: (): Usage => {
       const cpu = process.cpuUsage();
-      return { rss: process.memoryUsage.rss(), cpuMicros: cpu.user + cpu.system };
+      const { rss, heapUsed, heapTotal, external } = process.memoryUsage();
+      return { rss, heapUsed, heapTotal, external, cpuMicros: cpu.user + cpu.system };
     },
     'profile-start': async () => {
       session = new Session();

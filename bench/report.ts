@@ -83,14 +83,17 @@ function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targe
   const byKey = new Map(figures.map((f) => [f.key, f]));
   const peer = byKey.get('peer')!;
   const table = [
-    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peak RSS MB | non-2xx | errors |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peer CPU ÷ this CPU per request | peak RSS MB | non-2xx | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...figures.map((f) => {
       const rps = ratios(f, peer, (s) => s.rps);
       const p99 = ratios(f, peer, (s) => s.p99);
+      // The peer's CPU per request over this phase's, round by round: what the throughput ratio would be if
+      // both were limited by their own process's CPU alone (steadier than req/s when other work competes).
+      const cpu = ratios(peer, f, (s) => s.serverCpuMsPerRequest);
       const sum = (k: 'non2xx' | 'errors') => f.slices.reduce((a, s) => a + s[k], 0);
       return `| ${f.label} | ${fmt(mean(f.slices.map((s) => s.rps)))} | ${r2(rps.median)} [${r2(rps.min)}–${r2(rps.max)}] | ${fmt(mean(f.slices.map((s) => s.p99)), 0)} | `
-        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} | `
+        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${r2(cpu.median)} [${r2(cpu.min)}–${r2(cpu.max)}] | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} | `
         + `${sum('non2xx')}${codes(f.slices)} | ${sum('errors')} |`;
     }),
   ];
