@@ -109,7 +109,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
     const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, registry, dpop };
 
-    const tokenLimiter = new RateLimiter(config.rateLimits.token);
+    // Per authenticated client (the primary control) and per address (a guard sized for many agents behind one address).
+    const tokenLimiter = new RateLimiter({ client: config.rateLimits.token, ip: config.rateLimits.tokenPerAddress });
     let provider: Provider = buildProvider({ config, db, keyring, log, limiter: tokenLimiter, registry, exchange });
     let keysVersion = keyring.version;
     const reloadKeys = async () => {
