@@ -88,19 +88,38 @@ export async function serverVersion(serverUrl: string): Promise<string> {
 // ---------------------------------------------------------------------------------------------------
 // Server
 
-export interface BenchServer {
+/** A running intentgate as the benchmark drives it: over HTTP only. */
+export interface AdminApi {
   url: string;
-  running: RunningServer;
   admin(method: string, pathname: string, body?: unknown): Promise<Response>;
+}
+
+export interface BenchServer extends AdminApi {
+  adminToken: string;
+  running: RunningServer;
   close(): Promise<void>;
 }
 
-export async function startBenchServer(databaseUrl: string): Promise<BenchServer> {
+export function adminClient(url: string, adminToken: string): AdminApi {
+  return {
+    url,
+    admin(method, pathname, body) {
+      return fetch(`${url}${pathname}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    },
+  };
+}
+
+/** intentgate on `databaseUrl`, or on a fresh embedded PGlite database when it is undefined. */
+export async function startBenchServer(databaseUrl: string | undefined): Promise<BenchServer> {
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'intentgate-bench-'));
   const port = await freePort();
   const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
   const env: Record<string, string> = {
-    DATABASE_URL: databaseUrl,
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
     DATA_DIR: dataDir,
     PORT: String(port),
     HOST: '127.0.0.1',
@@ -125,15 +144,9 @@ export async function startBenchServer(databaseUrl: string): Promise<BenchServer
   }
   const url = running.url.replace(/\/$/, '');
   return {
-    url,
+    ...adminClient(url, adminToken),
+    adminToken,
     running,
-    admin(method, pathname, body) {
-      return fetch(`${url}${pathname}`, {
-        method,
-        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    },
     async close() {
       try {
         await running.close();
@@ -153,9 +166,11 @@ export interface Registered {
   agent: [string, string];
   /** [client_id, client_secret] of the client_credentials client. */
   batch: [string, string];
+  /** [client_id, client_secret] of the expenses resource server, which introspects. */
+  resourceServer: [string, string];
 }
 
-export async function register(s: BenchServer): Promise<Registered> {
+export async function register(s: AdminApi): Promise<Registered> {
   const must = async (res: Promise<Response>, what: string) => {
     const r = await res;
     if (r.status !== 201) throw new Error(`setup ${what}: ${r.status} ${await r.text()}`);
@@ -187,7 +202,8 @@ export async function register(s: BenchServer): Promise<Registered> {
     scope: 'expenses:read expenses:submit expenses:approve hr:read reports:read',
   });
   const batch = await secretOf({ client_id: 'nightly-batch', client_name: 'Nightly export', grant_types: ['client_credentials'], scope: 'expenses:read' });
-  return { idpKey: privateKey, agent, batch };
+  const resourceServer = await secretOf({ client_id: 'expenses-api', client_name: 'Expenses API', grant_types: ['client_credentials'], scope: '', resource_server: EXPENSES });
+  return { idpKey: privateKey, agent, batch, resourceServer };
 }
 
 export function basicAuth([id, secret]: [string, string]): string {

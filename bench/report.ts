@@ -1,18 +1,9 @@
-// Turns autocannon results into the console table and the dated section of bench/RESULTS.md.
+// Turns the measured slices into ratios to the peer, the console report and the dated section of
+// bench/RESULTS.md.
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
-import type { Result } from 'autocannon';
 
-export interface Row {
-  label: string;
-  result: Result;
-  cpu: CpuShare;
-}
-
-/** CPU used during a measured run, as a share of all cores: this process (server and load generator) and the whole machine. */
-export interface CpuShare { process: number; machine: number; processMs: number }
-
-export interface Figures {
-  label: string;
+/** One phase measured once (one slice of one round). */
+export interface Slice {
   rps: number;
   p50: number;
   p99: number;
@@ -20,10 +11,17 @@ export interface Figures {
   ok: number;
   non2xx: number;
   errors: number;
-  timeouts: number;
   statusCodes: Record<string, number>;
-  cpu: CpuShare;
+  /** CPU time of the server process per completed request (PostgreSQL's work is not in it). */
+  serverCpuMsPerRequest: number;
+  /** Highest resident memory of the server process seen during the slice. */
+  rssMaxMb: number;
+  /** Tokens the server recorded during the slice, for phases that issue tokens. */
+  recorded: number | undefined;
+  loadBefore: number;
 }
+
+export interface PhaseFigures { key: string; label: string; slices: Slice[] }
 
 export interface RunInfo {
   date: Date;
@@ -33,121 +31,112 @@ export interface RunInfo {
   postgres: string;
   connections: number;
   seconds: number;
+  rounds: number;
   warmupSeconds: number;
   loadGenerator: string;
   users: number;
-  /** One-minute load average just before the first measured run: other work on the machine skews figures. */
+  distinctUsers: number;
   loadBefore: number;
-}
-
-export function figures({ label, result, cpu }: Row): Figures {
-  return {
-    label,
-    rps: result.requests.mean,
-    p50: result.latency.p50,
-    p99: result.latency.p99,
-    completed: result.requests.total,
-    ok: result['2xx'],
-    non2xx: result.non2xx,
-    errors: result.errors,
-    timeouts: result.timeouts,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
-    cpu,
-  };
+  orders: string[][];
 }
 
 /** Share of completed requests that were not 2xx, plus connection errors and timeouts. */
-export function failureRate(f: Figures): number {
-  return (f.non2xx + f.errors) / Math.max(1, f.completed + f.errors);
+export function failureRate(s: Slice): number {
+  return (s.non2xx + s.errors) / Math.max(1, s.completed + s.errors);
 }
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
+/** Per-round ratios of one phase to another (each pair measured in the same round), then their median and range. */
+function ratios(of: PhaseFigures, to: PhaseFigures, pick: (s: Slice) => number): { median: number; min: number; max: number; each: number[] } {
+  const each = of.slices.map((s, i) => pick(s) / Math.max(Number.EPSILON, pick(to.slices[i]!)));
+  return { median: median(each), min: Math.min(...each), max: Math.max(...each), each };
+}
+
+interface Target { label: string; of: string; to: string; pick: 'rps' | 'p99'; bound: number; atLeast: boolean }
+
+const TARGETS: Target[] = [
+  { label: 'token exchange / peer, requests/s', of: 'exchange', to: 'peer', pick: 'rps', bound: 0.5, atLeast: true },
+  { label: 'token exchange / peer, p99', of: 'exchange', to: 'peer', pick: 'p99', bound: 2.5, atLeast: false },
+  { label: 'intentgate client_credentials / peer, requests/s', of: 'cc', to: 'peer', pick: 'rps', bound: 0.8, atLeast: true },
+  { label: 'introspection / peer, requests/s', of: 'introspection', to: 'peer', pick: 'rps', bound: 0.8, atLeast: true },
+  { label: 'exchange with DPoP / exchange, requests/s', of: 'dpop', to: 'exchange', pick: 'rps', bound: 0.8, atLeast: true },
+  { label: 'exchange with history rules / exchange, requests/s', of: 'history', to: 'exchange', pick: 'rps', bound: 0.8, atLeast: true },
+];
+const RSS_LIMIT_MB = 250;
 
 const fmt = (n: number, digits = 1): string => n.toFixed(digits);
-const pct = (share: number): string => `${Math.round(share * 100)}%`;
-/** CPU milliseconds the benchmark process spent per completed request: steadier than req/s when other work competes. */
-export const cpuPerRequest = (f: Figures): number => f.cpu.processMs / Math.max(1, f.completed);
+const r2 = (n: number): string => n.toFixed(2);
 
-function codes(f: Figures): string {
-  const bad = Object.entries(f.statusCodes).filter(([code]) => !code.startsWith('2'));
-  return bad.length ? ` (${bad.map(([code, n]) => `${code}: ${n}`).join(', ')})` : '';
+function codes(slices: Slice[]): string {
+  const bad = new Map<string, number>();
+  for (const s of slices) for (const [code, n] of Object.entries(s.statusCodes)) if (!code.startsWith('2')) bad.set(code, (bad.get(code) ?? 0) + n);
+  return bad.size ? ` (${[...bad].map(([code, n]) => `${code}: ${n}`).join(', ')})` : '';
 }
 
-/** One comparison measured in the same run: `of` against `to`. */
-export interface Ratio { label: string; of: Figures; to: Figures }
+function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targets: string[]; rss: string } {
+  const byKey = new Map(figures.map((f) => [f.key, f]));
+  const peer = byKey.get('peer')!;
+  const table = [
+    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peer CPU ÷ this CPU per request | peak RSS MB | non-2xx | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...figures.map((f) => {
+      const rps = ratios(f, peer, (s) => s.rps);
+      const p99 = ratios(f, peer, (s) => s.p99);
+      // The peer's CPU per request over this phase's, round by round: what the throughput ratio would be if
+      // both were limited by their own process's CPU alone (steadier than req/s when other work competes).
+      const cpu = ratios(peer, f, (s) => s.serverCpuMsPerRequest);
+      const sum = (k: 'non2xx' | 'errors') => f.slices.reduce((a, s) => a + s[k], 0);
+      return `| ${f.label} | ${fmt(mean(f.slices.map((s) => s.rps)))} | ${r2(rps.median)} [${r2(rps.min)}–${r2(rps.max)}] | ${fmt(mean(f.slices.map((s) => s.p99)), 0)} | `
+        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${r2(cpu.median)} [${r2(cpu.min)}–${r2(cpu.max)}] | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} | `
+        + `${sum('non2xx')}${codes(f.slices)} | ${sum('errors')} |`;
+    }),
+  ];
+  const targets = TARGETS.filter((t) => byKey.has(t.of) && byKey.has(t.to)).map((t) => {
+    const r = ratios(byKey.get(t.of)!, byKey.get(t.to)!, (s) => s[t.pick]);
+    const ok = t.atLeast ? r.median >= t.bound : r.median <= t.bound;
+    return `| ${t.label} | ${t.atLeast ? '≥' : '≤'} ${t.bound} | **${r2(r.median)}** | ${r.each.map(r2).join(', ')} | ${ok ? 'met' : 'NOT met'} |`;
+  });
+  const igRss = Math.max(...figures.filter((f) => f.key !== 'peer' && f.key !== 'pglite').flatMap((f) => f.slices.map((s) => s.rssMaxMb)));
+  targets.push(`| intentgate (PostgreSQL) peak resident memory under load, MB | ≤ ${RSS_LIMIT_MB} | **${fmt(igRss, 0)}** | | ${igRss <= RSS_LIMIT_MB ? 'met' : 'NOT met'} |`);
+  return { table, targets, rss: fmt(igRss, 0) };
+}
 
-const rpsRatio = (r: Ratio): number => r.of.rps / Math.max(r.to.rps, Number.EPSILON);
-const cpuRatio = (r: Ratio): number => cpuPerRequest(r.of) / Math.max(cpuPerRequest(r.to), Number.EPSILON);
-
-export function consoleTable(rows: Figures[], ratios: Ratio[]): string {
-  const head = ['', 'req/s (mean)', 'p50 ms', 'p99 ms', 'requests', 'non-2xx', 'errors', 'CPU bench/machine', 'CPU ms/req'];
-  const body = rows.map((f) => [
-    f.label, fmt(f.rps), fmt(f.p50), fmt(f.p99), String(f.completed), `${f.non2xx}${codes(f)}`, String(f.errors), `${pct(f.cpu.process)} / ${pct(f.cpu.machine)}`, fmt(cpuPerRequest(f), 2),
-  ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [
-    line(head),
-    widths.map((w) => '-'.repeat(w)).join('  '),
-    ...body.map(line),
-    '',
-    ...ratios.flatMap((r) => [
-      `ratio ${r.label} (req/s): ${rpsRatio(r).toFixed(3)}`,
-      `ratio ${r.label} (CPU ms per request of the benchmark process): ${cpuRatio(r).toFixed(3)}`,
-    ]),
-  ].join('\n');
+export function consoleReport(info: RunInfo, figures: PhaseFigures[]): string {
+  const { table, targets } = lines(info, figures);
+  return [...table, '', '| target | bound | median of rounds | each round | |', '|---|---:|---:|---|---|', ...targets].join('\n');
 }
 
 const HEADER = `# intentgate benchmark results
 
-\`npm run bench\` (\`bench/run.ts\`) measures the token endpoint of an intentgate started in-process on a
-fresh PostgreSQL database (created on the server \`DATABASE_URL\` points at, default
-\`postgres://postgres@127.0.0.1:5432/postgres\`, and dropped afterwards). In the same run, after a short
-warm-up of each, autocannon drives 64 connections against:
-
-- **client_credentials** (the baseline): a confidential client with HTTP Basic authentication asking
-  for \`expenses:read\` on \`https://expenses.example\`. oidc-provider mints an RFC 9068 token, which is
-  recorded in the issued-token index and the ledger before it is returned.
-- **token exchange**: an agent (HTTP Basic) trading a real ES256 user token from a registered identity
-  provider, with an intent and a \`tool_call\` authorization detail, for \`expenses:approve\`. Each
-  request carries a different user's token (2000 users, rotated). The full pipeline runs: parse,
-  client and subject authentication, target resolution, the policy decision under
-  \`bench/policy.yaml\`, minting, and recording the grant.
-- **token exchange with DPoP**: the same exchanges, each with a fresh single-use DPoP proof (ES256), so
-  the proof check, its replay record in the database and the \`cnf.jkt\` binding are added.
-
-Every response is counted; the run fails if more than 1% of either kind are not 2xx. Figures are
-requests per second (mean of the per-second samples) and latency percentiles in milliseconds. The CPU
-column is the share of all cores used during the measured run by the benchmark process (intentgate
-plus autocannon) and by the whole machine; the difference is PostgreSQL plus anything else running.
-When the machine is near 100% and the benchmark's share is well below it, other work was competing
-and the figures of that section are low. CPU ms/request (the benchmark process's CPU time, server
-and load generator, over the requests completed; PostgreSQL's work is not in it) is steadier than
-requests/s under such competition.
-
-Run it with \`npm run bench\`; \`BENCH_SECONDS\` sets the length of each measured run (default 10),
-\`BENCH_WARMUP_SECONDS\` the warm-up (default 3), and \`BENCH_WORKERS=0\` runs autocannon on the server's
-own thread instead of a worker thread. The reference machine has 2 cores; the load generator, the
-server and PostgreSQL all share them, so absolute figures are modest and the ratio is the more
-portable number, provided both runs of a section had the machine to themselves (similar CPU
-columns). Each section notes the CPU count and Node version it was taken with.
+See "Benchmark" below for what \`npm run bench\` measures; the newest sections are at the end.
 `;
 
-export function appendResults(file: string, info: RunInfo, rows: Figures[], ratios: Ratio[]): void {
+export function appendResults(file: string, info: RunInfo, figures: PhaseFigures[], profiles: Array<{ key: string; label: string; markdown: string }>): void {
   if (!existsSync(file)) writeFileSync(file, HEADER);
   const when = info.date.toISOString().replace('T', ' ').replace(/:\d\d\.\d+Z$/, ' UTC');
+  const { table, targets } = lines(info, figures);
   const section = [
     '',
     `## ${when}`,
     '',
-    `${info.cpus} CPUs (${info.cpuModel}), Node ${info.node}, PostgreSQL ${info.postgres}; ${info.connections} connections, ` +
-      `${info.seconds} s per measured run after a ${info.warmupSeconds} s warm-up; autocannon ${info.loadGenerator}; ${info.users} distinct users; ` +
-      `load average ${info.loadBefore.toFixed(2)} before the run.`,
+    `${info.cpus} CPUs (${info.cpuModel}), Node ${info.node}, PostgreSQL ${info.postgres}; ${info.connections} connections; ${info.rounds} rounds of ` +
+      `${info.seconds} s per phase after a ${info.warmupSeconds} s warm-up of each; autocannon ${info.loadGenerator}; ${info.users} users ` +
+      `(${info.distinctUsers} got exchanged tokens); load average ${info.loadBefore.toFixed(2)} before the run. Order of the rounds: ` +
+      `${info.orders.map((o) => o.join(' → ')).join('; ')}.`,
     '',
-    '| grant | requests/s (mean) | p50 (ms) | p99 (ms) | requests | non-2xx | errors | CPU bench / machine | CPU ms/request |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map((f) => `| ${f.label} | ${fmt(f.rps)} | ${fmt(f.p50)} | ${fmt(f.p99)} | ${f.completed} | ${f.non2xx}${codes(f)} | ${f.errors} | ${pct(f.cpu.process)} / ${pct(f.cpu.machine)} | ${fmt(cpuPerRequest(f), 2)} |`),
+    ...table,
     '',
-    ...ratios.map((r) => `Ratio ${r.label} (requests/s): **${rpsRatio(r).toFixed(3)}**; CPU ms per request, ${r.label}: ${cpuRatio(r).toFixed(3)}`),
+    '| target | bound | median of rounds | each round | |',
+    '|---|---:|---:|---|---|',
+    ...targets,
     '',
+    ...profiles.flatMap((p) => [`CPU profile of the intentgate process during "${p.label}" (a separate window after the rounds):`, '', p.markdown, '']),
   ].join('\n');
   appendFileSync(file, section);
 }

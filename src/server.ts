@@ -34,6 +34,8 @@ import { isRejectedInput, isStorageFailure } from './store/errors.ts';
 import { migrate } from './store/migrate.ts';
 import { embeddedLock } from './store/embedded_lock.ts';
 import { listen } from './store/notify.ts';
+import { RegistryCache } from './registry/cache.ts';
+import { REGISTRY_CHANNEL, REGISTRY_TABLES, type RegistryTable } from './registry/changes.ts';
 import { sweepOidcPayloads } from './store/oidc_adapter.ts';
 import { DetailTypes } from './exchange/details.ts';
 import { sweepDpopProofs } from './exchange/dpop.ts';
@@ -57,7 +59,7 @@ export interface StartOptions {
   log?: Logger;
 }
 
-// Keys and policy are re-read this often even without a NOTIFY, in case one was missed while reconnecting.
+// Keys, policy and registry are re-read this often even without a NOTIFY, in case one was missed while reconnecting.
 const KEY_RELOAD_MS = 30_000;
 
 function routeLabel(path: string): string {
@@ -96,6 +98,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const generatedAdminToken = await bootstrapAdmin(db, config.adminToken);
     const policies = new PolicyStore(background);
     await policies.init(config.policyFile);
+    const registry = new RegistryCache(background, kek);
+    await registry.loadAll();
     const builtInIssuers = new Map<string, TrustedIssuer>();
     if (config.devIssuer) {
       const dev = await devTrustedIssuer(config);
@@ -105,28 +109,36 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
     const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64);
     const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
-    const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, dpop };
+    const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, registry, dpop };
 
-    const tokenLimiter = new RateLimiter(config.rateLimits.token);
-    let provider: Provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
+    // Per authenticated client (the primary control) and per address (a guard sized for many agents behind one address).
+    const tokenLimiter = new RateLimiter({ client: config.rateLimits.token, ip: config.rateLimits.tokenPerAddress });
+    let provider: Provider = buildProvider({ config, db, keyring, log, limiter: tokenLimiter, registry, exchange });
     let keysVersion = keyring.version;
     const reloadKeys = async () => {
       await keyring.load();
       if (keyring.version !== keysVersion) {
-        provider = buildProvider({ config, db, kek, keyring, log, limiter: tokenLimiter, exchange });
+        provider = buildProvider({ config, db, keyring, log, limiter: tokenLimiter, registry, exchange });
         keysVersion = keyring.version;
         log.info('signing keys changed; provider rebuilt', { active: keyring.active().kid });
       }
     };
     const safeReload = () => reloadKeys().catch((err) => log.warn('key reload failed', { err }));
     const reloadPolicy = () => policies.load().catch((err) => log.error('policy reload failed; keeping the version in force', { err }));
-    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL, POLICY_CHANNEL], (channel) => {
+    const reloadRegistry = (table?: RegistryTable) => (table ? registry.reload(table) : registry.loadAll())
+      .catch((err) => log.error('registry reload failed; keeping the copy in memory', { err }));
+    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL, POLICY_CHANNEL, REGISTRY_CHANNEL], (channel, payload) => {
       if (channel === KEYS_CHANNEL) void safeReload();
-      else void reloadPolicy();
-    }, (err) => log.warn('notification connection failed', { err }));
+      else if (channel === POLICY_CHANNEL) void reloadPolicy();
+      else void reloadRegistry(REGISTRY_TABLES.find((t) => t === payload));
+    }, (err) => log.warn('notification connection failed', { err }), () => {
+      // (Re)connected: whatever was notified while the connection was down was missed.
+      void reloadRegistry();
+    });
     timers.push(setInterval(() => {
       void safeReload();
       void reloadPolicy();
+      void reloadRegistry();
     }, KEY_RELOAD_MS).unref());
     timers.push(setInterval(() => {
       sweepOidcPayloads(background).catch((err) => log.warn('sweep failed', { err }));
@@ -160,13 +172,13 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     timers.push(setInterval(flushAuthFailures, config.ledger.authFailureInterval * 1000).unref());
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ issuer: config.issuer, dpop, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
-    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
+    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer, registry });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({
-      limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit,
+      limiter: adminLimiter, db, registry, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit,
       authFailed: (reason) => noteAuthFailure({ authFailures, metrics }, 'ledger', reason),
     });
-    const status = tokenStatusEndpoints({ db, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log, bodyLimit: config.bodyLimit });
+    const status = tokenStatusEndpoints({ db, registry, keyring, issuer: config.issuer, provider: () => provider, limiter: tokenLimiter, log, bodyLimit: config.bodyLimit });
     const auditDeps = { ledger, authFailures, metrics, limiter: tokenLimiter, log, provider: () => provider };
     const oauth = {
       token: auditRefusals('token', token, auditDeps),

@@ -18,6 +18,8 @@ import { replayFromBody } from '../policy/replay.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
 import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
 import type { PolicyStore } from '../policy/store.ts';
+import type { RegistryCache } from '../registry/cache.ts';
+import type { RegistryTable } from '../registry/changes.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
 import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
@@ -35,6 +37,8 @@ export interface AdminDeps {
   keyring: Keyring;
   limiter: RateLimiter;
   log: Logger;
+  /** Reloaded after a registry change here, so this process need not wait for its own NOTIFY. */
+  registry: RegistryCache;
   /** Called after this process rotated the keys, so it need not wait for its own NOTIFY. */
   onKeysChanged: () => Promise<void>;
 }
@@ -100,21 +104,29 @@ const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
 const REVIEWERS: readonly AdminRole[] = ['admin', 'reviewer'];
 const ADMINS: readonly AdminRole[] = ['admin'];
 
-export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer }: AdminDeps) {
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, registry }: AdminDeps) {
   const router = new Router();
   // Every route names the roles it admits, so none can be added without deciding who may call it.
   const routes = {
     add(method: string, path: string, roles: readonly AdminRole[], handler: Handler) {
+      // A change to a cached registry table is in force in this process before the answer goes out.
+      const changes = method === 'GET' ? undefined : (['clients', 'resources', 'issuers'] as const).find((t) => path.startsWith(`/admin/api/${t}`));
       router.add(method, path, async (ctx, params) => {
         const { role } = ctx.state.admin as AdminIdentity;
         if (!roles.includes(role)) {
           throw new ValidationError(`a credential with role ${role} may not call ${method} ${path}; that takes ${roles.join(' or ')}`, undefined, 403, 'access_denied');
         }
-        await handler(ctx, params);
+        try {
+          await handler(ctx, params);
+        } finally {
+          if (changes) await reloadRegistry(changes);
+        }
       });
       return routes;
     },
   };
+  const reloadRegistry = (table: RegistryTable) => registry.reload(table)
+    .catch((err) => log.warn('registry reload after a change failed; the periodic reload will retry', { table, err }));
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
   const reviewer = async (ctx: Context): Promise<Reviewer> => {

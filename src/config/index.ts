@@ -27,7 +27,11 @@ export interface Config {
   bodyLimit: number;
   /** Request connections per process (PostgreSQL). */
   poolMax: number;
-  rateLimits: { token: Bucket; admin: Bucket };
+  /**
+   * Token endpoint budgets: `token` per authenticated client (the primary control), `tokenPerAddress` per
+   * client address (a guard before authentication, sized for many agents behind one egress address).
+   */
+  rateLimits: { token: Bucket; tokenPerAddress: Bucket; admin: Bucket };
   oidcSweepInterval: number;
   exchange: ExchangeSettings;
   /** Declared authorization_details types and their JSON Schemas. */
@@ -88,7 +92,7 @@ interface FileConfig {
   server?: { shutdown_timeout?: number; keep_alive_timeout?: number; max_concurrency?: number; max_queue_delay_ms?: number };
   limits?: { body_bytes?: number };
   database?: { pool_max?: number };
-  rate_limits?: { token?: Bucket; admin?: Bucket };
+  rate_limits?: { token?: Bucket; token_per_address?: Bucket; admin?: Bucket };
   oidc_sweep_interval?: number;
   exchange?: {
     require_intent?: boolean;
@@ -179,7 +183,8 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     bodyLimit: merged.limits?.body_bytes ?? 65536,
     poolMax: merged.database?.pool_max ?? 20,
     rateLimits: {
-      token: merged.rate_limits?.token ?? { burst: 60, per_second: 30 },
+      token: merged.rate_limits?.token ?? { burst: 200, per_second: 100 },
+      tokenPerAddress: merged.rate_limits?.token_per_address ?? { burst: 2000, per_second: 1000 },
       admin: merged.rate_limits?.admin ?? { burst: 60, per_second: 30 },
     },
     oidcSweepInterval: merged.oidc_sweep_interval ?? 300,

@@ -50,7 +50,7 @@ export const fileSchema = {
     rate_limits: {
       type: 'object',
       additionalProperties: false,
-      properties: { token: bucket, admin: bucket },
+      properties: { token: bucket, token_per_address: bucket, admin: bucket },
     },
     oidc_sweep_interval: { type: 'integer', minimum: 1, maximum: 86_400 },
     exchange: {

@@ -3,14 +3,14 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import { historyFacts, type HistoryFacts } from '../tasks/history.ts';
+import { historyFromRows, historyReads, type HistoryFacts } from '../tasks/history.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
-import { getClient } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
+import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
 import { senderKey, type SenderDeps } from './dpop.ts';
@@ -34,6 +34,8 @@ export interface ExchangeDeps {
   detailTypes: DetailTypes;
   policies: PolicyStore;
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
+  /** Clients, resources and trusted issuers, in memory. */
+  registry: RegistryCache;
   ledger: LedgerWriter;
   userLocks: UserLocks;
   dpop: SenderDeps;
@@ -112,11 +114,11 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const { db, config } = deps;
   const req = parseExchange(call.params, call.resourceWasSent, config.exchange, deps.detailTypes);
   Object.assign(call.audit, { intent: req.intent, target: req.target });
-  const client = await getClient(db, call.clientId);
+  const client = deps.registry.client(call.clientId);
   if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
 
   const subject: Subject = await authenticateSubject(
-    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers },
+    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers, registry: deps.registry },
     req.subjectToken,
     client.client_id,
   );
@@ -168,7 +170,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
 
   let target: Target;
   try {
-    target = await resolveTarget(db, req.target);
+    target = resolveTarget(deps.registry, req.target);
   } catch (err) {
     if (err instanceof ExchangeError) return deny(err);
     throw err;
@@ -213,12 +215,15 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   }
   // A policy that reads history decides each user's requests one at a time, from reading the history
   // until this decision's record commits (lock order: user, then ledger head).
-  const release = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`) : undefined;
+  // The history is read in the round trip that takes the lock.
+  const held = policy.usesHistory
+    ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, historyReads(subject.user, req.target, subject.parent?.task, details), db)
+    : undefined;
   try {
-    const history = policy.usesHistory ? await historyFacts(db, subject.user, req.target, subject.parent?.task, details) : undefined;
+    const history = held ? await historyFromRows(db, subject.user, req.target, subject.parent?.task, details, held.rows) : undefined;
     return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp });
   } finally {
-    await release?.();
+    await held?.release();
   }
 }
 

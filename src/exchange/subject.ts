@@ -1,7 +1,8 @@
 import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import { boundKey, UnreadableCnf } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
-import { getIssuer, type TrustedIssuer } from '../registry/issuers.ts';
+import type { TrustedIssuer } from '../registry/issuers.ts';
+import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
 import { malformedString } from '../registry/validate.ts';
 import { MAX_JSON_DEPTH, tooDeep } from '../validate/json.ts';
@@ -36,6 +37,8 @@ export interface SubjectDeps {
   clockSkew: number;
   /** Issuers trusted without a registry row: the development issuer, in development mode only. */
   builtInIssuers: ReadonlyMap<string, TrustedIssuer>;
+  /** The registered trusted issuers, in memory. */
+  registry: Pick<RegistryCache, 'issuer'>;
 }
 
 
@@ -159,7 +162,7 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
   if (typeof claims.iss !== 'string') throw invalidRequest('subject_token has no issuer');
   if (claims.iss === deps.issuer) return ownToken(deps, token, clientId);
 
-  const issuer = deps.builtInIssuers.get(claims.iss) ?? await getIssuer(deps.db, claims.iss).catch(rethrowAsStorageFailure);
+  const issuer = deps.builtInIssuers.get(claims.iss) ?? deps.registry.issuer(claims.iss);
   if (!issuer) throw invalidRequest('subject_token issuer is not trusted');
   const typ = typeof header.typ === 'string' ? normTyp(header.typ) : undefined;
   if (!typ || !issuer.typs.map(normTyp).includes(typ)) throw invalidRequest(`subject_token typ must be one of ${issuer.typs.join(', ')}`);

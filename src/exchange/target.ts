@@ -1,7 +1,7 @@
-import { getClient, GRANT_TOKEN_EXCHANGE_TYPE, type Client } from '../registry/clients.ts';
+import type { RegistryCache } from '../registry/cache.ts';
+import { GRANT_TOKEN_EXCHANGE_TYPE, type Client } from '../registry/clients.ts';
 import { ID_PATTERN, splitScope } from '../registry/common.ts';
-import { getResource, type Resource, type ResourceScope } from '../registry/resources.ts';
-import type { Db } from '../store/db.ts';
+import type { Resource, ResourceScope } from '../registry/resources.ts';
 import { invalidTarget } from './errors.ts';
 
 export type Target =
@@ -15,11 +15,10 @@ const idPattern = new RegExp(ID_PATTERN);
  * Scopes of a delegation token cross resources, so each takes the strictest label any resource gives
  * it: a policy never sees a delegated scope as less sensitive than it is somewhere.
  */
-async function labelScopes(db: Db, names: string[]): Promise<ResourceScope[]> {
-  const rows = await db('resources').select('scopes');
+function labelScopes(registry: RegistryCache, names: string[]): ResourceScope[] {
   const best = new Map<string, ResourceScope>();
-  for (const row of rows) {
-    for (const s of row.scopes as ResourceScope[]) {
+  for (const resource of registry.resources()) {
+    for (const s of resource.scopes) {
       if (!names.includes(s.name)) continue;
       const prev = best.get(s.name);
       best.set(s.name, {
@@ -33,13 +32,13 @@ async function labelScopes(db: Db, names: string[]): Promise<ResourceScope[]> {
 }
 
 /** The token's one audience: a registered resource, or another agent (a delegation). */
-export async function resolveTarget(db: Db, target: string): Promise<Target> {
-  const resource = await getResource(db, target);
+export function resolveTarget(registry: RegistryCache, target: string): Target {
+  const resource = registry.resource(target);
   if (resource) return { kind: 'resource', identifier: target, resource, scopes: resource.scopes };
   if (idPattern.test(target)) {
-    const agent = await getClient(db, target);
+    const agent = registry.client(target);
     if (agent?.grant_types.includes(GRANT_TOKEN_EXCHANGE_TYPE)) {
-      return { kind: 'agent', identifier: target, agent, scopes: await labelScopes(db, splitScope(agent.scope)) };
+      return { kind: 'agent', identifier: target, agent, scopes: labelScopes(registry, splitScope(agent.scope)) };
     }
   }
   throw invalidTarget('the resource or audience is not a registered resource or agent');

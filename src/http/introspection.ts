@@ -4,6 +4,7 @@ import type { Keyring } from '../keys/keyring.ts';
 import type { Logger } from '../ops/log.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
+import type { RegistryCache } from '../registry/cache.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { introspect, revoke } from '../tokens/introspect.ts';
 import { sendRateLimited, sendUnavailable } from './errors.ts';
@@ -12,6 +13,7 @@ import { authenticatedClientId, mapMissingClientAuth, providerRunner } from './p
 
 export interface IntrospectionDeps {
   db: Db;
+  registry: RegistryCache;
   keyring: Keyring;
   issuer: string;
   provider: () => Provider;
@@ -25,7 +27,7 @@ export interface IntrospectionDeps {
  * method it supports) and then refuses JWTs with `unsupported_token_type`, since it does not store
  * them; at that point the client is known, and intentgate answers from its own issued-token index.
  */
-export function tokenStatusEndpoints({ db, keyring, issuer, provider, limiter, log, bodyLimit }: IntrospectionDeps) {
+export function tokenStatusEndpoints({ db, registry, keyring, issuer, provider, limiter, log, bodyLimit }: IntrospectionDeps) {
   const runProvider = providerRunner(provider);
   const handle = (kind: 'introspection' | 'revocation') => async (ctx: Context): Promise<void> => {
     const byAddress = limiter.take(`ip:${ctx.ip}`);
@@ -42,8 +44,7 @@ export function tokenStatusEndpoints({ db, keyring, issuer, provider, limiter, l
     const token = String((ctx as unknown as { oidc: { params: { token: string } } }).oidc.params.token);
     try {
       if (kind === 'introspection') {
-        const row = await db('clients').where({ client_id: clientId }).first('resource_server');
-        ctx.body = await introspect(db, keyring, issuer, row?.resource_server ?? null, token);
+        ctx.body = await introspect(db, keyring, issuer, registry.client(clientId)?.resource_server ?? null, token);
       } else {
         await revoke(db, keyring, issuer, clientId, token);
         ctx.body = '';

@@ -7,6 +7,7 @@ import type { LedgerWriter } from '../ledger/writer.ts';
 import { authenticateAdmin } from '../registry/admins.ts';
 import { ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
+import type { RegistryCache } from '../registry/cache.ts';
 import { BodyError, readJsonObject } from './body.ts';
 import { basicClient } from './client_basic.ts';
 import { sendBasicChallenge } from './client_auth.ts';
@@ -20,6 +21,7 @@ export interface LedgerHttpDeps {
   /** Per-address limit: proofs cost work proportional to the ledger's size. */
   limiter: RateLimiter;
   db: Db;
+  registry: RegistryCache;
   ledger: LedgerWriter;
   key: LedgerKey;
   provider: () => Provider;
@@ -28,11 +30,10 @@ export interface LedgerHttpDeps {
   authFailed: (reason: AuthFailureReason) => void;
 }
 
-async function resourceServerOf(db: Db, provider: Provider, ctx: Context): Promise<string | null | undefined> {
+async function resourceServerOf(registry: RegistryCache, provider: Provider, ctx: Context): Promise<string | null | undefined> {
   const clientId = await basicClient(provider, ctx);
   if (!clientId) return undefined;
-  const row = await db('clients').where({ client_id: clientId }).first('resource_server');
-  return row?.resource_server ?? null;
+  return registry.client(clientId)?.resource_server ?? null;
 }
 
 /** Personal values (intent, decision context with user claims) are for admins, not resource servers. */
@@ -47,7 +48,7 @@ function unauthorized(ctx: Context, realm: string): void {
 }
 
 /** The ledger's public face: the latest signed checkpoint, entry proofs, and resource-server events. */
-export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit, authFailed }: LedgerHttpDeps) {
+export function ledgerEndpoints({ limiter, db, registry, ledger, key, provider, bodyLimit, authFailed }: LedgerHttpDeps) {
   // The claimed client is not resolved here: every failure goes to the unregistered bucket.
   const refuse = (ctx: Context): void => {
     const header = ctx.get('authorization');
@@ -83,7 +84,7 @@ export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit,
       const admin = bearer ? await authenticateAdmin(db, bearer[1]!) : undefined;
       let resourceServer: string | null | undefined;
       if (!admin) {
-        resourceServer = await resourceServerOf(db, provider(), ctx);
+        resourceServer = await resourceServerOf(registry, provider(), ctx);
         if (resourceServer === undefined) return refuse(ctx);
       }
       // Authorised on the entry alone, before the proof's work (proportional to the ledger) is done.
@@ -100,7 +101,7 @@ export function ledgerEndpoints({ limiter, db, ledger, key, provider, bodyLimit,
     /** POST /ledger/events: what a call made with one of this resource server's tokens did. */
     async event(ctx: Context): Promise<void> {
       if (limited(ctx)) return;
-      const resourceServer = await resourceServerOf(db, provider(), ctx);
+      const resourceServer = await resourceServerOf(registry, provider(), ctx);
       if (resourceServer === undefined) return refuse(ctx);
       if (resourceServer === null) return sendError(ctx, 403, 'access_denied', 'this client is not registered as a resource server');
       try {

@@ -1,13 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import Provider, { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/index.ts';
-import type { Kek } from '../crypto/kek.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Logger } from '../ops/log.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
-import { providerClientMetadata } from '../registry/clients.ts';
 import { splitScope } from '../registry/common.ts';
-import { getResource } from '../registry/resources.ts';
+import { ID_PATTERN } from '../registry/common.ts';
+import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
 import { isStorageFailure } from '../store/errors.ts';
 import { createOidcAdapter } from '../store/oidc_adapter.ts';
@@ -49,10 +48,10 @@ async function guardedStorage<T>(fn: () => Promise<T>): Promise<T> {
 export interface ProviderDeps {
   config: Config;
   db: Db;
-  kek: Kek;
   keyring: Keyring;
   log: Logger;
   limiter: RateLimiter;
+  registry: RegistryCache;
   exchange: Omit<GrantDeps, 'beforeExchange' | 'log'>;
 }
 
@@ -61,12 +60,15 @@ export interface ProviderDeps {
  * the token endpoint's parameter handling, and the client_credentials grant. Its keystore is fixed at
  * construction, so this is called again whenever the set of signing keys changes.
  */
-export function buildProvider({ config, db, kek, keyring, log, limiter, exchange }: ProviderDeps): Provider {
+// No registered client can have another shape; anything else (NUL, oversized) is simply unknown.
+const clientIdPattern = new RegExp(ID_PATTERN);
+
+export function buildProvider({ config, db, keyring, log, limiter, registry, exchange }: ProviderDeps): Provider {
   const checkAssertion = clientAssertionRules({
     db, issuer: config.issuer, tokenEndpoint: `${config.issuer}/token`, clockSkew: config.exchange.clockSkew, maxLifetime: config.exchange.clientAssertionMaxLifetime,
   });
   const provider = new Provider(config.issuer, {
-    adapter: createOidcAdapter(db, (id) => guardedStorage(() => providerClientMetadata(db, kek, id))),
+    adapter: createOidcAdapter(db, async (id) => (clientIdPattern.test(id) ? registry.providerClient(id) : undefined)),
     jwks: { keys: keyring.signingCandidates().map((k) => k.privateJwk) } as never,
     cookies: { keys: [randomBytes(32).toString('base64url')] },
     clientAuthMethods: CLIENT_AUTH_METHODS as never,
@@ -109,10 +111,9 @@ export function buildProvider({ config, db, kek, keyring, log, limiter, exchange
         // Runs once per client_credentials request, after client authentication.
         getResourceServerInfo: async (ctx: KoaContextWithOIDC, indicator: string, client) => {
           takeClientBudget(limiter, ctx, client.clientId);
-          const resource = await guardedStorage(() => getResource(db, indicator));
+          const resource = registry.resource(indicator);
           if (!resource) throw new errors.InvalidTarget(`resource ${indicator} is not registered`);
-          const clientRow = await guardedStorage(() => db('clients').where({ client_id: client.clientId }).first('scope'));
-          const clientScopes = new Set(splitScope(clientRow?.scope));
+          const clientScopes = new Set(splitScope(registry.client(client.clientId)?.scope));
           const allowed = resource.scopes.map((s) => s.name).filter((s) => clientScopes.has(s));
           const requested = splitScope(ctx.oidc.params?.scope as string | undefined);
           const refused = requested.filter((s) => !allowed.includes(s));

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Kek } from '../crypto/kek.ts';
 import { appendEntry } from '../ledger/append.ts';
+import { registryChanged } from './changes.ts';
 import type { Db } from '../store/db.ts';
 import { checkAbsoluteUri, ID_PATTERN, isUniqueViolation, iso, SCOPE_STRING } from './common.ts';
 import { checkPublicJwks, jwksSchema, type PublicJwks } from './jwks.ts';
@@ -61,7 +62,7 @@ function usesSecret(method: AuthMethod): boolean {
   return method !== 'private_key_jwt';
 }
 
-function toClient(row: Record<string, unknown>): Client {
+export function toClient(row: Record<string, unknown>): Client {
   return {
     client_id: row.client_id as string,
     client_name: (row.client_name as string | null) ?? null,
@@ -117,6 +118,7 @@ export async function createClient(db: Db, kek: Kek, body: unknown, actor: strin
         updated_at: now,
       }).returning('*');
       await appendEntry(trx, { kind: 'admin.client.created', actor, payload: { client_id: clientId, ...c } });
+      await registryChanged(trx, 'clients');
       return toClient(row);
     });
     return {
@@ -177,6 +179,7 @@ export async function updateClient(db: Db, kek: Kek, clientId: string, body: unk
       updated_at: new Date(),
     }).returning('*');
     await appendEntry(trx, { kind: 'admin.client.updated', actor, payload: { client_id: clientId, changes: input } });
+    await registryChanged(trx, 'clients');
     return { ...toClient(row), ...(secret ? { client_secret: secret } : {}) };
   });
 }
@@ -192,6 +195,7 @@ export async function rotateClientSecret(db: Db, kek: Kek, clientId: string, act
     const [row] = await trx('clients').where({ client_id: clientId })
       .update({ secret_enc: kek.seal(secret, secretContext(clientId)), updated_at: new Date() }).returning('*');
     await appendEntry(trx, { kind: 'admin.client.secret_rotated', actor, payload: { client_id: clientId } });
+    await registryChanged(trx, 'clients');
     return { ...toClient(row), client_secret: secret };
   });
 }
@@ -201,21 +205,17 @@ export async function deleteClient(db: Db, clientId: string, actor: string): Pro
     const gone = await trx('clients').where({ client_id: clientId }).delete().returning('client_id');
     if (gone.length === 0) return false;
     await appendEntry(trx, { kind: 'admin.client.deleted', actor, payload: { client_id: clientId } });
+    await registryChanged(trx, 'clients');
     return true;
   });
 }
 
-/** The client as oidc-provider wants it, secret decrypted; undefined when unknown. */
-const clientIdPattern = new RegExp(ID_PATTERN);
-
-export async function providerClientMetadata(db: Db, kek: Kek, clientId: string): Promise<Record<string, unknown> | undefined> {
-  // No registered client can have another shape; anything else (NUL, oversized) is simply unknown.
-  if (!clientIdPattern.test(clientId)) return undefined;
-  const row = await db('clients').where({ client_id: clientId }).first();
-  if (!row) return undefined;
+/** The client as oidc-provider wants it, from its stored row, secret decrypted. */
+export function providerMetadata(kek: Kek, row: Record<string, unknown>): Record<string, unknown> {
+  const clientId = row.client_id as string;
   return {
-    client_id: row.client_id,
-    ...(row.secret_enc ? { client_secret: kek.open(row.secret_enc, secretContext(row.client_id)) } : {}),
+    client_id: clientId,
+    ...(row.secret_enc ? { client_secret: kek.open(row.secret_enc as string, secretContext(clientId)) } : {}),
     ...(row.client_name ? { client_name: row.client_name } : {}),
     grant_types: row.grant_types,
     response_types: [],

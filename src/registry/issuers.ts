@@ -1,5 +1,6 @@
 import type { Db } from '../store/db.ts';
 import { appendEntry } from '../ledger/append.ts';
+import { registryChanged } from './changes.ts';
 import { checkAbsoluteUri, isUniqueViolation, iso } from './common.ts';
 import { checkPublicJwks, jwksSchema, type PublicJwks } from './jwks.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
@@ -45,7 +46,7 @@ type Fields = {
   scope_claim?: 'scope' | 'scp';
 };
 
-function toIssuer(row: Record<string, unknown>): TrustedIssuer {
+export function toIssuer(row: Record<string, unknown>): TrustedIssuer {
   return {
     issuer: row.issuer as string,
     jwks: (row.jwks as PublicJwks | null) ?? null,
@@ -93,6 +94,7 @@ export async function createIssuer(db: Db, body: unknown, actor: string): Promis
     return await db.transaction(async (trx) => {
       const [r] = await trx('issuers').insert({ issuer: input.issuer, ...row(c), created_at: now, updated_at: now }).returning('*');
       await appendEntry(trx, { kind: 'admin.issuer.created', actor, payload: { issuer: input.issuer, ...c } });
+      await registryChanged(trx, 'issuers');
       return toIssuer(r);
     });
   } catch (err) {
@@ -127,6 +129,7 @@ export async function updateIssuer(db: Db, issuer: string, body: unknown, actor:
     await checkKeys(c);
     const [r] = await trx('issuers').where({ issuer }).update({ ...row(c), updated_at: new Date() }).returning('*');
     await appendEntry(trx, { kind: 'admin.issuer.updated', actor, payload: { issuer, changes: input } });
+    await registryChanged(trx, 'issuers');
     return toIssuer(r);
   });
 }
@@ -136,6 +139,7 @@ export async function deleteIssuer(db: Db, issuer: string, actor: string): Promi
     const gone = await trx('issuers').where({ issuer }).delete().returning('issuer');
     if (gone.length === 0) return false;
     await appendEntry(trx, { kind: 'admin.issuer.deleted', actor, payload: { issuer } });
+    await registryChanged(trx, 'issuers');
     return true;
   });
 }

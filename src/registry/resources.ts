@@ -1,5 +1,6 @@
 import type { Db } from '../store/db.ts';
 import { appendEntry } from '../ledger/append.ts';
+import { registryChanged } from './changes.ts';
 import { checkAbsoluteUri, isUniqueViolation, iso, SCOPE_TOKEN } from './common.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from './validate.ts';
@@ -49,7 +50,7 @@ function checkScopes(scopes: ResourceScope[]): void {
   });
 }
 
-function toResource(row: Record<string, unknown>): Resource {
+export function toResource(row: Record<string, unknown>): Resource {
   return {
     identifier: row.identifier as string,
     name: row.name as string,
@@ -76,6 +77,7 @@ export async function createResource(db: Db, body: unknown, actor: string): Prom
         updated_at: now,
       }).returning('*');
       await appendEntry(trx, { kind: 'admin.resource.created', actor, payload: { identifier: input.identifier, scopes: input.scopes } });
+      await registryChanged(trx, 'resources');
       return toResource(row);
     });
   } catch (err) {
@@ -104,6 +106,7 @@ export async function updateResource(db: Db, identifier: string, body: unknown, 
     const [row] = await trx('resources').where({ identifier }).update(patch).returning('*');
     if (!row) return undefined;
     await appendEntry(trx, { kind: 'admin.resource.updated', actor, payload: { identifier, changes: input } });
+    await registryChanged(trx, 'resources');
     return toResource(row);
   });
 }
@@ -115,6 +118,7 @@ export async function deleteResource(db: Db, identifier: string, actor: string):
     const gone = await trx('resources').where({ identifier }).delete().returning('identifier');
     if (gone.length === 0) return false;
     await appendEntry(trx, { kind: 'admin.resource.deleted', actor, payload: { identifier } });
+    await registryChanged(trx, 'resources');
     return true;
   });
 }

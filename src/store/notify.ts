@@ -10,10 +10,14 @@ export async function notify(trx: Db, channel: string, payload: string): Promise
 export interface Listener { close(): Promise<void> }
 
 /**
- * LISTENs on `channels` over a dedicated connection (not from the pool), reconnecting after errors.
+ * LISTENs on `channels` over a dedicated connection (not from the pool), reconnecting after errors;
+ * `onConnected` runs on every (re)connection, when notifications may have been missed.
  * The embedded database has one process, so there is no one else to hear from: a no-op there.
  */
-export function listen(db: Db, databaseUrl: string | undefined, channels: string[], onMessage: (channel: string, payload: string) => void, onError: (err: Error) => void): Listener {
+export function listen(
+  db: Db, databaseUrl: string | undefined, channels: string[], onMessage: (channel: string, payload: string) => void, onError: (err: Error) => void,
+  onConnected?: () => void,
+): Listener {
   if (isEmbedded(db) || !databaseUrl) return { close: async () => {} };
   let client: pg.Client | undefined;
   let closed = false;
@@ -33,6 +37,7 @@ export function listen(db: Db, databaseUrl: string | undefined, channels: string
       for (const ch of channels) await c.query(`LISTEN ${pg.escapeIdentifier(ch)}`);
       client = c;
       if (closed) await c.end();
+      else onConnected?.();
     } catch (err) {
       onError(err as Error);
       c.end().catch(() => {});

@@ -1,5 +1,6 @@
 import { decodeRows } from '../ledger/query.ts';
 import type { Db } from '../store/db.ts';
+import type { LockedRead } from './user_lock.ts';
 
 /** The part of an authorization detail that history is about. */
 interface Detail { action?: unknown; object?: { type?: unknown; id?: unknown } }
@@ -7,6 +8,40 @@ interface Detail { action?: unknown; object?: { type?: unknown; id?: unknown } }
 export interface HistoryFacts { userObjectActions: Record<string, string[]>; taskActionCounts: Record<string, number> }
 
 const objectKey = (o: { type?: unknown; id?: unknown } | undefined) => (typeof o?.id === 'string' ? `${typeof o.type === 'string' ? o.type : ''}:${o.id}` : undefined);
+
+const objectIds = (details: Detail[]) => {
+  const objects = new Map<string, unknown>();
+  for (const d of details) {
+    const key = objectKey(d.object);
+    if (key && !objects.has(key)) objects.set(key, d.object!.id);
+  }
+  return objects;
+};
+
+/**
+ * The statements that read the history of a request, run by the caller (the user lock runs them in the
+ * round trip that takes the lock, src/tasks/user_lock.ts), then given to historyFromRows: the grants on the
+ * named objects and this resource's reported events in one, and on a task hop the task's grants at this
+ * resource in another. Bindings are all text.
+ */
+export function historyReads(user: { issuer: string; sub: string }, resource: string, task: string | undefined, details: Detail[]): LockedRead[] {
+  const ids = [...objectIds(details).values()];
+  return [
+    ...(ids.length
+      ? [{
+        sql: `select authorization_details, null::bigint as seq, null::bytea as payload, null::bytea as leaf_hash, null::bytea as chain_hash
+           from issued_tokens
+          where subject_issuer = ? and subject = ? and audience = ? and (${ids.map(() => 'authorization_details @> ?::jsonb').join(' or ')})
+         union all
+         select null, seq, payload, leaf_hash, chain_hash from ledger_entries where kind = 'resource.event' and subject = ? and actor = ?`,
+        bindings: [user.issuer, user.sub, resource, ...ids.map((id) => JSON.stringify([{ object: { id } }])), user.sub, resource],
+      }]
+      : []),
+    ...(task ? [{ sql: 'select authorization_details from issued_tokens where task = ? and audience = ? and authorization_details is not null', bindings: [task, resource] }] : []),
+  ];
+}
+
+type FactRow = { authorization_details: Detail[] | null; seq: number | null; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer };
 
 /**
  * What the ledger says about this request **at this resource** (the token's one audience): for each object
@@ -16,30 +51,13 @@ const objectKey = (o: { type?: unknown; id?: unknown } | undefined) => (typeof o
  * never count: one resource's server or permissive policy cannot decide a request at another.
  * Grants are read from the issued-token index, which commits with the ledger entry of each grant.
  */
-export async function historyFacts(db: Db, user: { issuer: string; sub: string }, resource: string, task: string | undefined, details: Detail[]): Promise<HistoryFacts> {
-  const objects = new Map<string, unknown>();
-  for (const d of details) {
-    const key = objectKey(d.object);
-    if (key && !objects.has(key)) objects.set(key, d.object!.id);
-  }
-  // Grants on the named objects and this resource's reported events, in one statement: a decision that
-  // reads history pays one round trip for it (the task's counts, on a task hop, go alongside).
-  const ids = [...objects.values()];
-  const [facts, taskRows] = await Promise.all([
-    ids.length
-      ? db.raw(
-        `select authorization_details, null::bigint as seq, null::bytea as payload, null::bytea as leaf_hash, null::bytea as chain_hash
-           from issued_tokens
-          where subject_issuer = ? and subject = ? and audience = ? and (${ids.map(() => 'authorization_details @> ?::jsonb').join(' or ')})
-         union all
-         select null, seq, payload, leaf_hash, chain_hash from ledger_entries where kind = 'resource.event' and subject = ? and actor = ?`,
-        [user.issuer, user.sub, resource, ...ids.map((id) => JSON.stringify([{ object: { id } }])), user.sub, resource],
-      ).then((r: { rows: Array<{ authorization_details: Detail[] | null; seq: number | null; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer }> }) => r.rows)
-      : Promise.resolve([]),
-    task
-      ? db('issued_tokens').where({ task, audience: resource }).whereNotNull('authorization_details').select('authorization_details')
-      : Promise.resolve([]),
-  ]);
+export async function historyFromRows(
+  db: Db, user: { issuer: string; sub: string }, resource: string, task: string | undefined, details: Detail[], rows: unknown[][],
+): Promise<HistoryFacts> {
+  // The rows of historyReads' statements, in their order.
+  const objects = objectIds(details);
+  const facts = (objects.size ? rows[0]! : []) as FactRow[];
+  const taskRows = (task ? rows[objects.size ? 1 : 0]! : []) as Array<{ authorization_details: Detail[] }>;
   const events = await decodeRows(db, facts.filter((r) => r.seq !== null) as Array<{ seq: number; payload: Buffer; leaf_hash: Buffer; chain_hash: Buffer }>);
 
   // The actions granted on each named object, in the order the grants were read.

@@ -78,6 +78,22 @@ class LockSession {
   }
 }
 
+/** A read to run once the lock is held: knex-style SQL (`?` placeholders) and its text bindings. */
+export interface LockedRead { sql: string; bindings: string[] }
+
+export interface Held {
+  /** The rows of each read, in order. */
+  rows: unknown[][];
+  release(): Promise<void>;
+}
+
+/** `sql` with each `?` replaced by its binding as a quoted literal, for the simple-query protocol (no parameters). */
+function inline(read: LockedRead): string {
+  const parts = read.sql.split('?');
+  if (parts.length !== read.bindings.length + 1) throw new Error('a locked read has as many ? as bindings');
+  return parts.reduce((acc, part, i) => acc + pg.escapeLiteral(read.bindings[i - 1]!) + part);
+}
+
 function slotOf(key: string, n: number): number {
   let h = 0;
   for (let i = 0; i < key.length; i++) h = (h * 31 + key.charCodeAt(i)) | 0;
@@ -105,7 +121,13 @@ export class UserLocks {
     this.#waitMs = options.waitMs ?? DEFAULT_WAIT_MS;
   }
 
-  async acquire(key: string): Promise<() => Promise<void>> {
+  /**
+   * Takes `key`'s lock, then runs `reads` under it. Across processes the try-lock and the reads travel in one
+   * round trip on the lock session: one simple-query message of several statements, which PostgreSQL runs in
+   * order, each on a snapshot of its own (READ COMMITTED), so every read sees what committed before the lock
+   * was taken. Reads that ran without the lock (another process held it) are thrown away and retried with it.
+   */
+  async acquire(key: string, reads: LockedRead[] = [], db?: Db): Promise<Held> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     let done!: () => void;
     const mine = new Promise<void>((r) => { done = r; });
@@ -116,40 +138,54 @@ export class UserLocks {
       done();
       if (this.#tails.get(key) === tail) this.#tails.delete(key);
     };
-    if (this.#embedded) return async () => releaseLocal();
+    if (this.#embedded) {
+      try {
+        const rows = [];
+        for (const r of reads) rows.push(((await db!.raw(r.sql, r.bindings)) as { rows: unknown[] }).rows);
+        return { rows, release: async () => releaseLocal() };
+      } catch (err) {
+        releaseLocal();
+        throw err;
+      }
+    }
 
     const session = this.#sessions[slotOf(key, this.#sessions.length)]!;
     let client: pg.Client;
+    let rows: unknown[][];
     try {
-      client = await this.#lockAcross(session, key);
+      ({ client, rows } = await this.#lockAcross(session, key, reads));
     } catch (err) {
       releaseLocal();
       throw err;
     }
-    return async () => {
+    return { rows, release: async () => {
       // The unlock is queued on the session, not awaited: this process's next try-lock for the user runs on the
       // same session after it, and another process retries until it has run. A session that was lost took
       // its locks with it; an unlock that fails or times out ends the session, which releases them.
       if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => session.discard(client));
       releaseLocal();
-    };
+    } };
   }
 
   /** Takes the user's lock across processes with try-locks and a bounded, growing back-off. */
-  async #lockAcross(session: LockSession, key: string): Promise<pg.Client> {
+  async #lockAcross(session: LockSession, key: string, reads: LockedRead[]): Promise<{ client: pg.Client; rows: unknown[][] }> {
     const deadline = Date.now() + this.#waitMs;
+    const text = [`select pg_try_advisory_lock(hashtextextended(${pg.escapeLiteral(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
     let pause = 1;
     for (;;) {
       const client = await session.client();
       let got: boolean;
+      let rows: unknown[][];
       try {
-        const r = await client.query<{ ok: boolean }>('select pg_try_advisory_lock(hashtextextended($1, 0)) as ok', [key]);
-        got = r.rows[0]?.ok === true;
+        const r = await client.query(text) as unknown as pg.QueryResult | pg.QueryResult[];
+        const results = Array.isArray(r) ? r : [r];
+        got = (results[0]?.rows[0] as { ok?: boolean } | undefined)?.ok === true;
+        rows = results.slice(1).map((x) => x.rows);
       } catch (err) {
         await session.discard(client);
         throw new StorageUnavailable(err);
       }
-      if (got) return client;
+      if (got) return { client, rows };
       if (Date.now() >= deadline) throw new StorageUnavailable(new Error('another instance held this user\'s decision lock too long'));
       await sleep(pause);
       pause = Math.min(pause * 2, 25);

@@ -38,10 +38,42 @@ describe.skipIf(!onPostgres)('user decision locks after a failed lock query', ()
       await expect(locks.acquire('user-\0')).rejects.toBeInstanceOf(StorageUnavailable);
       expect(await heldElsewhere('user-a')).toBe(false);
       // The next decision opens a new session.
-      const release = await locks.acquire('user-b');
+      const { release } = await locks.acquire('user-b');
       expect(await heldElsewhere('user-b')).toBe(true);
       await release();
       await locks.acquire('user-b');
+    } finally {
+      await locks.close();
+    }
+  });
+
+  it('runs the reads once the lock is held, in the same round trip: they see what committed before the holder let go', async () => {
+    await db.raw('create table if not exists lock_probe (note text)');
+    const locks = new UserLocks(db, { databaseUrl: database.env.DATABASE_URL, sessions: 1 });
+    try {
+      // Another process holds the user; our reads, taken meanwhile without the lock, must be thrown away.
+      await other.query('select pg_advisory_lock(hashtextextended($1, 0))', ['user-c']);
+      const waiting = locks.acquire('user-c', [{ sql: 'select note from lock_probe order by note', bindings: [] }]);
+      await new Promise((r) => setTimeout(r, 100));
+      await other.query("insert into lock_probe values ('written by the holder')");
+      await other.query('select pg_advisory_unlock(hashtextextended($1, 0))', ['user-c']);
+      const held = await waiting;
+      expect(held.rows).toEqual([[{ note: 'written by the holder' }]]);
+      expect(await heldElsewhere('user-c')).toBe(true);
+      await held.release();
+    } finally {
+      await locks.close();
+    }
+  });
+
+  it('sends bindings as literals that cannot break out of the statement', async () => {
+    const locks = new UserLocks(db, { databaseUrl: database.env.DATABASE_URL, sessions: 1 });
+    try {
+      const hostile = "o'brien\\'); drop table lock_probe; --";
+      const held = await locks.acquire('user-d', [{ sql: 'select ?::text as v, ?::jsonb as j', bindings: [hostile, JSON.stringify([{ object: { id: hostile } }])] }]);
+      expect(held.rows).toEqual([[{ v: hostile, j: [{ object: { id: hostile } }] }]]);
+      await held.release();
+      expect((await db.raw('select count(*)::int as n from lock_probe')).rows[0].n).toBe(1);
     } finally {
       await locks.close();
     }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { calculateJwkThumbprint, EmbeddedJWK, errors as joseErrors, jwtVerify, type JWK } from 'jose';
+import { calculateJwkThumbprint, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, type JWK, type JWSHeaderParameters } from 'jose';
 import { MAX_JSON_DEPTH, tooDeep } from './json_depth.ts';
 import { isExpired, nowSeconds, timeClaimProblem } from './time.ts';
 
@@ -65,19 +65,47 @@ function normalisedUrl(value: string): string | undefined {
   return u.href;
 }
 
+// An agent makes every proof with the same key: imported keys are kept by algorithm and thumbprint, so a
+// proof costs its signature check, not a key import. Bounded; the oldest go first.
+const MAX_CACHED_KEYS = 10_000;
+const importedKeys = new Map<string, CryptoKey | Uint8Array>();
+
+/**
+ * The proof's embedded public key (RFC 9449 §4.2), with the checks of jose's EmbeddedJWK: a JSON object,
+ * no private part, `use` sig and `alg` the header's when present. Imported from the members its RFC 7638
+ * thumbprint covers, so the key checked is exactly the key `jkt` names.
+ */
+async function embeddedKey(header: JWSHeaderParameters, out: { jkt?: string }): Promise<CryptoKey | Uint8Array> {
+  const jwk = header.jwk as JWK | undefined;
+  if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw new DpopProofError('DPoP proof header must carry its public key as a JSON object (jwk)');
+  if (jwk.d !== undefined || (jwk.kty !== 'EC' && jwk.kty !== 'OKP')) throw new DpopProofError('DPoP proof jwk must be an EC or OKP public key');
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw new DpopProofError('DPoP proof jwk use must be sig when present');
+  if (jwk.alg !== undefined && jwk.alg !== header.alg) throw new DpopProofError('DPoP proof jwk alg must be the header alg when present');
+  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  out.jkt = jkt;
+  const cacheKey = `${header.alg}:${jkt}`;
+  const cached = importedKeys.get(cacheKey);
+  if (cached) return cached;
+  const { kty, crv, x, y } = jwk;
+  const key = await importJWK({ kty, crv, x, ...(kty === 'EC' ? { y } : {}) }, header.alg);
+  if (key instanceof Uint8Array || key.type !== 'public') throw new DpopProofError('DPoP proof jwk must be a public key');
+  if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.delete(importedKeys.keys().next().value!);
+  importedKeys.set(cacheKey, key);
+  return key;
+}
+
 /** Verifies one DPoP proof against the request it came with; throws DpopProofError saying why. */
 export async function verifyDpopProof(proof: string, expect: DpopExpectation): Promise<VerifiedProof> {
   if (proof.length > MAX_PROOF_BYTES) throw new DpopProofError(`DPoP proof is larger than ${MAX_PROOF_BYTES} bytes`);
   let payload;
-  let jwk: JWK;
+  const key: { jkt?: string } = {};
   try {
-    const verified = await jwtVerify(proof, EmbeddedJWK, { algorithms: [...DPOP_ALGS], clockTolerance: expect.clockSkew });
+    const verified = await jwtVerify(proof, (header) => embeddedKey(header, key), { algorithms: [...DPOP_ALGS], clockTolerance: expect.clockSkew });
     // RFC 9449 §4.3 asks for exactly `dpop+jwt`; jose's typ option would also take `application/dpop+jwt`.
     if (verified.protectedHeader.typ !== 'dpop+jwt') throw new DpopProofError('DPoP proof typ must be dpop+jwt');
     // Like every JSON from outside, bounded in depth before anything reads it.
     if (tooDeep(verified.protectedHeader) || tooDeep(verified.payload)) throw new DpopProofError(`DPoP proof nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep`);
     payload = verified.payload;
-    jwk = verified.protectedHeader.jwk as JWK;
   } catch (err) {
     if (err instanceof DpopProofError) throw err;
     if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new DpopProofError(`DPoP proof must be signed with one of ${DPOP_ALGS.join(', ')}`);
@@ -100,7 +128,7 @@ export async function verifyDpopProof(proof: string, expect: DpopExpectation): P
   if (expect.accessToken !== undefined && ath !== accessTokenHash(expect.accessToken)) {
     throw new DpopProofError('DPoP proof ath does not match the access token');
   }
-  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  const jkt = key.jkt!;
   if (expect.jkt !== undefined && jkt !== expect.jkt) throw new DpopProofError('DPoP proof is not made with the key the token is bound to (cnf.jkt)');
   return { jkt, jti, iat };
 }
