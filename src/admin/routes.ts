@@ -19,6 +19,7 @@ import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
 import { iso } from '../registry/common.ts';
 import { parseSince, replayFromBody } from '../policy/replay.ts';
 import { exportLedger } from '../ledger/export.ts';
+import { openApiDocument } from './openapi.ts';
 import { publicKeyFrom, verifyLedger } from '../ledger/verify.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
 import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
@@ -338,6 +339,11 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     ctx.set('Cache-Control', 'no-store');
     const byAddress = limiter.take(`admin-ip:${ctx.ip}`);
     if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
+    // The API's description is public: it says what the API is, nothing about this deployment.
+    if (ctx.path === '/admin/api/openapi.json' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.body = openApiDocument;
+      return;
+    }
     try {
       const auth = ctx.get('authorization');
       const match = /^Bearer ([\x21-\x7E]+)$/i.exec(auth);
