@@ -162,3 +162,53 @@ describe('the OpenAPI document', () => {
     expect(undocumentedChecks).toEqual([]);
   }, 300_000);
 });
+
+describe('ledger verify and export over the admin API', () => {
+  const raw = (method: string, p: string, body?: string, headers: Record<string, string> = {}, token = w.t.adminToken) =>
+    fetch(`${w.t.url}${p}`, { method, headers: { authorization: `Bearer ${token}`, ...headers }, ...(body === undefined ? {} : { body }) });
+
+  it('verify streams progress then the report as NDJSON when asked', async () => {
+    const res = await raw('POST', '/admin/api/ledger/verify', undefined, { accept: 'application/x-ndjson' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
+    const lines = (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as { progress?: { entries: number }; report?: { ok: boolean; entries: number } });
+    expect(lines.at(-1)!.report).toMatchObject({ ok: true });
+    const progress = lines.slice(0, -1).map((l) => l.progress!.entries);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.at(-1)).toBe(lines.at(-1)!.report!.entries);
+  });
+
+  it('verify with a public key the caller holds: another key fails the checkpoints, a bad one is a 400', async () => {
+    const { generateKeyPair, exportJWK } = await import('jose');
+    const other = await exportJWK((await generateKeyPair('EdDSA', { crv: 'Ed25519' })).publicKey);
+    const res = await raw('POST', '/admin/api/ledger/verify', JSON.stringify({ public_key: JSON.stringify(other) }), { 'content-type': 'application/json' });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ ok: false, problem: { message: expect.stringContaining('invalid signature') } });
+    const bad = await raw('POST', '/admin/api/ledger/verify', JSON.stringify({ public_key: 'not a key' }), { 'content-type': 'application/json' });
+    expect(bad.status).toBe(400);
+    expect(await bad.json()).toMatchObject({ error: 'invalid_request', field: 'public_key' });
+  });
+
+  it('refuses malformed, oversized and hostile input', async () => {
+    const json = { 'content-type': 'application/json' };
+    expect((await raw('POST', '/admin/api/ledger/verify', '{"anchors":"/etc"}', json)).status).toBe(400);
+    expect((await raw('POST', '/admin/api/ledger/verify', JSON.stringify({ public_key: 'x'.repeat(10_001) }), json)).status).toBe(400);
+    expect((await raw('POST', '/admin/api/ledger/verify', 'x'.repeat(70_000), json)).status).toBe(413);
+    expect((await raw('POST', '/admin/api/ledger/verify', '{"public_key":"\\u0000"}', json)).status).toBe(400);
+    expect((await raw('GET', '/admin/api/ledger/export?since=yesterday')).status).toBe(400);
+    expect((await raw('GET', '/admin/api/ledger/export?since=1h&since=2h')).status).toBe(400);
+    expect((await raw('GET', `/admin/api/ledger/export?since=${'9'.repeat(3000)}`)).status).toBe(400);
+    expect((await raw('GET', '/admin/api/ledger/export', undefined, {}, 'nope')).status).toBe(401);
+    expect((await raw('POST', '/admin/api/ledger/export')).status).toBe(405);
+  });
+
+  it('an auditor may verify and export; since filters', async () => {
+    const auditor = ((await (await w.t.admin('POST', '/admin/api/admins', { name: 'audrey', role: 'auditor' })).json()) as { token: string }).token;
+    expect((await raw('POST', '/admin/api/ledger/verify', undefined, {}, auditor)).status).toBe(200);
+    const all = (await (await raw('GET', '/admin/api/ledger/export', undefined, {}, auditor)).text()).trim().split('\n');
+    const future = await raw('GET', `/admin/api/ledger/export?since=${encodeURIComponent(new Date(Date.now() + 3_600_000).toISOString())}`, undefined, {}, auditor);
+    expect(future.status).toBe(200);
+    expect(await future.text()).toBe('');
+    expect(all.length).toBeGreaterThan(10);
+  });
+});
