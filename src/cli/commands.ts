@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
@@ -241,6 +241,7 @@ export const COMMANDS: Command[] = [
       const file = path.resolve(str(v['ledger-key']) ?? 'ledger-key.pem');
       if (existsSync(file)) throw new UsageError(`${file} exists; choose another --ledger-key FILE (an existing key is never overwritten)`);
       const { privateKey, publicKey } = await generateKeyPair('EdDSA', { crv: 'Ed25519', extractable: true });
+      mkdirSync(path.dirname(file), { recursive: true });
       writeFileSync(file, await exportPKCS8(privateKey), { mode: 0o600, flag: 'wx' });
       const pub = `${file.replace(/\.pem$/, '')}.pub.pem`;
       if (!existsSync(pub)) writeFileSync(pub, await exportSPKI(publicKey), { flag: 'wx' });
