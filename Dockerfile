@@ -17,7 +17,8 @@ ENV NODE_ENV=production \
 #   INTENTGATE_KEK=<32 random bytes, base64>  encrypts signing keys and client secrets at rest
 #   INTENTGATE_LEDGER_KEY=/run/secrets/ledger-key.pem   Ed25519 key that signs ledger checkpoints
 #   INTENTGATE_ANCHOR_DIR=/anchors           mount storage the database's administrators cannot rewrite
-# Optional: ADMIN_TOKEN, TRUST_PROXY=1 behind a reverse proxy, LOG_LEVEL, INTENTGATE_CONFIG.
+# Optional: ADMIN_TOKEN, TRUST_PROXY=1 behind a reverse proxy, LOG_LEVEL, INTENTGATE_CONFIG, INTENTGATE_ENVIRONMENT.
+# `intentgate keys generate` makes the KEK, an admin token and the ledger key; docker-compose.yml runs it all.
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
@@ -27,7 +28,8 @@ COPY src ./src
 COPY packages/resource/src/protocol ./packages/resource/src/protocol
 COPY migrations ./migrations
 COPY config ./config
-RUN mkdir -p /app/data && chown node:node /app/data
+# /anchors: where docker-compose.yml mounts the anchor volume (a named volume takes this owner).
+RUN mkdir -p /app/data /anchors && chown node:node /app/data /anchors
 USER node
 EXPOSE 3000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \

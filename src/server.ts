@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Koa, { type Context } from 'koa';
@@ -20,6 +20,8 @@ import { createLogger, type Logger } from './ops/log.ts';
 import { createMetrics } from './ops/metrics.ts';
 import { AdmissionGate } from './ops/admission.ts';
 import { admissionControl } from './http/admission.ts';
+import { portMessage, portUnavailable } from './ops/free_port.ts';
+import { removeServerRecord, writeServerRecord } from './ops/server_record.ts';
 import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
@@ -72,6 +74,10 @@ function routeLabel(path: string): string {
 /** Wires the parts together and listens. Composition only: each part owns its own logic. */
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const log = options.log ?? createLogger(config.logLevel);
+  // Before anything is created (keys, the admin token, the database): a taken port must not leave a first
+  // start half done, with an admin token made and never shown.
+  const busy = await portUnavailable(config.port, config.host);
+  if (busy) throw new ConfigError(portMessage(config.port, config.host, busy));
   const { kek, generated, file } = loadKek(config.kek, config.dataDir, config.mode === 'development');
   if (generated) log.warn('generated a development key-encryption key; set INTENTGATE_KEK in production', { file });
 
@@ -172,7 +178,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     timers.push(setInterval(flushAuthFailures, config.ledger.authFailureInterval * 1000).unref());
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ issuer: config.issuer, dpop, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
-    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer, registry });
+    // The CLI's credential while this process holds the embedded database (ops/server_record.ts).
+    const localAdminToken = lock ? `igl_${randomBytes(32).toString('base64url')}` : undefined;
+    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer, registry, localAdminToken });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({
       limiter: adminLimiter, db, registry, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit,
@@ -309,12 +317,19 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     server.headersTimeout = 10_000;
     server.keepAliveTimeout = config.server.keepAliveTimeout * 1000;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => reject(err.code ? new ConfigError(portMessage(config.port, config.host, err.code)) : err));
       // A deep accept queue: under a burst of connections, a quick 503 beats a dropped SYN (retried after 1 s, 3 s…).
       server.listen({ port: config.port, host: config.host, backlog: 4096 }, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
     const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+    if (config.mode === 'development') {
+      const loopback = config.host === '0.0.0.0' ? '127.0.0.1' : config.host === '::' ? '[::1]' : undefined;
+      writeServerRecord(config.dataDir, {
+        pid: process.pid, url: loopback ? `http://${loopback}:${port}` : url, issuer: config.issuer,
+        ...(lock ? { admin_token: localAdminToken } : {}),
+      });
+    }
 
     let closing: Promise<void> | undefined;
     const close = () => {
@@ -339,6 +354,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         if (background !== db) await background.destroy();
         await db.destroy();
         lock?.release();
+        removeServerRecord(config.dataDir);
       })();
       return closing;
     };

@@ -1,3 +1,6 @@
+import { existsSync } from 'node:fs';
+import { PassThrough, Readable } from 'node:stream';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
 import type { Kek } from '../crypto/kek.ts';
 import type { Config } from '../config/index.ts';
@@ -14,7 +17,10 @@ import { simulate } from '../policy/simulate.ts';
 import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
 import { iso } from '../registry/common.ts';
-import { replayFromBody } from '../policy/replay.ts';
+import { parseSince, replayFromBody } from '../policy/replay.ts';
+import { exportLedger } from '../ledger/export.ts';
+import { openApiDocument } from './openapi.ts';
+import { publicKeyFrom, verifyLedger } from '../ledger/verify.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
 import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
 import type { PolicyStore } from '../policy/store.ts';
@@ -23,7 +29,7 @@ import type { RegistryTable } from '../registry/changes.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
 import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
-import { BodyError, hasBody, readJsonObject } from '../http/body.ts';
+import { BodyError, readJsonObject, readOptionalJsonObject } from '../http/body.ts';
 import { sendError, sendRateLimited, sendUnavailable } from '../http/errors.ts';
 import { Router } from '../http/router.ts';
 import { queryParams } from '../http/request_url.ts';
@@ -41,6 +47,17 @@ export interface AdminDeps {
   registry: RegistryCache;
   /** Called after this process rotated the keys, so it need not wait for its own NOTIFY. */
   onKeysChanged: () => Promise<void>;
+  /** A bearer for the local CLI while this process alone holds the embedded database (never stored). */
+  localAdminToken?: string;
+}
+
+/** The identity the local CLI's credential acts as; changes it makes are recorded as by `cli`. */
+const LOCAL_CLI: AdminIdentity = { id: 'cli', name: 'cli', role: 'admin', user: null };
+
+function sameSecret(a: string, b: string): boolean {
+  const x = createHash('sha256').update(a).digest();
+  const y = createHash('sha256').update(b).digest();
+  return timingSafeEqual(x, y);
 }
 
 const validateRotate = compileSchema({
@@ -90,6 +107,21 @@ const validateReviewDecision = compileSchema({
   properties: { comment: { type: 'string', maxLength: 2000, format: 'visible-text' } },
 });
 
+const validateVerify = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  properties: { public_key: { type: 'string', minLength: 1, maxLength: 10_000 } },
+});
+
+/** The checkpoint key to verify with: the server's own, or one the caller holds (a JWK or SPKI PEM). */
+async function verifierKey(text: string) {
+  try {
+    return await publicKeyFrom(text);
+  } catch {
+    throw new ValidationError('public_key must be an Ed25519 public key as a JWK or SPKI PEM', 'public_key');
+  }
+}
+
 const validatePublish = compileSchema({
   type: 'object',
   additionalProperties: false,
@@ -104,7 +136,7 @@ const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
 const REVIEWERS: readonly AdminRole[] = ['admin', 'reviewer'];
 const ADMINS: readonly AdminRole[] = ['admin'];
 
-export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, registry }: AdminDeps) {
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, registry, localAdminToken }: AdminDeps) {
   const router = new Router();
   // Every route names the roles it admits, so none can be added without deciding who may call it.
   const routes = {
@@ -128,6 +160,8 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
   const reloadRegistry = (table: RegistryTable) => registry.reload(table)
     .catch((err) => log.warn('registry reload after a change failed; the periodic reload will retry', { table, err }));
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
+  // Endpoints whose members are all optional take no body as `{}`.
+  const optionalBody = (ctx: Context) => readOptionalJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
   const reviewer = async (ctx: Context): Promise<Reviewer> => {
     const a = ctx.state.admin as AdminIdentity;
@@ -232,6 +266,35 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       if (made) created(ctx, made);
       else sendError(ctx, 409, 'conflict', 'no new entries since the last checkpoint, or another process is making one', { field: null });
     })
+    .add('POST', '/admin/api/ledger/verify', EVERYONE, async (ctx) => {
+      const input = check<{ public_key?: string }>(validateVerify, await optionalBody(ctx));
+      const key = await verifierKey(input.public_key ?? JSON.stringify(checkpointer.publicJwk));
+      const anchors = existsSync(config.ledger.anchorDir) ? config.ledger.anchorDir : undefined;
+      if (ctx.accepts('application/json', 'application/x-ndjson') !== 'application/x-ndjson') {
+        ctx.body = await verifyLedger(db, key, anchors);
+        return;
+      }
+      // Progress as it goes (a line per page of entries), then the report: a long check shows it is alive.
+      const out = new PassThrough();
+      ctx.type = 'application/x-ndjson';
+      ctx.body = out;
+      verifyLedger(db, key, anchors, (entries) => out.write(`${JSON.stringify({ progress: { entries } })}\n`))
+        .then((report) => out.end(`${JSON.stringify({ report })}\n`), (err: unknown) => {
+          log.warn('ledger verification failed to run', { err });
+          out.end(`${JSON.stringify({ error: 'temporarily_unavailable', error_description: 'the ledger could not be read to the end' })}\n`);
+        });
+    })
+    .add('GET', '/admin/api/ledger/export', EVERYONE, async (ctx) => {
+      const since = stringFilter(queryParams(ctx), 'since');
+      const lines = exportLedger(db, since === undefined ? undefined : parseSince(since));
+      // The first page is read before answering, so an unreachable database is still a 503.
+      const first = await lines.next();
+      ctx.type = 'application/x-ndjson';
+      ctx.body = Readable.from((async function* () {
+        if (!first.done) yield first.value;
+        yield* lines;
+      })());
+    })
     .add('POST', '/admin/api/policies/replay', EVERYONE, async (ctx) => { ctx.body = await replayFromBody(db, await body(ctx)); })
     .add('POST', '/admin/api/revocations', ADMINS, async (ctx) => {
       const input = check<RevocationBody>(validateRevocation, await body(ctx));
@@ -253,13 +316,13 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     })
     .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(queryParams(ctx), 'status')); })
     .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
-      const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
+      const { comment } = check<{ comment?: string }>(validateReviewDecision, await optionalBody(ctx));
       const r = await decideReview(db, id!, true, await reviewer(ctx), comment);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })
     .add('POST', '/admin/api/reviews/:id/deny', REVIEWERS, async (ctx, [id]) => {
-      const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
+      const { comment } = check<{ comment?: string }>(validateReviewDecision, await optionalBody(ctx));
       const r = await decideReview(db, id!, false, await reviewer(ctx), comment);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
@@ -279,7 +342,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     })
     .add('POST', '/admin/api/keys/rotate', ADMINS, async (ctx) => {
       // No body at all means the configured overlap.
-      const input = check<{ overlap_seconds?: number }>(validateRotate, hasBody(ctx) ? await body(ctx) : {});
+      const input = check<{ overlap_seconds?: number }>(validateRotate, await optionalBody(ctx));
       const overlap = input.overlap_seconds ?? config.rotationOverlap;
       const tooShort = overlapTooShort(overlap, config.minRotationOverlap);
       if (tooShort) throw new ValidationError(tooShort, 'overlap_seconds');
@@ -292,6 +355,11 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     ctx.set('Cache-Control', 'no-store');
     const byAddress = limiter.take(`admin-ip:${ctx.ip}`);
     if (!byAddress.ok) return sendRateLimited(ctx, byAddress.retryAfter);
+    // The API's description is public: it says what the API is, nothing about this deployment.
+    if (ctx.path === '/admin/api/openapi.json' && (ctx.method === 'GET' || ctx.method === 'HEAD')) {
+      ctx.body = openApiDocument;
+      return;
+    }
     try {
       const auth = ctx.get('authorization');
       const match = /^Bearer ([\x21-\x7E]+)$/i.exec(auth);
@@ -299,7 +367,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         ctx.set('WWW-Authenticate', 'Bearer realm="intentgate-admin"');
         return sendError(ctx, 401, 'invalid_token', 'an admin bearer token is required');
       }
-      const admin = await authenticateAdmin(db, match[1]!);
+      const admin = localAdminToken && sameSecret(match[1]!, localAdminToken) ? LOCAL_CLI : await authenticateAdmin(db, match[1]!);
       if (!admin) {
         ctx.set('WWW-Authenticate', 'Bearer realm="intentgate-admin", error="invalid_token"');
         return sendError(ctx, 401, 'invalid_token', 'the admin token is not valid or has been revoked');

@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { compileSchema, firstError } from '../registry/validate.ts';
+import { DEFAULTS, mergeConfig, SHIPPED_POLICY, type Resolved } from './defaults.ts';
 import { fileSchema } from './schema.ts';
 
 export type Mode = 'development' | 'production';
@@ -19,6 +20,8 @@ export interface Config {
   kek: string | undefined;
   trustProxy: boolean;
   logLevel: LogLevel;
+  /** The deployment's declared environment (`production`, `staging`, ...), matched by policy `environment`. */
+  environment: string | undefined;
   accessTokenTtl: number;
   signingAlg: SigningAlg;
   rotationOverlap: number;
@@ -86,7 +89,7 @@ export class ConfigError extends Error {}
 
 const validateFile = compileSchema(fileSchema);
 
-interface FileConfig {
+export interface FileConfig {
   tokens?: { access_token_ttl?: number };
   keys?: { algorithm?: SigningAlg; rotation_overlap?: number; min_rotation_overlap?: number };
   server?: { shutdown_timeout?: number; keep_alive_timeout?: number; max_concurrency?: number; max_queue_delay_ms?: number };
@@ -107,6 +110,7 @@ interface FileConfig {
   authorization_details_types?: Record<string, object>;
   policy?: { file?: string };
   development_issuer?: boolean;
+  environment?: string;
   ledger?: { checkpoint_every?: number; checkpoint_interval?: number; auth_failure_interval?: number };
 }
 
@@ -137,26 +141,15 @@ function parsePort(value: string | undefined): number {
  * `overrides` lets tests and embedders set file-level keys without writing a file.
  */
 export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, overrides: FileConfig = {}): Config {
-  const file = env.INTENTGATE_CONFIG ?? path.resolve('config/default.yaml');
-  const fromFile = readFileConfig(file);
-  const merged: FileConfig = {
-    tokens: { ...fromFile.tokens, ...overrides.tokens },
-    keys: { ...fromFile.keys, ...overrides.keys },
-    limits: { ...fromFile.limits, ...overrides.limits },
-    database: { ...fromFile.database, ...overrides.database },
-    server: { ...fromFile.server, ...overrides.server },
-    rate_limits: { ...fromFile.rate_limits, ...overrides.rate_limits },
-    oidc_sweep_interval: overrides.oidc_sweep_interval ?? fromFile.oidc_sweep_interval,
-    exchange: { ...fromFile.exchange, ...overrides.exchange },
-    authorization_details_types: overrides.authorization_details_types ?? fromFile.authorization_details_types,
-    policy: { ...fromFile.policy, ...overrides.policy },
-    development_issuer: overrides.development_issuer ?? fromFile.development_issuer,
-    ledger: { ...fromFile.ledger, ...overrides.ledger },
-  };
-  if (!validateFile(merged)) {
+  // INTENTGATE_CONFIG must exist when named; the conventional config/default.yaml is read when present.
+  const conventional = path.resolve('config/default.yaml');
+  const file = env.INTENTGATE_CONFIG ?? (existsSync(conventional) ? conventional : undefined);
+  const fromFile = file ? readFileConfig(file) : {};
+  if (!validateFile(overrides)) {
     const e = firstError(validateFile.errors);
     throw new ConfigError(`configuration override: ${e.field ?? '(root)'} ${e.message}`);
   }
+  const merged: Resolved = mergeConfig(mergeConfig(DEFAULTS, fromFile), overrides);
   const port = parsePort(env.PORT);
   const logLevel = (env.LOG_LEVEL ?? 'info') as LogLevel;
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
@@ -164,6 +157,11 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
   const issuer = env.ISSUER ?? (mode === 'development' ? `http://localhost:${port}` : undefined);
   if (issuer === undefined) throw new ConfigError('ISSUER is required in production mode');
   checkIssuer(issuer, mode);
+  const environment = env.INTENTGATE_ENVIRONMENT || merged.environment;
+  if (environment !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(environment)) {
+    throw new ConfigError(`INTENTGATE_ENVIRONMENT must be 1-64 letters, digits, '_', '.' or '-', got ${environment}`);
+  }
+  const policyName = overrides.policy?.file ?? fromFile.policy?.file;
 
   const config: Config = {
     mode,
@@ -176,43 +174,41 @@ export function loadConfig(mode: Mode, env: NodeJS.ProcessEnv = process.env, ove
     kek: env.INTENTGATE_KEK || undefined,
     trustProxy: isTruthy(env.TRUST_PROXY),
     logLevel,
-    accessTokenTtl: merged.tokens?.access_token_ttl ?? 300,
-    signingAlg: merged.keys?.algorithm ?? 'ES256',
-    rotationOverlap: merged.keys?.rotation_overlap ?? 600,
-    minRotationOverlap: merged.keys?.min_rotation_overlap ?? 60,
-    bodyLimit: merged.limits?.body_bytes ?? 65536,
-    poolMax: merged.database?.pool_max ?? 20,
-    rateLimits: {
-      token: merged.rate_limits?.token ?? { burst: 200, per_second: 100 },
-      tokenPerAddress: merged.rate_limits?.token_per_address ?? { burst: 2000, per_second: 1000 },
-      admin: merged.rate_limits?.admin ?? { burst: 60, per_second: 30 },
-    },
-    oidcSweepInterval: merged.oidc_sweep_interval ?? 300,
+    environment,
+    accessTokenTtl: merged.tokens.access_token_ttl,
+    signingAlg: merged.keys.algorithm,
+    rotationOverlap: merged.keys.rotation_overlap,
+    minRotationOverlap: merged.keys.min_rotation_overlap,
+    bodyLimit: merged.limits.body_bytes,
+    poolMax: merged.database.pool_max,
+    rateLimits: { token: merged.rate_limits.token, tokenPerAddress: merged.rate_limits.token_per_address, admin: merged.rate_limits.admin },
+    oidcSweepInterval: merged.oidc_sweep_interval,
     exchange: {
-      requireIntent: merged.exchange?.require_intent ?? true,
-      intentMaxLength: merged.exchange?.intent_max_length ?? 1000,
-      maxDelegationDepth: merged.exchange?.max_delegation_depth ?? 5,
-      maxTokenBytes: merged.exchange?.max_token_bytes ?? 16_384,
-      maxDetailsBytes: merged.exchange?.max_details_bytes ?? 16_384,
-      clockSkew: merged.exchange?.clock_skew ?? 60,
-      dpopProofMaxAge: merged.exchange?.dpop_proof_max_age ?? 60,
-      clientAssertionMaxLifetime: merged.exchange?.client_assertion_max_lifetime ?? 300,
+      requireIntent: merged.exchange.require_intent,
+      intentMaxLength: merged.exchange.intent_max_length,
+      maxDelegationDepth: merged.exchange.max_delegation_depth,
+      maxTokenBytes: merged.exchange.max_token_bytes,
+      maxDetailsBytes: merged.exchange.max_details_bytes,
+      clockSkew: merged.exchange.clock_skew,
+      dpopProofMaxAge: merged.exchange.dpop_proof_max_age,
+      clientAssertionMaxLifetime: merged.exchange.client_assertion_max_lifetime,
     },
-    detailTypes: merged.authorization_details_types ?? {},
-    policyFile: path.resolve(path.dirname(file), merged.policy?.file ?? 'policies/default.yaml'),
-    devIssuer: mode === 'development' && (merged.development_issuer ?? true),
+    detailTypes: merged.authorization_details_types,
+    // A policy named in a file is relative to that file; without one, the shipped example policy.
+    policyFile: policyName === undefined ? SHIPPED_POLICY : path.resolve(file ? path.dirname(file) : '.', policyName),
+    devIssuer: mode === 'development' && merged.development_issuer,
     ledger: {
       keyFile: env.INTENTGATE_LEDGER_KEY || undefined,
       anchorDir: path.resolve(env.INTENTGATE_ANCHOR_DIR ?? path.join(env.DATA_DIR ?? './data', 'anchors')),
-      checkpointEvery: merged.ledger?.checkpoint_every ?? 1000,
-      checkpointInterval: merged.ledger?.checkpoint_interval ?? 60,
-      authFailureInterval: merged.ledger?.auth_failure_interval ?? 60,
+      checkpointEvery: merged.ledger.checkpoint_every,
+      checkpointInterval: merged.ledger.checkpoint_interval,
+      authFailureInterval: merged.ledger.auth_failure_interval,
     },
     server: {
-      shutdownTimeout: merged.server?.shutdown_timeout ?? 8,
-      keepAliveTimeout: merged.server?.keep_alive_timeout ?? 65,
-      maxConcurrency: merged.server?.max_concurrency ?? 64,
-      maxQueueDelayMs: merged.server?.max_queue_delay_ms ?? 50,
+      shutdownTimeout: merged.server.shutdown_timeout,
+      keepAliveTimeout: merged.server.keep_alive_timeout,
+      maxConcurrency: merged.server.max_concurrency,
+      maxQueueDelayMs: merged.server.max_queue_delay_ms,
     },
   };
   if (config.rotationOverlap < config.minRotationOverlap) {

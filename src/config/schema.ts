@@ -79,6 +79,8 @@ export const fileSchema = {
       properties: { file: { type: 'string', minLength: 1 } },
     },
     development_issuer: { type: 'boolean' },
+    // The deployment's environment (`production`, `staging`, ...), which policy rules match with `environment`.
+    environment: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
     ledger: {
       type: 'object',
       additionalProperties: false,

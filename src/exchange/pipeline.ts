@@ -23,7 +23,7 @@ import { taskStatus } from '../tasks/behaviour.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
-import { resolveTarget, type Target } from './target.ts';
+import { resolveTarget, scopeLimits, type Target } from './target.ts';
 import { TT_ACCESS_TOKEN } from './token_types.ts';
 
 export interface ExchangeDeps {
@@ -182,7 +182,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   if (req.scope) {
     const beyond = req.scope.filter((s) => !ceiling.includes(s));
     if (beyond.length) {
-      return deny(invalidScope(`scope ${beyond.join(' ')} exceeds what the subject token, this client and ${req.target} allow together`));
+      return deny(invalidScope(scopeLimits(beyond, subject.scopes, clientScopes, targetScopes, client.client_id, req.target)));
     }
   }
   let details: AuthorizationDetail[];
@@ -256,6 +256,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     delegated: depth(act) > 1,
     ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
     sourceIp: c.sourceIp,
+    ...(config.environment ? { environment: config.environment } : {}),
     now: new Date(),
     ...(history ? { history } : {}),
   };

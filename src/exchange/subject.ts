@@ -153,6 +153,18 @@ async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<t
 }
 
 /**
+ * Names the issuer that is not trusted (cut short: it is the caller's text). A token from some development
+ * issuer that is not this server's (another port, another DATA_DIR) is the usual first-run mistake: say which
+ * one this server trusts.
+ */
+function untrusted(iss: string, builtIn: ReadonlyMap<string, TrustedIssuer>): string {
+  const shown = iss.length > 200 ? `${iss.slice(0, 200)}...` : iss;
+  const dev = [...builtIn.keys()].find((i) => i.endsWith('/dev-issuer'));
+  const hint = dev && iss.endsWith('/dev-issuer') ? `; this server's development issuer is ${dev}` : '';
+  return `subject_token issuer is not trusted: ${shown}${hint}`;
+}
+
+/**
  * Authenticates the subject token (RFC 8693 §2.1, RFC 8725, RFC 9068): either a JWT from a trusted
  * issuer, checked against that issuer's keys, algorithms, audiences and typ; or a token intentgate
  * issued, which must still be live in the issued-token index and presentable by this client.
@@ -163,7 +175,7 @@ export async function authenticateSubject(deps: SubjectDeps, token: string, clie
   if (claims.iss === deps.issuer) return ownToken(deps, token, clientId);
 
   const issuer = deps.builtInIssuers.get(claims.iss) ?? deps.registry.issuer(claims.iss);
-  if (!issuer) throw invalidRequest('subject_token issuer is not trusted');
+  if (!issuer) throw invalidRequest(untrusted(claims.iss, deps.builtInIssuers));
   const typ = typeof header.typ === 'string' ? normTyp(header.typ) : undefined;
   if (!typ || !issuer.typs.map(normTyp).includes(typ)) throw invalidRequest(`subject_token typ must be one of ${issuer.typs.join(', ')}`);
   const { payload } = await verify(token, deps.issuerKeys.for(issuer), {

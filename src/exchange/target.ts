@@ -41,5 +41,21 @@ export function resolveTarget(registry: RegistryCache, target: string): Target {
       return { kind: 'agent', identifier: target, agent, scopes: labelScopes(registry, splitScope(agent.scope)) };
     }
   }
-  throw invalidTarget('the resource or audience is not a registered resource or agent');
+  throw invalidTarget(`${target} is not a registered resource or agent`);
+}
+
+/**
+ * Why each scope is beyond the ceiling (subject ∩ client ∩ target), naming every limit it hit, so the
+ * caller learns which of the three to change.
+ */
+export function scopeLimits(beyond: string[], subjectScopes: readonly string[], clientScopes: ReadonlySet<string>, targetScopes: ReadonlySet<string>, clientId: string, target: string): string {
+  const why = beyond.map((s) => {
+    const limits = [
+      ...(subjectScopes.includes(s) ? [] : ['the subject token does not carry it']),
+      ...(clientScopes.has(s) ? [] : [`client ${clientId} may not be granted it`]),
+      ...(targetScopes.has(s) ? [] : [`${target} has no such scope`]),
+    ];
+    return `${s}: ${limits.join(', ')}`;
+  });
+  return `scope beyond what may be granted (${why.join('; ')})`;
 }

@@ -51,7 +51,21 @@ export function hasBody(ctx: Context): boolean {
 
 export async function readJsonObject(ctx: Context, limit: number): Promise<Record<string, unknown>> {
   if (!ctx.is('application/json')) throw new BodyError(415, 'Content-Type must be application/json');
+  return jsonObjectFrom(await readRawBody(ctx, limit));
+}
+
+/**
+ * For endpoints whose every member is optional: no body at all (whatever the Content-Type, or none) is `{}`;
+ * a body that is there is read exactly as `readJsonObject` reads it.
+ */
+export async function readOptionalJsonObject(ctx: Context, limit: number): Promise<Record<string, unknown>> {
   const raw = await readRawBody(ctx, limit);
+  if (raw.length === 0) return {};
+  if (!ctx.is('application/json')) throw new BodyError(415, 'Content-Type must be application/json');
+  return jsonObjectFrom(raw);
+}
+
+function jsonObjectFrom(raw: Buffer): Record<string, unknown> {
   let text: string;
   let parsed: unknown;
   try {

@@ -118,7 +118,9 @@ export function buildProvider({ config, db, keyring, log, limiter, registry, exc
           const requested = splitScope(ctx.oidc.params?.scope as string | undefined);
           const refused = requested.filter((s) => !allowed.includes(s));
           if (refused.length > 0) {
-            throw new errors.InvalidScope(`scope ${refused.join(' ')} is not allowed for this client at ${indicator}`, refused.join(' '));
+            const known = new Set(resource.scopes.map((s) => s.name));
+            const why = refused.map((s) => `${s}: ${known.has(s) ? `client ${client.clientId} may not be granted it` : `${indicator} has no such scope`}`);
+            throw new errors.InvalidScope(`scope beyond what may be granted (${why.join('; ')})`, refused.join(' '));
           }
           const active = keyring.active();
           return {

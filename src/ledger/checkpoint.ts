@@ -57,6 +57,11 @@ export class Checkpointer {
     mkdirSync(anchorDir, { recursive: true });
   }
 
+  /** The public half of the signing key, which verifying needs. */
+  get publicJwk(): LedgerKey['publicJwk'] {
+    return this.#key.publicJwk;
+  }
+
   async latest(): Promise<Checkpoint | undefined> {
     const row = await this.#db('ledger_checkpoints').orderBy('tree_size', 'desc').first();
     return row ? toCheckpoint(row) : undefined;

@@ -58,7 +58,7 @@ async function signatureProblem(c: Checkpoint, key: CryptoKey): Promise<string |
  * anchored copies (leaf by leaf, so an entry rewritten with every later hash recomputed is still named),
  * and that no anchored checkpoint covers more entries than the database holds. Stops at the first problem.
  */
-export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: string): Promise<VerifyReport> {
+export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: string, onProgress?: (entries: number) => void): Promise<VerifyReport> {
   const checkpoints = (await db('ledger_checkpoints').orderBy('tree_size', 'asc').select('*')).map(toCheckpoint);
   const anchors = anchorDir ? readAnchors(anchorDir) : [];
   const bySize = new Map(checkpoints.map((c) => [c.tree_size, c]));
@@ -143,6 +143,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
         report.anchors++;
       }
     }
+    onProgress?.(report.entries);
   }
   const beyond = [...checkpoints.map((c) => c.tree_size), ...anchors.map((a) => a.tree_size)].filter((n) => n > last);
   if (beyond.length) {
