@@ -58,7 +58,7 @@ async function signatureProblem(c: Checkpoint, key: CryptoKey): Promise<string |
  * anchored copies (leaf by leaf, so an entry rewritten with every later hash recomputed is still named),
  * and that no anchored checkpoint covers more entries than the database holds. Stops at the first problem.
  */
-export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: string): Promise<VerifyReport> {
+export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: string, onProgress?: (entries: number) => void): Promise<VerifyReport> {
   const checkpoints = (await db('ledger_checkpoints').orderBy('tree_size', 'asc').select('*')).map(toCheckpoint);
   const anchors = anchorDir ? readAnchors(anchorDir) : [];
   const bySize = new Map(checkpoints.map((c) => [c.tree_size, c]));
@@ -100,6 +100,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
     const rows = await next;
     if (rows.length === 0) break;
     next = page(Number(rows.at(-1)!.seq));
+    onProgress?.(last);
     for (const row of rows) {
       const seq = Number(row.seq);
       if (seq !== last + 1) return fail(last + 1, `entry ${last + 1} is missing (the next one present is ${seq})`);
@@ -144,6 +145,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
       }
     }
   }
+  onProgress?.(last);
   const beyond = [...checkpoints.map((c) => c.tree_size), ...anchors.map((a) => a.tree_size)].filter((n) => n > last);
   if (beyond.length) {
     return fail(last + 1, `a checkpoint covers ${Math.max(...beyond)} entries but the database holds ${last}: entries from ${last + 1} on were removed`);
@@ -166,4 +168,10 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
     return fail(last + 1, 'the ledger head does not match the last entry');
   }
   return { ...report, ok: true };
+}
+
+/** How many entries the ledger holds (its head's sequence number): the total a verification's progress counts to. */
+export async function ledgerSize(db: Db): Promise<number> {
+  const head = await db('ledger_head').where({ id: 1 }).first('seq');
+  return Number(head?.seq ?? 0);
 }
