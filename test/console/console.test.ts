@@ -128,7 +128,7 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     expect(problemsOf(page)).toEqual([]);
   }, 60_000);
 
-  it('shows a drifting task suspended with its evidence; once lifted and used again, an admin revokes it from its page', async () => {
+  it('shows a drifting task suspended with its evidence, in the queue and on its page, where an admin revokes it', async () => {
     const params = exchangeParams(await w.userToken({ sub: 'ivy' }), {
       audience: 'summarizer', scope: 'expenses:read hr:read', intent: 'Summarise the quarter',
       authorization_details: JSON.stringify([{ type: 'tool_call', action: 'read', purpose: 'summarize' }]),
@@ -139,9 +139,24 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     const { access_token: parent } = await delegation.json() as { access_token: string };
     const task = decodeJwt(parent).task as string;
     const hop = (scope: string, resource: string) => w.exchange('summarizer', { subject_token: parent, subject_token_type: ACCESS_TOKEN_TYPE, resource, scope, intent: 'Summarise' });
-    expect((await hop('expenses:read', EXPENSES)).status).toBe(200);
+    const reading = await hop('expenses:read', EXPENSES);
+    expect(reading.status).toBe(200);
+    const { access_token: earlier } = await reading.json() as { access_token: string };
+    // Drifting: the summariser reaches for restricted HR data; the suspend_task rule stops the task.
     const drift = await (await hop('hr:read', HR)).json() as { reasons: string[]; review_id: string };
-    expect(drift.reasons).toContain('task_suspended');
+    expect(drift.reasons).toEqual(['restricted_data_for_summary', 'task_suspended']);
+
+    // The suspension waits in the review queue with its rule and reasons.
+    const reviewer = await newPage();
+    await signIn(reviewer, w.t.url, rita);
+    await reviewer.goto(`${w.t.url}/admin#/reviews`);
+    const card = reviewer.locator(`article[data-review="${drift.review_id}"]`);
+    await card.waitFor();
+    const said = await card.textContent();
+    expect(said).toContain('Task suspended');
+    expect(said).toContain('no-restricted-for-summaries');
+    expect(said).toContain('restricted_data_for_summary');
+    expect(said).toContain('summarize');
 
     const admin = await newPage();
     await signIn(admin, w.t.url, w.t.adminToken);
@@ -151,45 +166,39 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     expect(facts).toContain('suspended');
     expect(facts).toContain('restricted_data_for_summary');
     expect(facts).toContain(drift.review_id);
-    expect(await admin.locator('.token .badge.bad').count()).toBeGreaterThanOrEqual(2); // every token revoked
+    expect(facts).toContain('Summarise the quarter');
+    expect(facts).toContain('ivy');
+    // The suspension already revoked every token of the task, down the tree.
+    expect(await admin.locator('.token').count()).toBe(2);
+    expect(await admin.locator('.token .badge.bad').count()).toBe(2);
+    expect(await introspect(earlier)).toBe(false);
+    await screenshot(admin, 'task-suspended');
 
-    // The suspension is in the review queue with its rule and reasons; the reviewer lifts it.
-    const reviewer = await newPage();
-    await signIn(reviewer, w.t.url, rita);
-    await reviewer.goto(`${w.t.url}/admin#/reviews`);
-    const card = reviewer.locator(`article[data-review="${drift.review_id}"]`);
-    await card.waitFor();
-    expect(await card.textContent()).toContain('Task suspended');
-    expect(await card.textContent()).toContain('no-restricted-for-summaries');
-    await card.getByLabel('Comment (kept in the ledger)').fill('Looked at it; carry on');
-    await card.getByRole('button', { name: 'Approve' }).click();
-    await card.waitFor({ state: 'detached' });
-
-    const again = await hop('expenses:read', EXPENSES);
-    // Suspension revoked the delegation token itself, so the task cannot go on with it.
-    if (again.status !== 200) {
-      expect(await again.json()).toMatchObject({ error: 'invalid_request' });
-    }
-    const live = again.status === 200 ? ((await again.json()) as { access_token: string }).access_token : undefined;
-
-    await admin.reload();
     await admin.getByRole('button', { name: 'Revoke task' }).click();
     const dialog = admin.getByRole('dialog');
     await dialog.waitFor();
-    const said = await dialog.textContent();
-    expect(said).toContain(`Revoke task ${task}?`);
-    expect(said).toMatch(/revokes the task and its \d+ live tokens?/);
-    if (live) expect(said).toContain(decodeJwt(live).jti as string);
-    await screenshot(admin, 'task-revoke');
+    const text = await dialog.textContent();
+    expect(text).toContain(`Revoke task ${task}?`);
+    expect(text).toContain('revokes the task and its 0 live tokens');
+    const sent = admin.waitForResponse((r) => r.request().method() === 'POST' && /\/admin\/api\/(tasks\/[^/]+\/revoke|revocations)$/.test(new URL(r.url()).pathname) && r.status() !== 404);
     await dialog.getByRole('button', { name: 'Revoke task' }).click();
+    const answer = await sent;
+    expect(answer.status()).toBeLessThan(300);
+    expect(JSON.parse(answer.request().postData()!)).toMatchObject({ reason: 'revoked from the admin console' });
     await dialog.waitFor({ state: 'detached' });
-    await expect.poll(async () => {
-      const view = await (await w.t.admin('GET', `/admin/api/tasks/${task}`)).json() as { tokens: Array<{ status: string }> };
-      return view.tokens.every((t) => t.status !== 'active');
-    }).toBe(true);
-    if (live) expect(await introspect(live)).toBe(false);
-    // The page reloaded and shows no live token to revoke.
-    await expect.poll(() => admin.getByRole('button', { name: 'Revoke token' }).count()).toBe(0);
+    await admin.getByRole('heading', { name: /^Task / }).waitFor();
+    expect(await admin.getByRole('button', { name: 'Revoke token' }).count()).toBe(0);
+
+    // A token revoked from the tree: a fresh task, its token revoked from the task's page.
+    const fresh = await (await w.exchange('agent', exchangeParams(await w.userToken({ sub: 'joe' }), { intent: 'Read the open reports' }))).json() as { access_token: string };
+    const freshTask = decodeJwt(fresh.access_token).task as string;
+    expect(await introspect(fresh.access_token)).toBe(true);
+    await admin.goto(`${w.t.url}/admin#/tasks/${encodeURIComponent(freshTask)}`);
+    await admin.getByRole('button', { name: 'Revoke token' }).click();
+    expect(await admin.getByRole('dialog').textContent()).toContain(decodeJwt(fresh.access_token).jti as string);
+    await admin.getByRole('dialog').getByRole('button', { name: 'Revoke token' }).click();
+    await expect.poll(() => introspect(fresh.access_token)).toBe(false);
+    await expect.poll(() => admin.locator('.token .badge.bad').count()).toBe(1);
     expect(problemsOf(admin)).toEqual([]);
     expect(problemsOf(reviewer)).toEqual([]);
   }, 90_000);
@@ -213,16 +222,16 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     await secretBox.waitFor({ state: 'detached' });
     expect(await page.content()).not.toContain(secret);
     await page.reload();
-    await page.getByRole('cell', { name: 'nightly-report' }).waitFor();
+    await page.getByRole('cell', { name: 'nightly-report', exact: true }).waitFor();
     expect(await page.content()).not.toContain(secret);
     // Not in the API either: the list never carries secrets.
     expect(await (await w.t.admin('GET', '/admin/api/clients/nightly-report')).text()).not.toContain(secret);
 
     // A bad edit is refused with the server's reason, naming the field.
     await page.getByRole('button', { name: 'Edit nightly-report' }).click();
-    await page.getByLabel('JSON').fill('{"scope": "not a valid\\u0000 scope"}');
+    await page.getByLabel('JSON').fill('{"grant_types": ["password"]}');
     await page.getByRole('button', { name: 'Save' }).click();
-    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('scope');
+    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('grant_types');
     expect(problemsOf(page)).toEqual([]);
   }, 60_000);
 
@@ -295,8 +304,8 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
 
     await page.getByLabel('Kind').selectOption('review.approved');
     await page.getByRole('button', { name: 'Filter' }).click();
-    await expect.poll(() => page.locator('tbody tr').count()).toBe(2);
-    await page.getByRole('link', { name: /^Open \d+$/ }).last().click();
+    await expect.poll(() => page.locator('tbody tr').count()).toBe(1);
+    await page.getByRole('link', { name: /^Open \d+$/ }).click();
     await page.getByRole('heading', { name: /^Ledger entry \d+$/ }).waitFor();
     expect(await page.locator('pre.json').textContent()).toContain('Receipt matches, approved');
     await page.getByText('Checked in this browser: the path leads to the checkpoint\'s root.').waitFor();
@@ -311,7 +320,7 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     await page.goto(`${w.t.url}/admin#/registry/admins`);
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('Your role (reviewer) cannot open this page');
     await page.goto(`${w.t.url}/admin#/registry/clients`);
-    await page.getByRole('cell', { name: 'nightly-report' }).waitFor();
+    await page.getByRole('cell', { name: 'nightly-report', exact: true }).waitFor();
     expect(await page.getByRole('button', { name: /^(New client|Edit|Delete|Rotate)/ }).count()).toBe(0);
     await page.goto(`${w.t.url}/admin#/policies`);
     await page.getByRole('button', { name: 'Check draft' }).waitFor();
@@ -358,13 +367,15 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     const intent = card.locator('dd.intent');
     expect(await intent.textContent()).toContain('<script>window.__pwned = 1</script>');
     await intent.getByRole('button', { name: /^Show all \d+ characters$/ }).click();
-    expect((await intent.textContent())!.length).toBeGreaterThanOrEqual(10_000);
+    expect(await intent.textContent()).toBe(long);
     expect(await card.textContent()).toContain('javascript:alert(1)');
     expect(await card.textContent()).toContain('<b onmouseover=alert(1)>x</b>');
     await screenshot(page, 'reviews-hostile');
 
     // The same values in the ledger entry, with the user's claims: the bidi override is shown as a marker.
-    const [entry] = ((await (await w.t.admin('GET', '/admin/api/ledger?kind=review.opened&limit=1')).json()) as { items: Array<{ seq: number }> }).items;
+    const denials = ((await (await w.t.admin('GET', '/admin/api/ledger?kind=exchange.denied&client_id=agent&limit=20')).json()) as { items: Array<{ seq: number; payload: unknown }> }).items;
+    const entry = denials.find((e) => JSON.stringify(e.payload).includes('gnp.exe') && JSON.stringify(e.payload).includes('authorization_pending'));
+    expect(entry).toBeDefined();
     await page.goto(`${w.t.url}/admin#/ledger/${entry!.seq}`);
     const payload = page.locator('pre.json');
     await payload.waitFor();

@@ -27,7 +27,7 @@ export function watchProblems(page: Page): string[] {
   const problems: string[] = [];
   page.on('pageerror', (err) => problems.push(`page error: ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error' && !/the server responded with a status of (401|403|404|409)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
+    if (msg.type() === 'error' && !/the server responded with a status of (400|401|403|404|409|413)/.test(msg.text())) problems.push(`console: ${msg.text()}`);
   });
   page.on('requestfailed', (req) => {
     // A poll cut short by navigating away is not a problem of the page.

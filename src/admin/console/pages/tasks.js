@@ -171,7 +171,7 @@ export async function taskPage(main, me, [task]) {
     h('h1', null, 'Task ', h('span', { class: 'mono' }, reveal(id))),
     h('dl', { class: 'facts' },
       h('dt', null, 'Status'), h('dd', null, statusBadge(t.status)),
-      t.suspension ? [h('dt', null, 'Suspension'), h('dd', null, reveal(t.suspension.reason), t.suspension.review_id ? [' · review ', h('a', { href: '#/reviews' }, reveal(t.suspension.review_id))] : null)] : null,
+      t.suspension ? [h('dt', null, t.status === 'suspended' ? 'Suspension' : 'Last suspension (lifted)'), h('dd', null, reveal(t.suspension.reason), t.suspension.review_id ? [' · review ', h('a', { href: '#/reviews' }, reveal(t.suspension.review_id))] : null)] : null,
       h('dt', null, 'Agent'), h('dd', null, agent ? h('a', { href: `#/agents/${encodeURIComponent(agent)}` }, reveal(agent)) : '—'),
       h('dt', null, 'User'), h('dd', null, user ? [reveal(user.sub), h('span', { class: 'hint' }, ' at ', reveal(user.issuer ?? user.iss))] : '—'),
       h('dt', null, 'Intent'), h('dd', { class: 'intent' }, intent ? reveal(intent) : '—'),
