@@ -57,7 +57,7 @@ export function adminConsole(dir = CONSOLE_DIR) {
     ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return sendError(ctx, 405, 'invalid_request', 'use GET');
     const name = ctx.path === '/admin' || ctx.path === '/admin/' ? 'index.html' : ctx.path.startsWith('/admin/assets/') ? ctx.path.slice('/admin/assets/'.length) : undefined;
-    const asset = name === undefined || name === 'index.html' && ctx.path.startsWith('/admin/assets/') ? undefined : assets.get(name);
+    const asset = name === undefined ? undefined : assets.get(name);
     if (!asset) return sendError(ctx, 404, 'not_found', `no console file ${ctx.path}`);
     // Revalidated on every load, so a new server version is never mixed with cached modules of an old one.
     ctx.set('Cache-Control', 'no-cache');

@@ -109,6 +109,8 @@ const validateDraft = compileSchema({
   properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 } },
 });
 
+const validateNothing = compileSchema({ type: 'object', additionalProperties: false, properties: {} });
+
 type Handler = Parameters<Router['add']>[2];
 // Who may call what. Reads (and simulate/replay, which write nothing) are for every role; the review
 // queue's decisions for admins and reviewers; every change for admins only.
@@ -274,13 +276,16 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     // The whole chain checked as `intentgate ledger verify` does, streamed as NDJSON lines: {total}, then
     // {checked, total} as pages pass, then {report} (or {error}). One at a time per process: it reads everything.
     .add('POST', '/admin/api/ledger/verify', EVERYONE, async (ctx) => {
+      check(validateNothing, await body(ctx));
       if (verifying) return sendError(ctx, 409, 'conflict', 'a verification is already running in this process; try again when it has finished', { field: null });
       verifying = true;
       try {
         const total = await ledgerSize(db);
         const publicKey = await publicKeyFrom(JSON.stringify(ledgerKey.publicJwk));
         const out = new PassThrough();
-        const line = (o: unknown) => out.write(`${JSON.stringify(o)}\n`);
+        // A caller that hangs up ends the stream; the verification still finishes (bounded, one at a time).
+        out.on('error', () => {});
+        const line = (o: unknown) => { if (!out.destroyed) out.write(`${JSON.stringify(o)}\n`); };
         ctx.status = 200;
         ctx.type = 'application/x-ndjson';
         ctx.body = out;

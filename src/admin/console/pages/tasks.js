@@ -113,7 +113,9 @@ export async function taskPage(main, me, [task]) {
   // The first decision of the task names its agent, user and intent when the task view does not.
   const first = [...ledger.items].reverse().find((/** @type {any} */ e) => e.kind === 'exchange.granted') ?? null;
   const agent = t.agent ?? first?.payload?.client_id;
-  const user = t.user ?? first?.payload?.user;
+  const found = t.user ?? first?.payload?.user;
+  // The task view names the user {iss, sub}; ledger payloads {issuer, sub}.
+  const user = found ? { issuer: found.issuer ?? found.iss, sub: found.sub } : undefined;
   const intent = t.intent ?? first?.payload?.intent;
   const live = (t.tokens ?? []).filter((/** @type {any} */ x) => x.status === 'active');
   const status = h('div', { 'aria-live': 'polite' });
@@ -142,12 +144,14 @@ export async function taskPage(main, me, [task]) {
       h('div', null, h('p', null, `This revokes the task and its ${live.length} live token${live.length === 1 ? '' : 's'}, and everything derived from them. Agents holding them are refused at once. This cannot be undone.`), jtiList(live)),
       'Revoke task', () => revoke({ task: id }, 'revoked from the admin console'), `Task ${id} revoked`));
     actions.push(revokeTask);
-    if (t.status === 'suspended') {
+    // Suspend and resume are task routes of servers whose task view names its agent; older ones have neither.
+    const managed = 'agent' in t;
+    if (managed && t.status === 'suspended') {
       const resume = h('button', { type: 'button' }, 'Resume task');
       resume.addEventListener('click', () => void confirmed(`Resume task ${id}?`, h('p', null, 'New exchanges in this task will be decided again. Tokens already revoked stay revoked.'), 'Resume',
         () => api('POST', `/admin/api/tasks/${encodeURIComponent(id)}/resume`, {}), `Task ${id} resumed`));
       actions.push(resume);
-    } else if (t.status !== 'revoked') {
+    } else if (managed && t.status !== 'revoked') {
       const suspend = h('button', { type: 'button' }, 'Suspend task');
       suspend.addEventListener('click', () => void confirmed(`Suspend task ${id}?`,
         h('div', null, h('p', null, `Suspending revokes the task's ${live.length} live token${live.length === 1 ? '' : 's'} and refuses its new exchanges until it is resumed.`), jtiList(live)), 'Suspend',
@@ -173,7 +177,7 @@ export async function taskPage(main, me, [task]) {
       h('dt', null, 'Status'), h('dd', null, statusBadge(t.status)),
       t.suspension ? [h('dt', null, t.status === 'suspended' ? 'Suspension' : 'Last suspension (lifted)'), h('dd', null, reveal(t.suspension.reason), t.suspension.review_id ? [' · review ', h('a', { href: '#/reviews' }, reveal(t.suspension.review_id))] : null)] : null,
       h('dt', null, 'Agent'), h('dd', null, agent ? h('a', { href: `#/agents/${encodeURIComponent(agent)}` }, reveal(agent)) : '—'),
-      h('dt', null, 'User'), h('dd', null, user ? [reveal(user.sub), h('span', { class: 'hint' }, ' at ', reveal(user.issuer ?? user.iss))] : '—'),
+      h('dt', null, 'User'), h('dd', null, user ? [reveal(user.sub), h('span', { class: 'hint' }, ' at ', reveal(user.issuer))] : '—'),
       h('dt', null, 'Intent'), h('dd', { class: 'intent' }, intent ? reveal(intent) : '—'),
       t.purpose ? [h('dt', null, 'Purpose'), h('dd', null, reveal(t.purpose))] : null,
       t.counters ? [h('dt', null, 'Counters'), h('dd', null, jsonView(t.counters))] : null,
