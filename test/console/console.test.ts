@@ -366,11 +366,12 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     await card.waitFor();
     const intent = card.locator('dd.intent');
     expect(await intent.textContent()).toContain('<script>window.__pwned = 1</script>');
+    await card.scrollIntoViewIfNeeded();
+    await screenshot(page, 'reviews-hostile');
     await intent.getByRole('button', { name: /^Show all \d+ characters$/ }).click();
     expect(await intent.textContent()).toBe(long);
     expect(await card.textContent()).toContain('javascript:alert(1)');
     expect(await card.textContent()).toContain('<b onmouseover=alert(1)>x</b>');
-    await screenshot(page, 'reviews-hostile');
 
     // The same values in the ledger entry, with the user's claims: the bidi override is shown as a marker.
     const denials = ((await (await w.t.admin('GET', '/admin/api/ledger?kind=exchange.denied&client_id=agent&limit=20')).json()) as { items: Array<{ seq: number; payload: unknown }> }).items;
@@ -382,6 +383,8 @@ describe.skipIf(!haveChromium)('admin console in Chromium', () => {
     const shown = (await payload.textContent())!;
     expect(shown).toContain('Alice ⟦U+202E⟧gnp.exe⟦U+202C⟧ ⟦U+200B⟧');
     expect(shown).not.toMatch(/[\u202A-\u202E\u2066-\u2069\u200B]/);
+    await page.locator('mark.invisible').first().scrollIntoViewIfNeeded();
+    await screenshot(page, 'ledger-hidden-characters');
 
     for (const p of [page]) {
       expect(await p.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();

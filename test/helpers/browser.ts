@@ -1,5 +1,6 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
@@ -53,7 +54,9 @@ export async function axeViolations(page: Page): Promise<Array<{ id: string; imp
   return result;
 }
 
-const SHOTS = path.resolve('docs/screenshots');
+// The README's pictures are refreshed with UPDATE_SCREENSHOTS=1; other runs write them to a temporary
+// directory, so a test run leaves the checkout as it was.
+const SHOTS = process.env.UPDATE_SCREENSHOTS ? path.resolve('docs/screenshots') : path.join(os.tmpdir(), 'intentgate-screenshots');
 
 export async function screenshot(page: Page, name: string): Promise<void> {
   mkdirSync(SHOTS, { recursive: true });
