@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Koa, { type Context } from 'koa';
 import type Provider from 'oidc-provider';
 import { adminApi } from './admin/routes.ts';
+import { adminConsole } from './admin/console.ts';
 import { ConfigError, type Config } from './config/index.ts';
 import { loadKek } from './crypto/kek.ts';
 import { discoveryDocument } from './http/discovery.ts';
@@ -67,6 +68,7 @@ const KEY_RELOAD_MS = 30_000;
 function routeLabel(path: string): string {
   if (path.startsWith('/admin/api/')) return path.split('/').slice(0, 4).join('/');
   if (path.startsWith('/ledger/entries/')) return '/ledger/entries/{seq}/proof';
+  if (path === '/admin' || path.startsWith('/admin/')) return '/admin';
   if (['/ledger/events', '/.well-known/ledger-checkpoint', '/token', '/token/introspection', '/token/revocation', '/jwks', '/healthz', '/readyz', '/metrics', '/.well-known/oauth-authorization-server', '/.well-known/openid-configuration'].includes(path)) return path;
   return 'other';
 }
@@ -181,6 +183,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // The CLI's credential while this process holds the embedded database (ops/server_record.ts).
     const localAdminToken = lock ? `igl_${randomBytes(32).toString('base64url')}` : undefined;
     const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer, registry, localAdminToken });
+    const consoleFiles = adminConsole();
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({
       limiter: adminLimiter, db, registry, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit,
@@ -254,6 +257,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         return sendError(ctx, 400, 'invalid_request', err.message, adminField);
       }
       if (path.startsWith('/admin/api/') || path === '/admin/api') return admin(ctx);
+      if (path === '/admin' || path.startsWith('/admin/')) return consoleFiles(ctx);
       if (path === '/token' || path === '/token/introspection' || path === '/token/revocation') {
         if (method !== 'POST') return sendError(ctx, 405, 'invalid_request', 'use POST');
         if (path === '/token') return oauth.token(ctx);

@@ -20,9 +20,12 @@ import { iso } from '../registry/common.ts';
 import { parseSince, replayFromBody } from '../policy/replay.ts';
 import { exportLedger } from '../ledger/export.ts';
 import { openApiDocument } from './openapi.ts';
-import { publicKeyFrom, verifyLedger } from '../ledger/verify.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
-import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
+import { decisionsPerHour, ledgerQueryParams, queryLedger } from '../ledger/query.ts';
+import { latestCheckpoint } from '../ledger/proof.ts';
+import { ledgerSize, publicKeyFrom, verifyLedger } from '../ledger/verify.ts';
+import { locateField } from '../policy/locate.ts';
+import { parsePolicyDocument } from '../policy/document.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import type { RegistryCache } from '../registry/cache.ts';
 import type { RegistryTable } from '../registry/changes.ts';
@@ -129,12 +132,27 @@ const validatePublish = compileSchema({
   properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 }, source: { type: 'string', maxLength: 200, format: 'visible-text' } },
 });
 
+const validateDraft = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  required: ['document'],
+  properties: { document: { type: 'string', minLength: 1, maxLength: 262_144 } },
+});
+
+
 type Handler = Parameters<Router['add']>[2];
 // Who may call what. Reads (and simulate/replay, which write nothing) are for every role; the review
 // queue's decisions for admins and reviewers; every change for admins only.
 const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
 const REVIEWERS: readonly AdminRole[] = ['admin', 'reviewer'];
 const ADMINS: readonly AdminRole[] = ['admin'];
+
+/** A policy document's validation error, with the line and column it points at (for the console's editor). */
+function policyError(err: ValidationError, document: string): ValidationError & { line?: number; column?: number } {
+  const field = err.field?.replace(/^document\.?/, '') || undefined;
+  const at = locateField(document, field);
+  return Object.assign(new ValidationError(err.message.startsWith('document') ? err.message : `document: ${err.message}`, `document${field ? `.${field}` : ''}`), at ?? {});
+}
 
 export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, registry, localAdminToken }: AdminDeps) {
   const router = new Router();
@@ -168,7 +186,13 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     return { id: a.id, user: a.user, chain: a.user ? await personsInChain(db, a.id) : [] };
   };
 
+  let verifying = false;
   routes
+    // Who the credential is: the console shows what its role allows, and marks its person's own requests.
+    .add('GET', '/admin/api/whoami', EVERYONE, (ctx) => {
+      const { id, name, role, user } = ctx.state.admin as AdminIdentity;
+      ctx.body = { id, name, role, user };
+    })
     .add('GET', '/admin/api/admins', EVERYONE, async (ctx) => { ctx.body = await listAdmins(db, pageParams(queryParams(ctx))); })
     .add('POST', '/admin/api/admins', ADMINS, async (ctx) => created(ctx, await createAdmin(db, await body(ctx), who(ctx))))
     .add('PATCH', '/admin/api/admins/:id', ADMINS, async (ctx, [id]) => {
@@ -246,11 +270,31 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       try {
         created(ctx, await policies.publish(input.document, input.source ?? 'admin api', who(ctx)));
       } catch (err) {
-        if (err instanceof ValidationError) throw new ValidationError(`document: ${err.message}`, `document${err.field ? `.${err.field}` : ''}`);
+        if (err instanceof ValidationError) throw policyError(err, input.document);
         throw err;
       }
     })
-    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx)); })
+    // A draft checked without publishing it: the console's editor shows the first problem at its line.
+    .add('POST', '/admin/api/policies/validate', EVERYONE, async (ctx) => {
+      const input = check<{ document: string }>(validateDraft, await body(ctx));
+      try {
+        parsePolicyDocument(input.document);
+        ctx.body = { valid: true };
+      } catch (err) {
+        if (!(err instanceof ValidationError)) throw err;
+        const e = policyError(err, input.document);
+        ctx.body = { valid: false, error: { message: e.message, field: e.field ?? null, line: e.line ?? null, column: e.column ?? null } };
+      }
+    })
+    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => {
+      const input = await body(ctx);
+      try {
+        ctx.body = await simulate(db, policies.current(), input);
+      } catch (err) {
+        if (err instanceof ValidationError && err.field?.startsWith('document') && typeof input.document === 'string') throw policyError(err, input.document);
+        throw err;
+      }
+    })
     .add('GET', '/admin/api/policies/:version', EVERYONE, async (ctx, [v]) => {
       const version = v === 'current' ? Number(policies.current().version) : /^\d{1,9}$/.test(v!) ? Number(v) : NaN;
       const found = Number.isNaN(version) ? undefined : await policies.get(version);
@@ -261,6 +305,15 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       const { filter, limit, beforeSeq } = ledgerQueryParams(queryParams(ctx));
       ctx.body = await queryLedger(db, filter, limit, beforeSeq);
     })
+    .add('GET', '/admin/api/ledger/stats', EVERYONE, async (ctx) => {
+      const hours = stringFilter(queryParams(ctx), 'hours') ?? '24';
+      if (!/^\d{1,3}$/.test(hours) || Number(hours) < 1 || Number(hours) > 168) throw new ValidationError('hours must be an integer from 1 to 168', 'hours');
+      const now = Date.now();
+      const since = new Date(now - Number(hours) * 3_600_000);
+      ctx.body = { since: since.toISOString(), buckets: await decisionsPerHour(db, since, new Date(now)), entries: await ledgerSize(db), latest_checkpoint: (await latestCheckpoint(db)) ?? null };
+    })
+    // The whole chain checked as `intentgate ledger verify` does, streamed as NDJSON lines: {total}, then
+    // {checked, total} as pages pass, then {report} (or {error}). One at a time per process: it reads everything.
     .add('POST', '/admin/api/ledger/checkpoint', ADMINS, async (ctx) => {
       const made = await checkpointer.maybeCheckpoint(() => true);
       if (made) created(ctx, made);
@@ -270,18 +323,40 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       const input = check<{ public_key?: string }>(validateVerify, await optionalBody(ctx));
       const key = await verifierKey(input.public_key ?? JSON.stringify(checkpointer.publicJwk));
       const anchors = existsSync(config.ledger.anchorDir) ? config.ledger.anchorDir : undefined;
+      // One verification at a time per process: each reads the whole ledger.
+      if (verifying) return sendError(ctx, 409, 'conflict', 'a verification is already running in this process; try again when it has finished', { field: null });
+      verifying = true;
       if (ctx.accepts('application/json', 'application/x-ndjson') !== 'application/x-ndjson') {
-        ctx.body = await verifyLedger(db, key, anchors);
+        try {
+          ctx.body = await verifyLedger(db, key, anchors);
+        } finally {
+          verifying = false;
+        }
         return;
       }
-      // Progress as it goes (a line per page of entries), then the report: a long check shows it is alive.
+      // Progress as it goes (a line per page of entries, with the total when it started), then the report:
+      // a long check shows it is alive. A caller that hangs up ends the stream; the check still finishes.
+      let total: number;
+      try {
+        total = await ledgerSize(db);
+      } catch (err) {
+        verifying = false;
+        throw err;
+      }
       const out = new PassThrough();
+      out.on('error', () => {});
+      const line = (o: unknown) => { if (!out.destroyed) out.write(`${JSON.stringify(o)}\n`); };
       ctx.type = 'application/x-ndjson';
       ctx.body = out;
-      verifyLedger(db, key, anchors, (entries) => out.write(`${JSON.stringify({ progress: { entries } })}\n`))
-        .then((report) => out.end(`${JSON.stringify({ report })}\n`), (err: unknown) => {
+      line({ progress: { entries: 0, total } });
+      verifyLedger(db, key, anchors, (entries) => line({ progress: { entries, total } }))
+        .then((report) => line({ report }), (err: unknown) => {
           log.warn('ledger verification failed to run', { err });
-          out.end(`${JSON.stringify({ error: 'temporarily_unavailable', error_description: 'the ledger could not be read to the end' })}\n`);
+          line({ error: 'temporarily_unavailable', error_description: 'the ledger could not be read to the end' });
+        })
+        .finally(() => {
+          verifying = false;
+          out.end();
         });
     })
     .add('GET', '/admin/api/ledger/export', EVERYONE, async (ctx) => {
@@ -377,7 +452,11 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       if (!byAdmin.ok) return sendRateLimited(ctx, byAdmin.retryAfter);
       if (!(await router.dispatch(ctx))) sendError(ctx, 404, 'not_found', `no admin endpoint ${ctx.path}`);
     } catch (err) {
-      if (err instanceof ValidationError) return sendError(ctx, err.status, err.code, err.message, { field: err.field ?? null });
+      if (err instanceof ValidationError) {
+        // A policy document's error also says where it is (line, column), for the console's editor.
+        const at = 'line' in err ? { line: err.line, column: (err as { column?: number }).column } : {};
+        return sendError(ctx, err.status, err.code, err.message, { field: err.field ?? null, ...at });
+      }
       if (err instanceof BodyError) return sendError(ctx, err.status, 'invalid_request', err.message, { field: null });
       if (isRejectedInput(err)) {
         return sendError(ctx, 400, 'invalid_request', 'a value was not accepted by storage', { field: null });

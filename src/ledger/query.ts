@@ -94,3 +94,24 @@ export function ledgerQueryParams(q: URLSearchParams): { filter: LedgerFilter; l
   }
   return { filter, limit: Number(rawLimit), beforeSeq };
 }
+
+export interface DecisionBucket { start: string; granted: number; denied: number }
+
+/**
+ * Exchange decisions per hour since `since` (oldest first, empty hours included): what the console's
+ * overview draws. Counted from the indexed `kind` and `at` columns, never from payloads.
+ */
+export async function decisionsPerHour(db: Db, since: Date, until = new Date()): Promise<DecisionBucket[]> {
+  const rows = await db('ledger_entries')
+    .whereIn('kind', ['exchange.granted', 'exchange.denied']).where('at', '>=', since).where('at', '<', until)
+    .groupByRaw('1, 2').select(db.raw('floor(extract(epoch from at) / 3600)::float8 as hour'), 'kind', db.raw('count(*) as n')) as Array<{ hour: number | string; kind: string; n: number | string }>;
+  const HOUR = 3_600_000;
+  const first = Math.floor(since.getTime() / HOUR) * HOUR;
+  const buckets: DecisionBucket[] = [];
+  for (let t = first; t < until.getTime(); t += HOUR) buckets.push({ start: new Date(t).toISOString(), granted: 0, denied: 0 });
+  for (const r of rows) {
+    const b = buckets[(Number(r.hour) * HOUR - first) / HOUR];
+    if (b) b[r.kind === 'exchange.granted' ? 'granted' : 'denied'] += Number(r.n);
+  }
+  return buckets;
+}

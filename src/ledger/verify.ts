@@ -100,6 +100,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
     const rows = await next;
     if (rows.length === 0) break;
     next = page(Number(rows.at(-1)!.seq));
+    onProgress?.(last);
     for (const row of rows) {
       const seq = Number(row.seq);
       if (seq !== last + 1) return fail(last + 1, `entry ${last + 1} is missing (the next one present is ${seq})`);
@@ -145,6 +146,7 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
     }
     onProgress?.(report.entries);
   }
+  onProgress?.(last);
   const beyond = [...checkpoints.map((c) => c.tree_size), ...anchors.map((a) => a.tree_size)].filter((n) => n > last);
   if (beyond.length) {
     return fail(last + 1, `a checkpoint covers ${Math.max(...beyond)} entries but the database holds ${last}: entries from ${last + 1} on were removed`);
@@ -167,4 +169,10 @@ export async function verifyLedger(db: Db, publicKey: CryptoKey, anchorDir?: str
     return fail(last + 1, 'the ledger head does not match the last entry');
   }
   return { ...report, ok: true };
+}
+
+/** How many entries the ledger holds (its head's sequence number): the total a verification's progress counts to. */
+export async function ledgerSize(db: Db): Promise<number> {
+  const head = await db('ledger_head').where({ id: 1 }).first('seq');
+  return Number(head?.seq ?? 0);
 }
