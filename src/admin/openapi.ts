@@ -127,6 +127,9 @@ export const openApiDocument = {
       }),
       delete: op('Stop trusting an issuer', { 204: { description: 'Deleted' }, 404: error('no such issuer') }, { parameters: [pathParam('id', 'issuer, URL-encoded')] }),
     },
+    '/admin/api/whoami': {
+      get: op('The calling credential', { 200: json({ type: 'object', additionalProperties: false, required: ['id', 'name', 'role', 'user'], properties: { id: str, name: str, role: { enum: ['admin', 'reviewer', 'auditor'] }, user: { oneOf: [{ type: 'null' }, { type: 'object', required: ['issuer', 'sub'], properties: { issuer: str, sub: str } }] } } }) }),
+    },
     '/admin/api/keys': {
       get: op('Published signing keys', { 200: json(page(ref('SigningKey'))) }),
     },
@@ -148,6 +151,11 @@ export const openApiDocument = {
       post: op('Decide a hypothetical exchange under the policy in force or a draft; nothing is recorded', { 200: json(ref('Simulation')) }, {
         requestBody: body({ type: 'object', required: ['client_id', 'user', 'resource'], properties: { client_id: str, user: { type: 'object' }, resource: str, scope: str, authorization_details: { type: 'array' }, document: str } }),
       }),
+    },
+    '/admin/api/policies/validate': {
+      post: op('Check a draft policy document; an error names its line and column', {
+        200: json({ type: 'object', required: ['valid'], properties: { valid: { type: 'boolean' }, error: { type: 'object', properties: { message: str, field: { type: ['string', 'null'] }, line: { type: ['integer', 'null'] }, column: { type: ['integer', 'null'] } } } } }),
+      }, { requestBody: body({ type: 'object', additionalProperties: false, required: ['document'], properties: { document: str } }) }),
     },
     '/admin/api/policies/replay': {
       post: op('Re-decide recorded exchanges under a draft; lists what would change', { 200: json(ref('ReplayReport')) }, {
@@ -185,8 +193,16 @@ export const openApiDocument = {
     '/admin/api/ledger/checkpoint': {
       post: op('Sign a checkpoint now', { 201: json(ref('Checkpoint'), 'Created'), 409: error('nothing new since the last checkpoint') }),
     },
+    '/admin/api/ledger/stats': {
+      get: op('Exchange decisions per hour, the ledger size and the latest checkpoint', {
+        200: json({ type: 'object', required: ['since', 'buckets', 'entries', 'latest_checkpoint'], properties: {
+          since: str, entries: { type: 'integer' }, latest_checkpoint: { type: ['object', 'null'] },
+          buckets: { type: 'array', items: { type: 'object', required: ['start', 'granted', 'denied'], properties: { start: str, granted: { type: 'integer' }, denied: { type: 'integer' } } } },
+        } }),
+      }, { parameters: [query('hours', '1 to 168, default 24')] }),
+    },
     '/admin/api/ledger/verify': {
-      post: op('Check the whole ledger. With Accept: application/x-ndjson, progress lines {"progress":{"entries"}} come first and the report last as {"report":{...}}', {
+      post: op('Check the whole ledger. With Accept: application/x-ndjson, progress lines {"progress":{"entries","total"}} come first and the report last as {"report":{...}}; 409 while another verification runs in this process', {
         200: {
           description: 'The report',
           content: {

@@ -312,8 +312,6 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       const since = new Date(now - Number(hours) * 3_600_000);
       ctx.body = { since: since.toISOString(), buckets: await decisionsPerHour(db, since, new Date(now)), entries: await ledgerSize(db), latest_checkpoint: (await latestCheckpoint(db)) ?? null };
     })
-    // The whole chain checked as `intentgate ledger verify` does, streamed as NDJSON lines: {total}, then
-    // {checked, total} as pages pass, then {report} (or {error}). One at a time per process: it reads everything.
     .add('POST', '/admin/api/ledger/checkpoint', ADMINS, async (ctx) => {
       const made = await checkpointer.maybeCheckpoint(() => true);
       if (made) created(ctx, made);

@@ -128,6 +128,10 @@ describe('the OpenAPI document', () => {
       client_id: 'agent', user: { issuer: 'https://idp.test', sub: 'alice', claims: {} }, resource: 'https://expenses.example', scope: 'expenses:read',
     }), 'POST', '/admin/api/policies/simulate');
     await conforms(await a('POST', '/admin/api/policies/replay', { document: policyText }), 'POST', '/admin/api/policies/replay');
+    await conforms(await a('POST', '/admin/api/policies/validate', { document: policyText }), 'POST', '/admin/api/policies/validate');
+    await conforms(await a('POST', '/admin/api/policies/validate', { document: 'rules: [' }), 'POST', '/admin/api/policies/validate');
+    await conforms(await a('GET', '/admin/api/whoami'), 'GET', '/admin/api/whoami');
+    await conforms(await a('GET', '/admin/api/whoami', undefined, reviewer), 'GET', '/admin/api/whoami');
 
     // tasks, reviews, revocations
     await conforms(await a('GET', `/admin/api/tasks/${enc(task)}`), 'GET', '/admin/api/tasks/{task}');
@@ -142,6 +146,8 @@ describe('the OpenAPI document', () => {
 
     // ledger
     await conforms(await a('GET', '/admin/api/ledger?limit=5'), 'GET', '/admin/api/ledger');
+    await conforms(await a('GET', '/admin/api/ledger/stats?hours=2'), 'GET', '/admin/api/ledger/stats');
+    await conforms(await a('GET', '/admin/api/ledger/stats?hours=0'), 'GET', '/admin/api/ledger/stats');
     await conforms(await a('POST', '/admin/api/ledger/checkpoint'), 'POST', '/admin/api/ledger/checkpoint');
     await conforms(await a('POST', '/admin/api/ledger/checkpoint'), 'POST', '/admin/api/ledger/checkpoint');
     const report = await conforms(await a('POST', '/admin/api/ledger/verify'), 'POST', '/admin/api/ledger/verify') as { ok: boolean; checkpoints: number };
