@@ -37,6 +37,7 @@ import { sweepDpopProofs } from './exchange/dpop.ts';
 import { devTrustedIssuer } from './keys/dev_issuer.ts';
 import type { TrustedIssuer } from './registry/issuers.ts';
 import { IssuerKeys } from './exchange/issuer_keys.ts';
+import { buildDecisionContext } from './exchange/context.ts';
 import { PolicyStore, POLICY_CHANNEL } from './policy/store.ts';
 
 export interface RunningServer {
@@ -148,7 +149,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     timers.push(setInterval(flushAuthFailures, config.ledger.authFailureInterval * 1000).unref());
     const adminLimiter = new RateLimiter(config.rateLimits.admin);
     const token = tokenEndpoint({ issuer: config.issuer, dpop, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
-    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer });
+    const admin = adminApi({
+      config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer,
+      buildContext: (policy, request) => buildDecisionContext(db, policy, request),
+    });
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({
       limiter: adminLimiter, db, ledger, key: ledgerKey, provider: () => provider, bodyLimit: config.bodyLimit,

@@ -11,8 +11,10 @@ import { createResource, deleteResource, getResource, listResources, updateResou
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
+import type { ContextBuilder } from '../policy/request.ts';
 import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
+import { reviewDecided } from '../tasks/behaviour.ts';
 import { iso } from '../registry/common.ts';
 import { replayFromBody } from '../policy/replay.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
@@ -37,6 +39,8 @@ export interface AdminDeps {
   log: Logger;
   /** Called after this process rotated the keys, so it need not wait for its own NOTIFY. */
   onKeysChanged: () => Promise<void>;
+  /** The exchange's decision-context builder, so a simulation decides exactly as the exchange does. */
+  buildContext: ContextBuilder;
 }
 
 const validateRotate = compileSchema({
@@ -100,7 +104,7 @@ const EVERYONE: readonly AdminRole[] = ADMIN_ROLES;
 const REVIEWERS: readonly AdminRole[] = ['admin', 'reviewer'];
 const ADMINS: readonly AdminRole[] = ['admin'];
 
-export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer }: AdminDeps) {
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, buildContext }: AdminDeps) {
   const router = new Router();
   // Every route names the roles it admits, so none can be added without deciding who may call it.
   const routes = {
@@ -204,7 +208,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         throw err;
       }
     })
-    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx)); })
+    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => { ctx.body = await simulate(db, buildContext, policies.current(), await body(ctx)); })
     .add('GET', '/admin/api/policies/:version', EVERYONE, async (ctx, [v]) => {
       const version = v === 'current' ? Number(policies.current().version) : /^\d{1,9}$/.test(v!) ? Number(v) : NaN;
       const found = Number.isNaN(version) ? undefined : await policies.get(version);
@@ -242,13 +246,13 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(queryParams(ctx), 'status')); })
     .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
-      const r = await decideReview(db, id!, true, await reviewer(ctx), comment);
+      const r = await decideReview(db, id!, true, await reviewer(ctx), comment, reviewDecided);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })
     .add('POST', '/admin/api/reviews/:id/deny', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));
-      const r = await decideReview(db, id!, false, await reviewer(ctx), comment);
+      const r = await decideReview(db, id!, false, await reviewer(ctx), comment, reviewDecided);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })

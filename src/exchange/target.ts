@@ -3,33 +3,18 @@ import { ID_PATTERN, splitScope } from '../registry/common.ts';
 import { getResource, type Resource, type ResourceScope } from '../registry/resources.ts';
 import type { Db } from '../store/db.ts';
 import { invalidTarget } from './errors.ts';
+import { strictestLabels } from '../policy/labels.ts';
 
 export type Target =
   | { kind: 'resource'; identifier: string; resource: Resource; scopes: ResourceScope[] }
   | { kind: 'agent'; identifier: string; agent: Client; scopes: ResourceScope[] };
 
-const ORDER = ['public', 'internal', 'confidential', 'restricted'] as const;
 const idPattern = new RegExp(ID_PATTERN);
 
-/**
- * Scopes of a delegation token cross resources, so each takes the strictest label any resource gives
- * it: a policy never sees a delegated scope as less sensitive than it is somewhere.
- */
+/** A delegation's scopes, labelled the strictest way any registered resource labels them. */
 async function labelScopes(db: Db, names: string[]): Promise<ResourceScope[]> {
   const rows = await db('resources').select('scopes');
-  const best = new Map<string, ResourceScope>();
-  for (const row of rows) {
-    for (const s of row.scopes as ResourceScope[]) {
-      if (!names.includes(s.name)) continue;
-      const prev = best.get(s.name);
-      best.set(s.name, {
-        name: s.name,
-        sensitivity: prev && ORDER.indexOf(prev.sensitivity) > ORDER.indexOf(s.sensitivity) ? prev.sensitivity : s.sensitivity,
-        operation: prev?.operation === 'write' ? 'write' : s.operation,
-      });
-    }
-  }
-  return [...best.values()];
+  return strictestLabels(rows.map((r: { scopes: ResourceScope[] }) => r.scopes), names) as ResourceScope[];
 }
 
 /** The token's one audience: a registered resource, or another agent (a delegation). */
