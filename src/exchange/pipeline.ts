@@ -159,7 +159,8 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     await recorded(() => recordDenial(deps.ledger, {
       ...record,
       error: err.code,
-      reasons: (err.extra.reasons as string[] | undefined) ?? [],
+      // A review's answer carries no reasons; the record still says why a person must decide.
+      reasons: (err.extra.reasons as string[] | undefined) ?? (err.code === 'authorization_pending' ? decision?.reasons : undefined) ?? [],
       matched_rules: decision?.matchedRules ?? [],
       policy_version: decision?.policyVersion,
       ...(decision ? { outcome: decision.outcome } : {}),
