@@ -41,7 +41,7 @@ function applyStandings(policy: CompiledPolicy, input: DecisionInput, extra: Hol
   const standings: Array<[HoldScope, Standing | undefined]> = [['task', input.task], ['agent', input.agent]];
   for (const [which, s] of standings) {
     if (s?.status === 'suspended') return refuse(policy, [`${which}_suspended`]);
-    const downgraded = (s?.status === 'downgraded' && (s.review_id === null || s.review_id !== input.review?.id)) || extra.includes(which);
+    const downgraded = (s?.status === 'downgraded' && (!s.review_id || s.review_id !== input.review?.id)) || extra.includes(which);
     if (!downgraded) continue;
     const reads = new Set(scopes.filter((x) => x.operation === 'read').map((x) => x.name));
     const writes = input.requestedScopes.filter((x) => !reads.has(x));

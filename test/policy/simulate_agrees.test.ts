@@ -8,7 +8,7 @@ const POLICY = path.resolve('test/fixtures/policy/agree.yaml');
 let w: World;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: POLICY }, rate_limits: { token: { burst: 100_000, per_second: 100_000 } } });
-});
+}, 180_000);
 afterAll(async () => { await w?.t.stop(); });
 
 const ALL = 'expenses:read expenses:submit expenses:approve hr:read reports:read';
@@ -130,5 +130,33 @@ describe('simulate and replay decide exactly as the exchange does', () => {
     expect(replay.changed).toEqual([]);
     expect(replay.examined).toBe(entries.length);
     expect(replay.skipped).toBe(entries.length - decided);
+  }, 300_000);
+});
+
+describe('simulate: malformed, oversized and hostile input', () => {
+  it('refuses what it cannot decide, with the field', async () => {
+    const sim = (body: unknown) => w.t.admin('POST', '/admin/api/policies/simulate', body);
+    const field = async (body: unknown, status = 400) => {
+      const res = await sim(body);
+      expect(res.status, JSON.stringify(body)).toBe(status);
+      return ((await res.json()) as { field?: string }).field;
+    };
+    for (const entry of ['1', -1, 0, 1.5, 2 ** 60, null, [1], { seq: 1 }]) expect(await field({ entry })).toBe('entry');
+    expect(await field({ entry: 1, client_id: 'agent' })).toBe('client_id');
+    expect(await field({ entry: 999_999_999 }, 404)).toBe('entry');
+    expect(await field({ user: { issuer: IDP, sub: 'a' }, resource: EXPENSES })).toBe('client_id');
+    expect(await field({ client_id: 'agent', resource: EXPENSES })).toBe('user');
+    expect(await field({ client_id: 'agent', user: { issuer: IDP, sub: 'a' } })).toBe('resource');
+    expect(await field({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, resource: EXPENSES, delegate_to: 'sub-agent' })).toBe('delegate_to');
+    expect(await field({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, resource: EXPENSES, subject_scope: 'x'.repeat(5000) })).toBe('subject_scope');
+    expect(await field({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, resource: EXPENSES, subject_scope: 'a  b' })).toBe('subject_scope');
+    expect(await field({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, resource: EXPENSES, task: 'x'.repeat(200) })).toBe('task');
+    expect(await field({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, resource: EXPENSES, task: 't', '__proto__': { x: 1 } })).toBeUndefined();
+    // A refusal before the decision is reported as such, never as a rule's denial.
+    const beyond = await (await sim({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, resource: EXPENSES, scope: 'expenses:approve', subject_scope: 'expenses:read' })).json() as Simulated;
+    expect(beyond.decision).toMatchObject({ outcome: 'refused', error: 'invalid_scope' });
+    // A delegation is simulated with the agent as target, as the exchange decides it.
+    const delegation = await (await sim({ client_id: 'agent', user: { issuer: IDP, sub: 'a' }, delegate_to: 'sub-agent', scope: 'expenses:read' })).json() as Simulated & { decision: { matched_rules: string[] } };
+    expect(delegation.decision).toMatchObject({ outcome: 'allow', matched_rules: ['delegate-to-sub-agent'] });
   });
 });

@@ -8,7 +8,7 @@ let reviewerToken: string;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: path.resolve('test/fixtures/policy/review_outcome.yaml') }, rate_limits: { token: { burst: 100_000, per_second: 100_000 } } });
   reviewerToken = ((await (await w.t.admin('POST', '/admin/api/admins', { name: 'rita', role: 'reviewer', user: { issuer: 'https://idp.test', sub: 'rita' } })).json()) as { token: string }).token;
-});
+}, 180_000);
 afterAll(async () => { await w?.t.stop(); });
 
 /** A task: agent delegates to sub-agent; hops draw tokens in that task. */

@@ -7,7 +7,7 @@ let reviewerToken: string;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: path.resolve('test/fixtures/policy/drift.yaml') }, rate_limits: { token: { burst: 100_000, per_second: 100_000 } } });
   reviewerToken = ((await (await w.t.admin('POST', '/admin/api/admins', { name: 'rita', role: 'reviewer', user: { issuer: 'https://idp.test', sub: 'rita' } })).json()) as { token: string }).token;
-});
+}, 180_000);
 afterAll(async () => { await w?.t.stop(); });
 
 const detail = (action: string, purpose: string, id?: string) => JSON.stringify([{ type: 'tool_call', action, object: { type: 'Expense', ...(id ? { id } : {}) }, purpose }]);

@@ -5,7 +5,7 @@ import { details, EXPENSES, exchangeParams, startWorld, type World } from '../he
 let w: World;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: path.resolve('test/fixtures/policy/cumulative.yaml') }, rate_limits: { token: { burst: 100_000, per_second: 100_000 } } });
-});
+}, 180_000);
 afterAll(async () => { await w?.t.stop(); });
 
 async function approve(sub: string, id: string, amount: number, extra: Record<string, unknown> = {}): Promise<Response> {
@@ -50,7 +50,7 @@ describe('cumulative limits (history.amount_total)', () => {
       .reduce((sum, e) => sum + e.payload.authorization_details[0]!.object.amount, 0);
     expect(committed).toBe(4800);
     expect(committed).toBeLessThanOrEqual(5000);
-  });
+  }, 120_000);
 
   it('refuses a policy whose amount_total has no window, or a window without amount_total', async () => {
     const base = 'version: 1\nrules:\n  - id: r\n    effect: deny\n    reason: x\n    when: { action: approve, history: ';
