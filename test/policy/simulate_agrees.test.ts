@@ -1,10 +1,13 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ACCESS_TOKEN_TYPE, EXPENSES, HR, IDP, startWorld, type World } from '../helpers/world.ts';
 
 const POLICY = path.resolve('test/fixtures/policy/agree.yaml');
+
+// Each test makes many exchanges; PGlite on a loaded 2-core machine is slow (no timing is asserted).
+vi.setConfig({ testTimeout: 180_000 });
 let w: World;
 beforeAll(async () => {
   w = await startWorld({ policy: { file: POLICY }, rate_limits: { token: { burst: 100_000, per_second: 100_000 } } });

@@ -1,8 +1,11 @@
 import path from 'node:path';
 import { decodeJwt } from 'jose';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ACCESS_TOKEN_TYPE, details, EXPENSES, exchangeParams, startWorld, type World } from '../helpers/world.ts';
 
+
+// Each test makes many exchanges; PGlite on a loaded 2-core machine is slow (no timing is asserted).
+vi.setConfig({ testTimeout: 180_000 });
 let w: World;
 let reviewerToken: string;
 beforeAll(async () => {

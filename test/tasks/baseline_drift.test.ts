@@ -1,7 +1,10 @@
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EXPENSES, exchangeParams, HR, startWorld, type World } from '../helpers/world.ts';
 
+
+// Each test makes many exchanges; PGlite on a loaded 2-core machine is slow (no timing is asserted).
+vi.setConfig({ testTimeout: 180_000 });
 let w: World;
 let reviewerToken: string;
 beforeAll(async () => {
