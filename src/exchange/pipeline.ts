@@ -272,6 +272,7 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
   } else if (decision.outcome === 'review') {
     // A drift the policy sends to a person downgrades its target at once, held by the review this opens.
     if (worst?.outcome === 'review') gate.hold = { target: holdOf(worst.per), rule: worst.rule, evidence: worst.evidence };
+    await downgradeHold();
     const state = await reviewState(gate);
     input.review = { id: req.reviewId!, state };
     record.context = { ...input, now: input.now.toISOString() };
