@@ -53,7 +53,8 @@ export async function openReview(db: Db, kind: ReviewKind, binding: ReviewBindin
     });
     await appendEntry(trx, {
       kind: 'review.opened', actor: 'system',
-      payload: { review_id: id, review_kind: kind, client_id: binding.client_id, user: binding.user, task: binding.task ?? undefined, rule: context.rule, reasons: context.reasons },
+      // A behaviour signal's evidence (counts, window, baseline) is no personal text: the ledger shows it whole.
+      payload: { review_id: id, review_kind: kind, client_id: binding.client_id, user: binding.user, task: binding.task ?? undefined, rule: context.rule, reasons: context.reasons, ...(context.evidence ? { evidence: context.evidence } : {}) },
       personal: { context },
     });
   });

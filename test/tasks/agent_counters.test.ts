@@ -57,6 +57,8 @@ describe('behaviour counters per (agent, user), across tasks', () => {
     const review = reviews.items.find((r) => r.id === body.review_id)!;
     expect(review).toMatchObject({ kind: 'agent_suspension', client_id: 'agent', user: { sub: 'uma' }, context: { reasons: ['agent-refused-repeatedly'] } });
     expect(review.context.evidence).toMatchObject({ denials: 3, within_seconds: 600, per: 'agent', client_id: 'agent' });
+    const opened = await (await w.t.admin('GET', '/admin/api/ledger?kind=review.opened&client_id=agent')).json() as { items: Array<{ payload: { review_id: string; evidence: Record<string, unknown> } }> };
+    expect(opened.items.find((e) => e.payload.review_id === review.id)!.payload.evidence).toMatchObject({ denials: 3, per: 'agent', revoked: [expect.any(String)] });
     const approved = await w.t.admin('POST', `/admin/api/reviews/${review.id}/approve`, { comment: 'looked at it' }, reviewerToken);
     expect(approved.status).toBe(200);
     expect((await first('agent', 'uma')).status).toBe(200);
