@@ -45,6 +45,7 @@ import { sweepDpopProofs } from './exchange/dpop.ts';
 import { devTrustedIssuer } from './keys/dev_issuer.ts';
 import type { TrustedIssuer } from './registry/issuers.ts';
 import { IssuerKeys } from './exchange/issuer_keys.ts';
+import { buildDecisionContext } from './exchange/context.ts';
 import { PolicyStore, POLICY_CHANNEL } from './policy/store.ts';
 
 export interface RunningServer {
@@ -182,7 +183,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const token = tokenEndpoint({ issuer: config.issuer, dpop, ledger, provider: () => provider, limiter: tokenLimiter, metrics, log, bodyLimit: config.bodyLimit });
     // The CLI's credential while this process holds the embedded database (ops/server_record.ts).
     const localAdminToken = lock ? `igl_${randomBytes(32).toString('base64url')}` : undefined;
-    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer, registry, localAdminToken });
+    const admin = adminApi({ config, db, kek, keyring, limiter: adminLimiter, log, onKeysChanged: reloadKeys, policies, checkpointer, registry, localAdminToken,
+      buildContext: (policy, request) => buildDecisionContext({ db, registry }, policy, request),
+    });
     const consoleFiles = adminConsole();
     const discovery = discoveryDocument(config, exchange.detailTypes.names);
     const ledgerHttp = ledgerEndpoints({

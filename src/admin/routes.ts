@@ -14,8 +14,10 @@ import { createResource, deleteResource, getResource, listResources, updateResou
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
+import type { ContextBuilder } from '../policy/request.ts';
 import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
+import { reviewDecided } from '../tasks/behaviour.ts';
 import { iso } from '../registry/common.ts';
 import { parseSince, replayFromBody } from '../policy/replay.ts';
 import { exportLedger } from '../ledger/export.ts';
@@ -50,6 +52,8 @@ export interface AdminDeps {
   registry: RegistryCache;
   /** Called after this process rotated the keys, so it need not wait for its own NOTIFY. */
   onKeysChanged: () => Promise<void>;
+  /** The exchange's decision-context builder, so a simulation decides exactly as the exchange does. */
+  buildContext: ContextBuilder;
   /** A bearer for the local CLI while this process alone holds the embedded database (never stored). */
   localAdminToken?: string;
 }
@@ -154,7 +158,7 @@ function policyError(err: ValidationError, document: string): ValidationError & 
   return Object.assign(new ValidationError(err.message.startsWith('document') ? err.message : `document: ${err.message}`, `document${field ? `.${field}` : ''}`), at ?? {});
 }
 
-export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, registry, localAdminToken }: AdminDeps) {
+export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged, policies, checkpointer, registry, localAdminToken, buildContext }: AdminDeps) {
   const router = new Router();
   // Every route names the roles it admits, so none can be added without deciding who may call it.
   const routes = {
@@ -289,7 +293,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => {
       const input = await body(ctx);
       try {
-        ctx.body = await simulate(db, policies.current(), input);
+        ctx.body = await simulate(db, buildContext, policies.current(), input, config.environment);
       } catch (err) {
         if (err instanceof ValidationError && err.field?.startsWith('document') && typeof input.document === 'string') throw policyError(err, input.document);
         throw err;
@@ -390,13 +394,13 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
     .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(queryParams(ctx), 'status')); })
     .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await optionalBody(ctx));
-      const r = await decideReview(db, id!, true, await reviewer(ctx), comment);
+      const r = await decideReview(db, id!, true, await reviewer(ctx), comment, reviewDecided);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })
     .add('POST', '/admin/api/reviews/:id/deny', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await optionalBody(ctx));
-      const r = await decideReview(db, id!, false, await reviewer(ctx), comment);
+      const r = await decideReview(db, id!, false, await reviewer(ctx), comment, reviewDecided);
       if (r) ctx.body = r;
       else notFound(ctx, 'review', 'id');
     })

@@ -6,6 +6,7 @@ import { adminApi } from '../admin/routes.ts';
 import { ConfigError, type Config } from '../config/index.ts';
 import { loadKek } from '../crypto/kek.ts';
 import { safeErrorBodies } from '../http/errors.ts';
+import { buildDecisionContext } from '../exchange/context.ts';
 import { RegistryCache } from '../registry/cache.ts';
 import { Keyring } from '../keys/keyring.ts';
 import { ensureSigningKey } from '../keys/rotate.ts';
@@ -75,6 +76,7 @@ async function inProcess(config: Config): Promise<Connection> {
     const token = randomBytes(32).toString('base64url');
     const handler = adminApi({
       config, db, kek, keyring, policies, checkpointer, registry, localAdminToken: token,
+      buildContext: (policy, request) => buildDecisionContext({ db, registry }, policy, request),
       // One caller, this process: no budget to protect.
       limiter: new RateLimiter({ burst: 1_000_000, per_second: 1_000_000 }),
       log: createLogger('silent'),

@@ -1,29 +1,33 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
-import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
+import type { Decision, DecisionInput } from '../policy/decide.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import { historyFromRows, historyReads, type HistoryFacts } from '../tasks/history.ts';
+import { historyReads } from '../tasks/history.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
 import { splitScope } from '../registry/common.ts';
+import { getClient } from '../registry/clients.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
 import { senderKey, type SenderDeps } from './dpop.ts';
 import { canonical, type AuthorizationDetail, type DetailTypes } from './details.ts';
-import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
+import { ExchangeError, invalidRequest, invalidScope, invalidDetails, invalidTarget } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { mintAccessToken } from './mint.ts';
-import { applyCounters, reviewGate, suspendIfBehaviourRule, type GateInput } from './review_gate.ts';
-import { taskStatus } from '../tasks/behaviour.ts';
+import { applyCounters, redeemReview, reviewState, suspendIfBehaviourRule, type GateInput } from './review_gate.ts';
+import { applyOutcome, suspendHold } from '../tasks/behaviour.ts';
+import type { HoldTarget } from '../tasks/holds.ts';
+import type { HoldScope } from '../policy/compile.ts';
+import { decideRequest, strongestSignal, type RequestDecision } from '../policy/request.ts';
+import { buildDecisionContext, type ExchangeContext } from './context.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
-import { resolveTarget, scopeLimits, type Target } from './target.ts';
 import { TT_ACCESS_TOKEN } from './token_types.ts';
 
 export interface ExchangeDeps {
@@ -160,31 +164,16 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     await recorded(() => recordDenial(deps.ledger, {
       ...record,
       error: err.code,
-      reasons: (err.extra.reasons as string[] | undefined) ?? [],
+      // A review's answer carries no reasons; the record still says why a person must decide.
+      reasons: (err.extra.reasons as string[] | undefined) ?? (err.code === 'authorization_pending' ? decision?.reasons : undefined) ?? [],
       matched_rules: decision?.matchedRules ?? [],
       policy_version: decision?.policyVersion,
+      ...(decision ? { outcome: decision.outcome } : {}),
     }, err.message));
     call.audit.decisionRecorded = true;
     throw err;
   };
 
-  let target: Target;
-  try {
-    target = resolveTarget(deps.registry, req.target);
-  } catch (err) {
-    if (err instanceof ExchangeError) return deny(err);
-    throw err;
-  }
-
-  const targetScopes = new Set(target.scopes.map((s) => s.name));
-  const clientScopes = new Set(splitScope(client.scope));
-  const ceiling = subject.scopes.filter((s) => clientScopes.has(s) && targetScopes.has(s));
-  if (req.scope) {
-    const beyond = req.scope.filter((s) => !ceiling.includes(s));
-    if (beyond.length) {
-      return deny(invalidScope(scopeLimits(beyond, subject.scopes, clientScopes, targetScopes, client.client_id, req.target)));
-    }
-  }
   let details: AuthorizationDetail[];
   try {
     details = narrowDetails(req.details, subject.parent);
@@ -193,19 +182,6 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     throw err;
   }
   record.authorization_details = details;
-
-  // A task a behaviour rule suspended takes no new exchanges until a person lifts the suspension; a
-  // downgraded one goes on with read scopes only.
-  const state = subject.parent ? await taskStatus(db, task) : undefined;
-  if (state?.status === 'suspended') {
-    return deny(new ExchangeError('access_denied', 'the task is suspended pending review', { reasons: ['task_suspended'], review_id: state.review_id }));
-  }
-  if (state?.status === 'downgraded') {
-    const readOnly = new Set(target.scopes.filter((s) => s.operation === 'read').map((s) => s.name));
-    const writes = (req.scope ?? []).filter((s) => !readOnly.has(s));
-    if (writes.length) return deny(new ExchangeError('access_denied', `the task is downgraded to read scopes: ${writes.join(' ')} refused`, { reasons: ['task_downgraded'] }));
-    for (let i = ceiling.length - 1; i >= 0; i--) if (!readOnly.has(ceiling[i]!)) ceiling.splice(i, 1);
-  }
 
   let policy;
   try {
@@ -220,8 +196,15 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, historyReads(subject.user, req.target, subject.parent?.task, details), db)
     : undefined;
   try {
-    const history = held ? await historyFromRows(db, subject.user, req.target, subject.parent?.task, details, held.rows) : undefined;
-    return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp });
+    // The same builder as policies/simulate: the target, the ceiling, the task's and agent's standing, history, baselines.
+    const built = await buildDecisionContext({ db, registry: deps.registry }, policy, {
+      client, user: subject.user, subjectScopes: subject.scopes, target: req.target, ...(req.scope ? { requestedScopes: req.scope } : {}),
+      details, delegated: depth(act) > 1, sourceIp: call.sourceIp, now: new Date(),
+      ...(config.environment ? { environment: config.environment } : {}),
+      ...(subject.parent ? { task: subject.parent.task } : {}), ...(req.reviewId ? { reviewId: req.reviewId } : {}),
+    }, held?.rows);
+    if (!built.ok) return deny(built.error === 'invalid_scope' ? invalidScope(built.description) : invalidTarget(built.description));
+    return await decideMintRecord(deps, { policy, built, req, client, subject, act, task, record, deny });
   } finally {
     await held?.release();
   }
@@ -229,39 +212,36 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
 
 interface Decided {
   policy: CompiledPolicy;
-  history: HistoryFacts | undefined;
+  built: ExchangeContext;
   req: ExchangeRequest;
   client: Client;
   subject: Subject;
-  target: Target;
-  ceiling: string[];
-  details: AuthorizationDetail[];
   act: Act;
   task: string;
   record: DecisionRecord;
   deny: (err: ExchangeError, decision?: Decision) => Promise<never>;
-  sourceIp: string;
 }
 
-/** decide → mint → record, for one request whose inputs are authenticated and bounded. */
+/** Why a standing refused the request, in the words the agent is given. */
+function standingRefusal(decision: RequestDecision, input: DecisionInput): ExchangeError | undefined {
+  const [reason] = decision.reasons;
+  const [which, state] = (reason ?? '').split('_');
+  if ((which !== 'task' && which !== 'agent') || (state !== 'suspended' && state !== 'downgraded') || decision.reasons.length !== 1) return undefined;
+  const who = which === 'task' ? 'the task' : 'this agent, for this user,';
+  if (state === 'downgraded') return new ExchangeError('access_denied', `${who} is downgraded to read scopes: ${input.requestedScopes.filter((s) => !input.resource.scopes.some((x) => x.name === s && x.operation === 'read')).join(' ')} refused`, { reasons: [reason] });
+  return new ExchangeError('access_denied', `${who} is suspended pending review`, { reasons: [reason], review_id: input[which]?.review_id ?? undefined });
+}
+
+/** decide → mint → record, for one request whose context is built. */
 async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<ExchangeResponse> {
   const { config } = deps;
-  const { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny } = c;
-  const input: DecisionInput = {
-    requestedScopes: req.scope ?? [],
-    resource: { identifier: target.kind === 'resource' ? target.identifier : `agent:${target.identifier}`, scopes: target.scopes.filter((s) => ceiling.includes(s.name)) },
-    client: { id: client.client_id, name: client.client_name, grant_types: client.grant_types },
-    user: subject.user,
-    details,
-    delegated: depth(act) > 1,
-    ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
-    sourceIp: c.sourceIp,
-    ...(config.environment ? { environment: config.environment } : {}),
-    now: new Date(),
-    ...(history ? { history } : {}),
-  };
+  const { policy, built, req, client, subject, act, task, record, deny } = c;
+  const { input, target, ceiling } = built;
+  const details = input.details;
   record.context = { ...input, now: input.now.toISOString() };
-  const decision = decide(policy, input);
+  let decision = decideRequest(policy, input);
+  record.signals = decision.signals;
+  const holdOf = (per: HoldScope): HoldTarget => (per === 'task' ? { per: 'task', task } : { per: 'agent', client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub } });
   const gate: GateInput = {
     db: deps.db,
     binding: {
@@ -271,21 +251,47 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     reviewId: req.reviewId,
     decision,
     policy,
-    context: { intent: req.intent, details, history: history ?? null },
+    context: { intent: req.intent, details, history: input.history ?? null, ...(decision.signals.length ? { signals: decision.signals } : {}) },
     deny,
+    at: { task, client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub } },
+    hold: undefined,
+  };
+  // The strongest signal shaped the decision; its outcome is applied to what it holds (the task, or the agent for this user).
+  const worst = strongestSignal(decision.signals);
+  const downgradeHold = async () => {
+    if (worst?.outcome === 'downgrade') await applyOutcome(deps.db, holdOf(worst.per), { status: 'active', review_id: null }, 'downgrade', worst.rule, gate.binding, gate.context, worst.evidence);
   };
   let granted: string[];
   if (decision.outcome === 'deny') {
-    await suspendIfBehaviourRule(gate, task);
+    const refusal = standingRefusal(decision, input);
     try {
+      await downgradeHold();
+      if (refusal) return await deny(refusal, decision);
+      if (worst?.outcome === 'suspend') {
+        // Baseline drift with outcome suspend: the task (or the agent, for this user) is held for a person.
+        const reviewId = await suspendHold(deps.db, holdOf(worst.per), gate.binding, { ...gate.context, rule: [worst.rule], evidence: worst.evidence }, [worst.rule]);
+        return await deny(new ExchangeError('access_denied', `suspended for review: ${worst.rule} (baseline drift)`, { reasons: [...decision.reasons, `${worst.per}_suspended`], review_id: reviewId }), decision);
+      }
+      await suspendIfBehaviourRule(gate, task);
       return await deny(new ExchangeError('access_denied', `denied by policy: ${decision.reasons.join(', ')}`, { reasons: decision.reasons }), decision);
     } finally {
       // The refusal stands whatever the counters do; a counter that cannot be read changes nothing.
-      await applyCounters(gate, task, 'denied').catch(() => undefined);
+      await applyCounters(gate, 'denied').catch(() => undefined);
     }
   } else if (decision.outcome === 'review') {
-    granted = (await reviewGate(gate)).filter((s) => ceiling.includes(s));
+    // A drift the policy sends to a person downgrades its target at once, held by the review this opens.
+    if (worst?.outcome === 'review') gate.hold = { target: holdOf(worst.per), rule: worst.rule, evidence: worst.evidence };
+    await downgradeHold();
+    const state = await reviewState(gate);
+    input.review = { id: req.reviewId!, state };
+    record.context = { ...input, now: input.now.toISOString() };
+    decision = decideRequest(policy, input);
+    gate.decision = decision;
+    await redeemReview(gate, state);
+    granted = decision.grantedScopes.filter((s) => ceiling.includes(s));
   } else {
+    // Baseline drift with outcome downgrade: this request was decided downgraded; the hold keeps it so.
+    await downgradeHold();
     // A policy default (no scope requested) is still never more than the ceiling.
     granted = decision.grantedScopes.filter((s) => ceiling.includes(s));
   }
@@ -304,13 +310,13 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
   try {
-    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
+    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', outcome: decision.outcome, granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
   } catch (err) {
     // The parent was revoked after the decision: refused, and recorded as such; the child never existed.
     if (err instanceof ParentNotLive) return deny(invalidRequest('subject_token has been revoked or is no longer live'), decision);
     throw err;
   }
-  await applyCounters(gate, task, 'granted').catch(() => undefined);
+  await applyCounters(gate, 'granted').catch(() => undefined);
   return {
     access_token: minted.token,
     issued_token_type: TT_ACCESS_TOKEN,

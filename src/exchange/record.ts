@@ -15,6 +15,8 @@ export interface DecisionRecord {
   granted_scope: string[];
   audience: string | undefined;
   decision: 'granted' | 'denied';
+  /** The policy's outcome (allow, deny, review) when the request reached a decision; replay compares it. */
+  outcome?: string;
   error: string | undefined;
   reasons: string[];
   matched_rules: string[];
@@ -27,11 +29,13 @@ export interface DecisionRecord {
   cnf_jkt: string | undefined;
   /** The original subject token's claims, carried to the tokens derived from this one. */
   subject_claims: Record<string, unknown> | undefined;
+  /** Behaviour signals the request raised (baseline drift), each with its evidence. */
+  signals?: unknown[];
 }
 
 function entry(kind: string, record: DecisionRecord, extra: Record<string, unknown> = {}) {
-  const { intent, context, subject_claims: _claims, ...rest } = record;
-  return { kind, actor: record.client_id, payload: { ...rest, ...extra }, personal: { intent, context } };
+  const { intent, context, subject_claims: _claims, signals, ...rest } = record;
+  return { kind, actor: record.client_id, payload: { ...rest, ...(signals?.length ? { signals } : {}), ...extra }, personal: { intent, context } };
 }
 
 /** A refused decision, with the reason the client was given (request values never raw: ledgerText). */

@@ -3,12 +3,12 @@ import { GRANT_TOKEN_EXCHANGE_TYPE, type Client } from '../registry/clients.ts';
 import { ID_PATTERN, splitScope } from '../registry/common.ts';
 import type { Resource, ResourceScope } from '../registry/resources.ts';
 import { invalidTarget } from './errors.ts';
+import { strictestLabels } from '../policy/labels.ts';
 
 export type Target =
   | { kind: 'resource'; identifier: string; resource: Resource; scopes: ResourceScope[] }
   | { kind: 'agent'; identifier: string; agent: Client; scopes: ResourceScope[] };
 
-const ORDER = ['public', 'internal', 'confidential', 'restricted'] as const;
 const idPattern = new RegExp(ID_PATTERN);
 
 /**
@@ -16,19 +16,7 @@ const idPattern = new RegExp(ID_PATTERN);
  * it: a policy never sees a delegated scope as less sensitive than it is somewhere.
  */
 function labelScopes(registry: RegistryCache, names: string[]): ResourceScope[] {
-  const best = new Map<string, ResourceScope>();
-  for (const resource of registry.resources()) {
-    for (const s of resource.scopes) {
-      if (!names.includes(s.name)) continue;
-      const prev = best.get(s.name);
-      best.set(s.name, {
-        name: s.name,
-        sensitivity: prev && ORDER.indexOf(prev.sensitivity) > ORDER.indexOf(s.sensitivity) ? prev.sensitivity : s.sensitivity,
-        operation: prev?.operation === 'write' ? 'write' : s.operation,
-      });
-    }
-  }
-  return [...best.values()];
+  return strictestLabels([...registry.resources()].map((r) => r.scopes), names) as ResourceScope[];
 }
 
 /** The token's one audience: a registered resource, or another agent (a delegation). */

@@ -1,6 +1,6 @@
 import { Ability, type RawRuleFrom } from '@casl/ability';
 import { parseAttributes } from './attributes.ts';
-import { asList, type Effect, type PolicyDocument, type PolicyRule } from './document.ts';
+import { amountTotalName, asList, historyAttributes, type Effect, type PolicyDocument, type PolicyRule } from './document.ts';
 import { policyConditionsMatcher, type PolicyConditions } from './matcher.ts';
 import { compileCidrs } from './net.ts';
 import { compileTimeWindow } from './time.ts';
@@ -32,6 +32,16 @@ export type MatchContext = {
   source_ip: string | null;
 };
 
+export type BehaviourOutcome = 'suspend' | 'downgrade' | 'review';
+/** What a behaviour outcome holds: the task, or the agent for this user across its tasks. */
+export type HoldScope = 'task' | 'agent';
+export interface CounterRule { id: string; counts: 'denied' | 'granted'; count: number; within: number; outcome: BehaviourOutcome; per: HoldScope }
+export interface BaselineRule { id: string; within: number; minGrants: number; outcome: BehaviourOutcome; per: HoldScope }
+
+export { amountTotalName };
+/** Where the context keeps the earlier total for one window, action and object type. */
+export const amountKey = (within: number, action: string, type: string): string => `${within}|${action}|${type}`;
+
 /** Rules with no `resource` apply to every resource; CASL's "any subject type" expresses that. */
 export const ANY_RESOURCE = '*';
 type Tuple = [Effect, string | MatchContext];
@@ -51,8 +61,12 @@ export interface CompiledPolicy {
   readonly version: string;
   /** Some rule reads history: decisions must then be serialised per user (see tasks/user_lock.ts). */
   readonly usesHistory: boolean;
-  /** Counters over a task's recorded decisions (repeated denials, volume) and their outcomes. */
-  readonly behaviour: ReadonlyArray<{ id: string; counts: 'denied' | 'granted'; count: number; within: number; outcome: 'suspend' | 'downgrade' }>;
+  /** Counters over recorded decisions (repeated denials, volume), per task or per (agent, user), and their outcomes. */
+  readonly behaviour: ReadonlyArray<CounterRule>;
+  /** Baseline drift checks: per agent and purpose, what it was granted over a window. */
+  readonly baselines: ReadonlyArray<BaselineRule>;
+  /** The windows (seconds) of the `history.amount_total` conditions: the running totals a decision needs. */
+  readonly amountWindows: readonly number[];
   readonly defaultTtl: number | undefined;
   readonly ability: PolicyAbility;
   /** By rule id; the CASL rule carries the id in its `reason` field. */
@@ -74,7 +88,7 @@ function conditionsOf(rule: PolicyRule, at: string): PolicyConditions | undefine
   if (w.operation !== undefined) c.operation = { $in: asList(w.operation) };
   if (w.client !== undefined) c.client = { $attrs: parseAttributes(w.client, `${at}.when.client`) };
   if (w.user !== undefined) c.user = { $attrs: parseAttributes(w.user, `${at}.when.user`) };
-  if (w.history !== undefined) c.history = { $attrs: parseAttributes(w.history, `${at}.when.history`) };
+  if (w.history !== undefined) c.history = { $attrs: parseAttributes(historyAttributes(w.history), `${at}.when.history`) };
   if (w.issuer !== undefined) c.issuer = { $in: asList(w.issuer) };
   if (w.environment !== undefined) c.environment = { $in: asList(w.environment) };
   if (w.delegated !== undefined) c.delegated = w.delegated;
@@ -116,9 +130,17 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
     for (const s of subjects) for (const r of ability.rulesFor(effect, s)) void r.ast;
   }
   const usesHistory = doc.rules.some((r) => r.when?.history !== undefined);
-  const behaviour = (doc.behaviour ?? []).map((b) => {
+  const behaviour: CounterRule[] = [];
+  const baselines: BaselineRule[] = [];
+  for (const b of doc.behaviour ?? []) {
+    const per = b.per ?? 'task';
+    if (b.baseline) {
+      baselines.push({ id: b.id, within: b.baseline.within, minGrants: b.baseline.min_grants, outcome: b.outcome, per });
+      continue;
+    }
     const c = (b.repeated_denials ?? b.volume)!;
-    return { id: b.id, counts: b.repeated_denials ? 'denied' as const : 'granted' as const, count: c.count, within: c.within, outcome: b.outcome };
-  });
-  return Object.freeze({ version, usesHistory, behaviour, defaultTtl: doc.default_ttl, ability, rules });
+    behaviour.push({ id: b.id, counts: b.repeated_denials ? 'denied' : 'granted', count: c.count, within: c.within, outcome: b.outcome, per });
+  }
+  const amountWindows = [...new Set(doc.rules.flatMap((r) => (r.when?.history?.amount_total !== undefined ? [r.when.history.within as number] : [])))];
+  return Object.freeze({ version, usesHistory, behaviour, baselines, amountWindows, defaultTtl: doc.default_ttl, ability, rules });
 }

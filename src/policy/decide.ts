@@ -1,4 +1,4 @@
-import type { CompiledPolicy, MatchContext, RuleInfo } from './compile.ts';
+import { amountKey, amountTotalName, type CompiledPolicy, type MatchContext, type RuleInfo } from './compile.ts';
 import type { Effect, Sensitivity } from './document.ts';
 import { normaliseIp } from './net.ts';
 
@@ -31,8 +31,30 @@ export interface DecisionInput {
    * task) was granted there or its server reported done, per object (`Type:id`), and how often this task
    * was granted each action there.
    */
-  history?: { userObjectActions: Record<string, string[]>; taskActionCounts: Record<string, number> };
+  history?: HistoryInput;
+  /** The task's standing when the request continues one (a first exchange starts a new, active task). */
+  task?: Standing;
+  /** This agent's standing for this user, across all its tasks (behaviour counters `per: agent`). */
+  agent?: Standing;
+  /** The review this request redeems (`review_id`), and where it stood when the request was decided. */
+  review?: { id: string; state: string };
+  /**
+   * What this agent was granted per purpose over each baseline window (`behaviour[].baseline`), keyed
+   * `<within>|<purpose>`: how many grants, at which resources, with which sensitivity levels.
+   */
+  baseline?: Record<string, BaselineFacts>;
 }
+export interface HistoryInput {
+  userObjectActions: Record<string, string[]>;
+  taskActionCounts: Record<string, number>;
+  /**
+   * The running total of `object.amount` this user was granted at this resource, keyed
+   * `<within>|<action>|<object type>`, over the `within` seconds before the decision (this request excluded).
+   */
+  amountTotals?: Record<string, number>;
+}
+export interface Standing { status: 'active' | 'suspended' | 'downgraded'; review_id: string | null }
+export interface BaselineFacts { grants: number; resources: string[]; sensitivities: string[] }
 export interface Decision {
   outcome: Effect;
   grantedScopes: string[];
@@ -50,15 +72,26 @@ interface Verdict { scope: string | null; deny: RuleInfo[]; review: RuleInfo[]; 
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 const bag = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {});
 
-function detailParts(input: DecisionInput): DetailPart[] {
+const amountOf = (d: DecisionDetail): number => {
+  const a = bag(d.object).amount;
+  return typeof a === 'number' && Number.isFinite(a) ? a : 0;
+};
+
+function detailParts(policy: CompiledPolicy, input: DecisionInput): DetailPart[] {
   const purpose = str(input.purpose);
   const facts = (action: string | null, object: Record<string, unknown>) => {
     const id = str(object.id);
     const type = str(object.type);
-    return {
+    const f: Record<string, unknown> = {
       user_object_actions: id !== null ? input.history?.userObjectActions[`${type ?? ''}:${id}`] ?? [] : [],
       task_action_count: action !== null ? input.history?.taskActionCounts[action] ?? 0 : 0,
     };
+    // The running total includes every detail of this request with the same action and type: the token grants them all.
+    if (action !== null && type !== null) {
+      const here = input.details.filter((d) => d.action === action && bag(d.object).type === type).reduce((sum, d) => sum + amountOf(d), 0);
+      for (const w of policy.amountWindows) f[amountTotalName(w)] = (input.history?.amountTotals?.[amountKey(w, action, type)] ?? 0) + here;
+    }
+    return f;
   };
   if (input.details.length === 0) return [{ has_detail: false, action: null, object_type: null, object: {}, purpose, history: facts(null, {}) }];
   // A detail's own purpose is the more specific statement; the task's purpose stands in when it has none.
@@ -136,7 +169,7 @@ export function decide(policy: CompiledPolicy, input: DecisionInput): Decision {
     ? requested.map((name) => toCandidate(known.get(name)!))
     : input.resource.scopes.length > 0 ? input.resource.scopes.map(toCandidate) : [{ scope: null, sensitivity: null, operation: null }];
   const base = baseContext(input);
-  const details = detailParts(input);
+  const details = detailParts(policy, input);
   const verdicts = candidates.map((c) => judge(policy, resource, base, c, details));
   const all = verdicts.flatMap((v) => [...v.deny, ...v.review, ...v.allow]);
   const deny = verdicts.flatMap((v) => v.deny);

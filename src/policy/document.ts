@@ -20,7 +20,7 @@ export interface PolicyWhen {
   operation?: OneOrMany<'read' | 'write'>;
   client?: { id?: unknown; name?: unknown; grant_types?: unknown };
   user?: Record<string, unknown>;
-  history?: { user_object_actions?: unknown; task_action_count?: unknown };
+  history?: { user_object_actions?: unknown; task_action_count?: unknown; amount_total?: unknown; within?: number };
   issuer?: OneOrMany<string>;
   environment?: OneOrMany<string>;
   delegated?: boolean;
@@ -44,7 +44,10 @@ export interface BehaviourRule {
   description?: string;
   repeated_denials?: { count: number; within: number };
   volume?: { count: number; within: number };
-  outcome: 'suspend' | 'downgrade';
+  baseline?: { within: number; min_grants: number };
+  /** What the counter counts over and what the outcome holds: one task (default) or the agent for this user. */
+  per?: 'task' | 'agent';
+  outcome: 'suspend' | 'downgrade' | 'review';
 }
 
 export interface PolicyDocument {
@@ -57,6 +60,15 @@ export interface PolicyDocument {
 const validateDocument = compileSchema(documentSchema);
 
 export const asList = <T>(v: OneOrMany<T> | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** The history fact a `history.amount_total` condition with `within: W` reads (one per window). */
+export const amountTotalName = (within: number): string => `amount_total:${within}`;
+
+/** `when.history` as the matcher sees it: `amount_total` is named for its window (`within` is no attribute). */
+export function historyAttributes(h: PolicyWhen['history']): Record<string, unknown> {
+  const { within, amount_total, ...rest } = h ?? {};
+  return amount_total === undefined ? rest : { ...rest, [amountTotalName(within as number)]: amount_total };
+}
 
 /** Checks what the schema cannot say: cross-field rules per effect, and the value formats. */
 function checkRule(rule: PolicyRule, at: string): void {
@@ -72,6 +84,10 @@ function checkRule(rule: PolicyRule, at: string): void {
     if (rule.delegate_to !== undefined) fail('delegate_to', 'is only allowed on allow rules');
   }
   if (rule.suspend_task !== undefined && rule.effect !== 'deny') fail('suspend_task', 'is only allowed on deny rules');
+  // A rule that can never match is a mistake, not a policy: a delegation's target is the agent, never a resource.
+  if (rule.delegate_to !== undefined && rule.resource !== undefined) {
+    fail('resource', `makes rule ${rule.id} unable to ever match: a delegation is decided with the target agent:<client_id>, never a resource; drop resource and name the agents in delegate_to`);
+  }
   const scopes = asList(rule.scopes);
   if (scopes.includes('*') && scopes.length > 1) fail('scopes', 'must not list other scopes next to "*"');
   asList(rule.resource).forEach((r, i) => {
@@ -82,7 +98,12 @@ function checkRule(rule: PolicyRule, at: string): void {
   if (when.object) parseAttributes(when.object, `${at}.when.object`);
   if (when.user) parseAttributes(when.user, `${at}.when.user`);
   if (when.client) parseAttributes(when.client, `${at}.when.client`);
-  if (when.history) parseAttributes(when.history, `${at}.when.history`);
+  if (when.history) {
+    if ((when.history.amount_total === undefined) !== (when.history.within === undefined)) {
+      fail('when.history', 'needs within (seconds) exactly when it has amount_total');
+    }
+    parseAttributes(historyAttributes(when.history), `${at}.when.history`);
+  }
   if (when.time) compileTimeWindow(when.time, `${at}.when.time`);
   if (when.source_ip) compileCidrs(asList(when.source_ip), `${at}.when.source_ip`);
 }
@@ -101,8 +122,8 @@ export function validatePolicyDocument(value: unknown): PolicyDocument {
     checkRule(rule, `rules.${i}`);
   });
   (doc.behaviour ?? []).forEach((b, i) => {
-    if ((b.repeated_denials === undefined) === (b.volume === undefined)) {
-      throw new ValidationError(`behaviour.${i} needs exactly one of repeated_denials and volume`, `behaviour.${i}`);
+    if ([b.repeated_denials, b.volume, b.baseline].filter((x) => x !== undefined).length !== 1) {
+      throw new ValidationError(`behaviour.${i} needs exactly one of repeated_denials, volume and baseline`, `behaviour.${i}`);
     }
     if (seen.has(b.id)) throw new ValidationError(`behaviour.${i}.id duplicates ${b.id}`, `behaviour.${i}.id`);
     seen.add(b.id);

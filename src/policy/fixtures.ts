@@ -1,13 +1,16 @@
 import { ID_PATTERN, SCOPE_TOKEN } from '../registry/common.ts';
 import { compileSchema, ValidationError } from '../registry/validate.ts';
 import type { CompiledPolicy } from './compile.ts';
-import { decide, type Decision, type DecisionInput, type DecisionScope } from './decide.ts';
+import type { Decision, DecisionInput, DecisionScope } from './decide.ts';
+import { strictestLabels } from './labels.ts';
+import { decideRequest } from './request.ts';
 import { policyError, SENSITIVITIES } from './schema.ts';
 import { loadYaml } from './yaml.ts';
 
 /**
  * Fixture file:
  *   resources: [{identifier, scopes: [{name, sensitivity, operation}]}]   # optional, referenced by identifier
+ *   agents: [{client_id, scope}]                                           # optional: a delegate's scopes
  *   defaults: <partial input>                                             # optional, merged under each case's input
  *   cases: [{name, input: <DecisionInput, now as ISO string, resource as object or identifier>,
  *            expect: {outcome, granted_scopes?, reasons?, ttl?, matched_rules?}}]
@@ -45,6 +48,12 @@ const resource = {
     },
   },
 };
+const standing = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['status'],
+  properties: { status: { enum: ['active', 'suspended', 'downgraded'] }, review_id: { type: ['string', 'null'] } },
+};
 const input = {
   type: 'object',
   additionalProperties: false,
@@ -70,6 +79,12 @@ const input = {
     delegateTo: { type: 'string', pattern: ID_PATTERN },
     sourceIp: text,
     now: text,
+    // What the exchange's context builder reads from the stores, given outright.
+    history: { type: 'object' },
+    task: standing,
+    agent: standing,
+    baseline: { type: 'object' },
+    review: { type: 'object', additionalProperties: false, required: ['id', 'state'], properties: { id: text, state: text } },
   },
 };
 const validateFixtures = compileSchema({
@@ -78,6 +93,11 @@ const validateFixtures = compileSchema({
   required: ['cases'],
   properties: {
     resources: { type: 'array', maxItems: 256, items: resource },
+    agents: {
+      type: 'array',
+      maxItems: 256,
+      items: { type: 'object', additionalProperties: false, required: ['client_id', 'scope'], properties: { client_id: { type: 'string', pattern: ID_PATTERN }, scope: { type: 'string', maxLength: 4000 } } },
+    },
     defaults: input,
     cases: {
       type: 'array',
@@ -114,15 +134,23 @@ type RawInput = Omit<Partial<DecisionInput>, 'resource' | 'now'> & {
 };
 interface FixtureFile {
   resources?: DecisionInput['resource'][];
+  agents?: Array<{ client_id: string; scope: string }>;
   defaults?: RawInput;
   cases: Array<{ name: string; input: RawInput; expect: FixtureExpectation }>;
 }
 
 const ISO_INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
 
-function toInput(raw: RawInput, resources: Map<string, DecisionInput['resource']>, at: string): DecisionInput {
+/**
+ * A case's input as a real exchange builds it: a delegation (`delegateTo`) is decided with the target
+ * `agent:<client_id>` and the delegate's scopes labelled the strictest way any resource labels them,
+ * whatever `resource` says; the task's and agent's standing default to active.
+ */
+function toInput(raw: RawInput, resources: Map<string, DecisionInput['resource']>, agents: Map<string, string[]>, at: string): DecisionInput {
   const missing = (key: string, why = 'is required'): ValidationError => new ValidationError(`${at}.${key} ${why}`, `${at}.${key}`);
-  const res = typeof raw.resource === 'string' ? resources.get(raw.resource) : raw.resource;
+  const res = raw.delegateTo !== undefined
+    ? { identifier: `agent:${raw.delegateTo}`, scopes: strictestLabels([...resources.values()].map((r) => r.scopes), agents.get(raw.delegateTo)) }
+    : typeof raw.resource === 'string' ? resources.get(raw.resource) : raw.resource;
   if (!res) throw typeof raw.resource === 'string' ? missing('resource', 'names no entry of resources') : missing('resource');
   if (!raw.client) throw missing('client');
   if (!raw.user) throw missing('user');
@@ -164,9 +192,10 @@ export function runFixtures(policy: CompiledPolicy, fixturesText: string): Fixtu
   }
   const file = value as unknown as FixtureFile;
   const resources = new Map((file.resources ?? []).map((r) => [r.identifier, r]));
+  const agents = new Map((file.agents ?? []).map((a) => [a.client_id, a.scope.split(' ').filter(Boolean)]));
   const report: FixtureReport = { passed: 0, failed: [] };
   file.cases.forEach((c, i) => {
-    const actual = decide(policy, toInput({ ...file.defaults, ...c.input }, resources, `cases.${i}.input`));
+    const actual = decideRequest(policy, toInput({ ...file.defaults, ...c.input }, resources, agents, `cases.${i}.input`));
     if (meets(actual, c.expect)) report.passed += 1;
     else report.failed.push({ name: c.name, expected: c.expect, actual });
   });

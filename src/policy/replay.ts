@@ -2,7 +2,8 @@ import { decodeRows } from '../ledger/query.ts';
 import { check, compileSchema, ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
-import { decide, type DecisionInput } from './decide.ts';
+import type { DecisionInput } from './decide.ts';
+import { decideRequest, type RequestDecision } from './request.ts';
 import { parsePolicyDocument } from './document.ts';
 
 export interface ReplayChange {
@@ -19,6 +20,32 @@ export interface ReplayReport { examined: number; skipped: number; unchanged: nu
 
 const PAGE = 2000;
 const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
+
+type RecordedPayload = Record<string, unknown> & { context?: Omit<DecisionInput, 'now'> & { now: string }; outcome?: string; decision?: string };
+
+/** Re-decides a recorded context exactly as the exchange decided it (src/policy/request.ts). */
+export function redecide(policy: CompiledPolicy, context: Omit<DecisionInput, 'now'> & { now: string }): RequestDecision {
+  return decideRequest(policy, { ...context, now: new Date(context.now) });
+}
+
+/**
+ * Whether a re-decision is the recorded one: the same policy outcome (allow, deny, review) where the entry
+ * records it, else the same answer (granted or not); and for a grant the same scopes.
+ */
+export function agrees(p: RecordedPayload, d: RequestDecision): boolean {
+  const scopes = (p.granted_scope as string[] | undefined) ?? [];
+  if (p.outcome !== undefined && p.outcome !== d.outcome) return false;
+  const replayed = d.outcome === 'allow' ? 'granted' : 'denied';
+  if (p.outcome === undefined && replayed !== p.decision) return false;
+  return p.decision !== 'granted' || sameSet(d.grantedScopes, scopes);
+}
+
+/** One recorded exchange decision, by sequence number. */
+export async function recordedDecision(db: Db, seq: number): Promise<{ seq: number; at: string; payload: RecordedPayload } | undefined> {
+  const rows = await db('ledger_entries').whereIn('kind', ['exchange.granted', 'exchange.denied']).where({ seq }).select('seq', 'payload', 'leaf_hash', 'chain_hash');
+  const [entry] = await decodeRows(db, rows);
+  return entry ? { seq: entry.seq, at: entry.at, payload: entry.payload as RecordedPayload } : undefined;
+}
 
 /** `7d`, `12h`, `30m` or an ISO 8601 date-time. */
 export function parseSince(value: string, now = Date.now()): Date {
@@ -45,15 +72,15 @@ export async function replay(db: Db, policy: CompiledPolicy, since?: Date): Prom
     after = Number(rows.at(-1)!.seq);
     for (const entry of await decodeRows(db, rows)) {
       report.examined++;
-      const p = entry.payload as Record<string, unknown> & { context?: Omit<DecisionInput, 'now'> & { now: string } };
+      const p = entry.payload as RecordedPayload;
       if (!p.context) {
         report.skipped++;
         continue;
       }
-      const d = decide(policy, { ...p.context, now: new Date(p.context.now) });
+      const d = redecide(policy, p.context);
       const replayed = d.outcome === 'allow' ? 'granted' : 'denied';
       const originalScopes = (p.granted_scope as string[] | undefined) ?? [];
-      if (replayed === p.decision && sameSet(replayed === 'granted' ? d.grantedScopes : [], originalScopes)) {
+      if (agrees(p, d)) {
         report.unchanged++;
         continue;
       }

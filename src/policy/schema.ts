@@ -37,7 +37,13 @@ const when = {
     client: { type: 'object', additionalProperties: false, properties: { id: {}, name: {}, grant_types: {} } },
     user: attrMap,
     // Facts from the ledger: what the same user was granted on this object, and what this task did.
-    history: { type: 'object', additionalProperties: false, minProperties: 1, properties: { user_object_actions: {}, task_action_count: {} } },
+    history: {
+      type: 'object',
+      additionalProperties: false,
+      minProperties: 1,
+      // amount_total: the running total of object.amount over `within` seconds (this request included).
+      properties: { user_object_actions: {}, task_action_count: {}, amount_total: {}, within: { type: 'integer', minimum: 1, maximum: 31_622_400 } },
+    },
     issuer: strings,
     environment: strings,
     delegated: { type: 'boolean' },
@@ -102,7 +108,15 @@ export const documentSchema = {
           description: { type: 'string', maxLength: 2000 },
           repeated_denials: counter,
           volume: counter,
-          outcome: { enum: ['suspend', 'downgrade'] },
+          // Baseline drift: a resource or sensitivity level this agent was never granted for the purpose.
+          baseline: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['within', 'min_grants'],
+            properties: { within: { type: 'integer', minimum: 60, maximum: 31_622_400 }, min_grants: { type: 'integer', minimum: 1, maximum: 1_000_000 } },
+          },
+          per: { enum: ['task', 'agent'] },
+          outcome: { enum: ['suspend', 'downgrade', 'review'] },
         },
       },
     },

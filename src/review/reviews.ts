@@ -36,7 +36,13 @@ export function bindingOf(b: ReviewBinding): string {
 
 export type PollState = 'pending' | 'slow_down' | 'approved' | 'denied' | 'expired' | 'used' | 'unknown';
 
-export async function openReview(db: Db, kind: 'exchange' | 'task_suspension', binding: ReviewBinding, context: Record<string, unknown>): Promise<string> {
+/**
+ * `exchange`: a request waits for a person (the agent polls with review_id). The others are about an
+ * agent's behaviour: a task or an agent (for one user) suspended, or downgraded pending the review.
+ */
+export type ReviewKind = 'exchange' | 'task_suspension' | 'task_review' | 'agent_suspension' | 'agent_review';
+
+export async function openReview(db: Db, kind: ReviewKind, binding: ReviewBinding, context: Record<string, unknown>): Promise<string> {
   const id = `rev_${randomBytes(12).toString('base64url')}`;
   const now = new Date();
   await db.transaction(async (trx) => {
@@ -47,7 +53,8 @@ export async function openReview(db: Db, kind: 'exchange' | 'task_suspension', b
     });
     await appendEntry(trx, {
       kind: 'review.opened', actor: 'system',
-      payload: { review_id: id, review_kind: kind, client_id: binding.client_id, user: binding.user, task: binding.task ?? undefined, rule: context.rule, reasons: context.reasons },
+      // A behaviour signal's evidence (counts, window, baseline) is no personal text: the ledger shows it whole.
+      payload: { review_id: id, review_kind: kind, client_id: binding.client_id, user: binding.user, task: binding.task ?? undefined, rule: context.rule, reasons: context.reasons, ...(context.evidence ? { evidence: context.evidence } : {}) },
       personal: { context },
     });
   });
@@ -95,7 +102,10 @@ export interface Reviewer {
  * approve their own request through a credential they made. Only pending reviews can be decided; approving
  * a task suspension lifts it for new exchanges (revoked tokens stay revoked).
  */
-export async function decideReview(db: Db, id: string, approve: boolean, reviewer: Reviewer, comment: string | undefined): Promise<Record<string, unknown> | undefined> {
+/** What else a decision changes, in its transaction (a held task or agent is restored or suspended). */
+export type OnReviewDecided = (trx: Db, review: { id: string; kind: string; task: string | null; context: unknown }, approved: boolean) => Promise<void>;
+
+export async function decideReview(db: Db, id: string, approve: boolean, reviewer: Reviewer, comment: string | undefined, onDecided?: OnReviewDecided): Promise<Record<string, unknown> | undefined> {
   const { user } = reviewer;
   if (!user) throw new ValidationError('deciding a review takes a credential bound to a person (created with user)', undefined, 403, 'access_denied');
   return db.transaction(async (trx) => {
@@ -115,6 +125,7 @@ export async function decideReview(db: Db, id: string, approve: boolean, reviewe
     if (row.kind === 'task_suspension' && approve) {
       await trx('tasks').where({ task: row.task }).update({ status: 'active', updated_at: now });
     }
+    await onDecided?.(trx, { id, kind: row.kind, task: row.task ?? null, context: row.context }, approve);
     await appendEntry(trx, {
       kind: approve ? 'review.approved' : 'review.denied', actor: reviewer.id,
       payload: { review_id: id, review_kind: row.kind, client_id: row.client_id, user: { issuer: row.subject_issuer, sub: row.subject }, task: row.task ?? undefined },

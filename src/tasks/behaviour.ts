@@ -1,50 +1,126 @@
 import { appendEntry } from '../ledger/append.ts';
-import type { CompiledPolicy } from '../policy/compile.ts';
+import type { BehaviourOutcome, CompiledPolicy, CounterRule } from '../policy/compile.ts';
 import { openReview, suspendTask, type ReviewBinding } from '../review/reviews.ts';
 import type { Db } from '../store/db.ts';
-import { revokeCascade } from './revoke.ts';
+import { downgrade, lift, suspend, type HoldTarget, type Standing } from './holds.ts';
+import { revokeCascade, type RevocationTarget } from './revoke.ts';
 
-export type TaskStatus = { status: 'active' | 'suspended' | 'downgraded'; review_id: string | null };
+export type TaskStatus = Standing;
 
 export async function taskStatus(db: Db, task: string): Promise<TaskStatus> {
   const row = await db('tasks').where({ task }).first('status', 'review_id');
   return row ? { status: row.status, review_id: row.review_id ?? null } : { status: 'active', review_id: null };
 }
 
+const revocationOf = (t: HoldTarget): RevocationTarget => (t.per === 'task' ? { task: t.task } : { client_id: t.client_id, user: t.user });
+
 /**
  * Suspends a task for a person: every live token of the task is revoked down the delegation tree, the
  * task refuses new exchanges, and a review is opened with the rule and the evidence. Returns the review.
  */
 export async function suspendForReview(db: Db, task: string, binding: ReviewBinding, context: Record<string, unknown>, reasons: string[]): Promise<string> {
-  const revoked = await revokeCascade(db, { task }, 'system', `behaviour: ${reasons.join(', ')}`);
-  const reviewId = await openReview(db, 'task_suspension', { ...binding, task }, { ...context, reasons, evidence: { ...(context.evidence as object | undefined), revoked: revoked.jtis } });
-  await suspendTask(db, task, reviewId, reasons.join(', '));
+  return suspendHold(db, { per: 'task', task }, binding, context, reasons);
+}
+
+/** Suspends a task, or an agent for one user (all its tokens for that user, in every task), pending review. */
+export async function suspendHold(db: Db, t: HoldTarget, binding: ReviewBinding, context: Record<string, unknown>, reasons: string[]): Promise<string> {
+  const revoked = await revokeCascade(db, revocationOf(t), 'system', `behaviour: ${reasons.join(', ')}`);
+  const evidence = { ...(context.evidence as object | undefined), revoked: revoked.jtis };
+  if (t.per === 'task') {
+    const reviewId = await openReview(db, 'task_suspension', { ...binding, task: t.task }, { ...context, reasons, evidence });
+    await suspendTask(db, t.task, reviewId, reasons.join(', '));
+    return reviewId;
+  }
+  const reviewId = await openReview(db, 'agent_suspension', { ...binding, task: null }, { ...context, reasons, evidence, hold: t });
+  await db.transaction((trx) => suspend(trx, t, reasons.join(', '), reviewId));
   return reviewId;
 }
 
 /** Downgrades a task: it may go on, with `read` scopes only (per each scope's `operation`). */
 export async function downgradeTask(db: Db, task: string, rule: string, evidence: Record<string, unknown>): Promise<void> {
-  await db.transaction(async (trx) => {
-    const current = await trx('tasks').where({ task }).forUpdate().first('status');
-    // Already downgraded (or suspended, which is stricter): nothing new to record.
-    if (current && current.status !== 'active') return;
-    if (current) await trx('tasks').where({ task }).update({ status: 'downgraded', reason: rule, updated_at: new Date() });
-    else await trx('tasks').insert({ task, status: 'downgraded', reason: rule, updated_at: new Date() });
-    await appendEntry(trx, { kind: 'task.downgraded', actor: 'system', payload: { task, rule, evidence } });
-  });
+  await downgrade(db, { per: 'task', task }, rule, evidence);
 }
 
 /**
- * The policy's counters over a task's recorded decisions (repeated denials, volume of grants), checked
- * after each decision of that kind is recorded. Returns the first that tripped, with the evidence.
+ * A behaviour outcome on its target: `suspend` (tokens revoked, exchanges refused, a person reviews),
+ * `downgrade` (read scopes only), or `review` (downgraded at once and a review opened: approving restores
+ * the target, denying suspends it). A target already held is left as it is.
  */
-export async function trippedCounter(db: Db, policy: CompiledPolicy, task: string, counts: 'denied' | 'granted') {
+export async function applyOutcome(db: Db, t: HoldTarget, standing: Standing, outcome: BehaviourOutcome, rule: string, binding: ReviewBinding,
+  context: Record<string, unknown>, evidence: Record<string, unknown>): Promise<void> {
+  if (outcome === 'suspend') {
+    if (standing.status === 'suspended') return;
+    await suspendHold(db, t, binding, { ...context, rule: [rule], evidence }, [rule]);
+    return;
+  }
+  if (standing.status !== 'active') return;
+  if (outcome === 'downgrade') {
+    await downgrade(db, t, rule, evidence);
+    return;
+  }
+  const reviewId = await openReview(db, `${t.per}_review`, { ...binding, task: t.per === 'task' ? t.task : null }, { ...context, rule: [rule], reasons: [rule], evidence, hold: t });
+  await downgrade(db, t, rule, evidence, reviewId);
+}
+
+// Reviews opened for a request that asked for a review are not refusals of the agent's behaviour.
+const NOT_PENDING = `coalesce(convert_from(payload, 'UTF8')::jsonb #>> '{body,error}', '') <> 'authorization_pending'`;
+
+/** How many decisions of one kind the counter's target had within its window. */
+async function countFor(db: Db, rule: CounterRule, at: { task: string; client_id: string; user: { issuer: string; sub: string } }): Promise<number> {
+  const since = new Date(Date.now() - rule.within * 1000);
+  let q;
+  if (rule.per === 'task') {
+    q = db('ledger_entries').where({ task: at.task, kind: rule.counts === 'denied' ? 'exchange.denied' : 'exchange.granted' }).where('at', '>=', since);
+    if (rule.counts === 'denied') q.whereRaw(NOT_PENDING);
+  } else if (rule.counts === 'denied') {
+    // The ledger's columns index the user's sub; the issuer is read from the sealed payload.
+    q = db('ledger_entries').where({ client_id: at.client_id, subject: at.user.sub, kind: 'exchange.denied' }).where('at', '>=', since)
+      .whereRaw(`convert_from(payload, 'UTF8')::jsonb #>> '{body,user,issuer}' = ?`, [at.user.issuer]).whereRaw(NOT_PENDING);
+  } else {
+    q = db('issued_tokens').where({ client_id: at.client_id, subject_issuer: at.user.issuer, subject: at.user.sub }).where('issued_at', '>=', since);
+  }
+  const row = await q.count({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
+/**
+ * The policy's counters over recorded decisions (repeated denials, volume of grants), per task or per
+ * (agent, user) across its tasks, checked after each decision of that kind is recorded. Returns every
+ * counter that tripped, with its target and the evidence.
+ */
+export async function trippedCounters(db: Db, policy: CompiledPolicy, at: { task: string; client_id: string; user: { issuer: string; sub: string } }, counts: 'denied' | 'granted') {
+  const tripped: Array<{ rule: CounterRule; target: HoldTarget; evidence: Record<string, unknown> }> = [];
   for (const rule of policy.behaviour) {
     if (rule.counts !== counts) continue;
-    const since = new Date(Date.now() - rule.within * 1000);
-    const row = await db('ledger_entries').where({ task, kind: counts === 'denied' ? 'exchange.denied' : 'exchange.granted' }).where('at', '>=', since).count({ n: '*' }).first();
-    const n = Number(row?.n ?? 0);
-    if (n >= rule.count) return { rule, evidence: { [counts === 'denied' ? 'denials' : 'grants']: n, within_seconds: rule.within } };
+    const n = await countFor(db, rule, at);
+    if (n < rule.count) continue;
+    const target: HoldTarget = rule.per === 'task' ? { per: 'task', task: at.task } : { per: 'agent', client_id: at.client_id, user: at.user };
+    tripped.push({ rule, target, evidence: { [counts === 'denied' ? 'denials' : 'grants']: n, within_seconds: rule.within, per: rule.per, ...(rule.per === 'agent' ? { client_id: at.client_id, user: at.user } : { task: at.task }) } });
   }
-  return undefined;
+  return tripped;
+}
+
+/** What a review holds: named in its context (`hold`), or the task a task review is about. */
+function holdOf(review: { kind: string; task: string | null; context: unknown }): HoldTarget | undefined {
+  const hold = (review.context as { hold?: HoldTarget } | null)?.hold;
+  if (hold && (hold.per === 'task' || hold.per === 'agent')) return hold;
+  return review.kind === 'task_review' && review.task ? { per: 'task', task: review.task } : undefined;
+}
+
+/**
+ * A person decided a review, inside the decision's transaction: a review that holds a task or an agent
+ * (a `review` outcome, a baseline drift's request, an agent's suspension) restores it when approved; a
+ * `review` outcome denied suspends it, its tokens revoked. Task suspensions are lifted by the review itself.
+ */
+export async function reviewDecided(trx: Db, review: { id: string; kind: string; task: string | null; context: unknown }, approved: boolean): Promise<void> {
+  const hold = holdOf(review);
+  if (!hold) return;
+  if (approved) {
+    await lift(trx, hold, review.id);
+    return;
+  }
+  if (review.kind === 'agent_suspension') return;
+  const revoked = await revokeCascade(trx, revocationOf(hold), 'system', `review ${review.id} denied`);
+  await suspend(trx, hold, 'review denied', review.id);
+  await appendEntry(trx, { kind: `${hold.per}.suspended`, actor: 'system', payload: { ...(hold.per === 'task' ? { task: hold.task } : { client_id: hold.client_id, user: hold.user }), review_id: review.id, revoked: revoked.jtis } });
 }

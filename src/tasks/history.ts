@@ -83,3 +83,10 @@ export async function historyFromRows(
   }
   return { userObjectActions, taskActionCounts };
 }
+
+/** The history facts read directly, for `policies/simulate` and replay (no lock round trip to share). */
+export async function historyFacts(db: Db, user: { issuer: string; sub: string }, resource: string, task: string | undefined, details: Detail[]): Promise<HistoryFacts> {
+  const rows: unknown[][] = [];
+  for (const r of historyReads(user, resource, task, details)) rows.push(((await db.raw(r.sql, r.bindings)) as { rows: unknown[] }).rows);
+  return historyFromRows(db, user, resource, task, details, rows);
+}

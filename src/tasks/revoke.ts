@@ -6,7 +6,9 @@ export type RevocationTarget =
   | { jti: string }
   | { task: string }
   | { client_id: string }
-  | { user: { issuer: string; sub: string } };
+  | { user: { issuer: string; sub: string } }
+  /** One agent's tokens for one user (a behaviour outcome `per: agent`). */
+  | { client_id: string; user: { issuer: string; sub: string } };
 
 export interface RevocationResult { revoked: number; jtis: string[] }
 
@@ -22,8 +24,10 @@ export async function revokeCascade(db: Db, target: RevocationTarget, actor: str
     const roots = trx('issued_tokens').where({ status: 'active' }).forUpdate().select('jti');
     if ('jti' in target) roots.where({ jti: target.jti });
     else if ('task' in target) roots.where({ task: target.task });
-    else if ('client_id' in target) roots.where({ client_id: target.client_id });
-    else roots.where({ subject_issuer: target.user.issuer, subject: target.user.sub });
+    else {
+      if ('client_id' in target) roots.where({ client_id: target.client_id });
+      if ('user' in target) roots.where({ subject_issuer: target.user.issuer, subject: target.user.sub });
+    }
     const rootJtis = (await roots).map((r: { jti: string }) => r.jti);
     if (rootJtis.length === 0) return { revoked: 0, jtis: [] };
     // Each statement sees the tree as of its start; a child committed while the statement waited on its

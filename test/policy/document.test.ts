@@ -24,7 +24,6 @@ describe('parsePolicyDocument', () => {
   it('accepts every documented condition', () => {
     const doc = parsePolicyDocument(rule(`    effect: allow
     description: all conditions
-    resource: [https://a.example, https://b.example]
     scopes: "*"
     ttl: 60
     delegate_to: [agent-2]

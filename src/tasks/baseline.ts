@@ -1,0 +1,23 @@
+import type { Db } from '../store/db.ts';
+
+/** One agent's grants for one purpose over a window, by audience and granted scope string, with how many. */
+export type BaselineGrants = Array<{ audience: string; scopes: string[]; grants: number }>;
+
+/**
+ * What an agent (any user, any task) was granted for a purpose within `within` seconds before `now`:
+ * the raw material of its baseline. The caller labels the scopes with the resources' sensitivities.
+ * Tokens whose details name the purpose count; a delegation's tokens (an agent as audience) are not
+ * about a resource and the caller drops them.
+ */
+export async function baselineGrants(db: Db, clientId: string, purpose: string, within: number, now: Date): Promise<BaselineGrants> {
+  const since = new Date(now.getTime() - within * 1000);
+  const rows: Array<{ audience: string; scope: string; n: number | string }> = await db('issued_tokens')
+    .where({ client_id: clientId })
+    .where('issued_at', '>=', since)
+    .where('issued_at', '<', now)
+    .whereRaw('authorization_details @> ?::jsonb', [JSON.stringify([{ purpose }])])
+    .groupBy('audience', 'scope')
+    .select('audience', 'scope')
+    .count({ n: '*' });
+  return rows.map((r) => ({ audience: r.audience, scopes: r.scope.split(' ').filter(Boolean), grants: Number(r.n) }));
+}
