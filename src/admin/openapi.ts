@@ -280,10 +280,14 @@ export const openApiDocument = {
         type: 'object', additionalProperties: false, required: ['decision', 'explanation'],
         properties: {
           decision: {
-            type: 'object', additionalProperties: false, required: ['outcome', 'granted_scopes', 'ttl', 'matched_rules', 'reasons', 'policy_version'],
-            properties: { outcome: { enum: ['allow', 'deny', 'review'] }, granted_scopes: strList, ttl: nullable({ type: 'integer' }), matched_rules: strList, reasons: strList, policy_version: str },
+            type: 'object', additionalProperties: false, required: ['outcome', 'granted_scopes', 'ttl', 'matched_rules', 'reasons', 'signals', 'policy_version'],
+            properties: {
+              outcome: { enum: ['allow', 'deny', 'review', 'refused'] }, error: str, granted_scopes: strList, ttl: nullable({ type: 'integer' }), matched_rules: strList, reasons: strList,
+              signals: { type: 'array', items: { type: 'object', required: ['rule', 'kind', 'outcome', 'per', 'evidence'] } }, policy_version: str,
+            },
           },
           explanation: str,
+          recorded: { type: 'object', required: ['seq', 'at', 'decision', 'agrees'], properties: { seq: { type: 'integer' }, at: str, agrees: { type: 'boolean' } } },
         },
       },
       ReplayReport: {
