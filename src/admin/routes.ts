@@ -13,7 +13,7 @@ import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
 import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
-import { iso } from '../registry/common.ts';
+import { changeTask, listTasks, taskView, type TaskChange } from '../tasks/tasks.ts';
 import { replayFromBody } from '../policy/replay.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
 import { ledgerQueryParams, queryLedger } from '../ledger/query.ts';
@@ -21,7 +21,7 @@ import type { PolicyStore } from '../policy/store.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
 import type { Db } from '../store/db.ts';
 import { isRejectedInput, isStorageFailure } from '../store/errors.ts';
-import { BodyError, readJsonObject } from '../http/body.ts';
+import { BodyError, readJsonObject, readRawBody } from '../http/body.ts';
 import { sendError, sendRateLimited, sendUnavailable } from '../http/errors.ts';
 import { Router } from '../http/router.ts';
 import { queryParams } from '../http/request_url.ts';
@@ -86,6 +86,21 @@ const validateReviewDecision = compileSchema({
   properties: { comment: { type: 'string', maxLength: 2000, format: 'visible-text' } },
 });
 
+const validateTaskReason = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 500, format: 'visible-text' } },
+});
+const validateResume = compileSchema({ type: 'object', additionalProperties: false, properties: {} });
+
+/** A JSON object body, or none at all (no Content-Type and no bytes): then `{}`. */
+async function optionalBody(ctx: Context, limit: number): Promise<Record<string, unknown>> {
+  if (!ctx.get('content-type') && (ctx.request.length ?? 0) === 0) {
+    if ((await readRawBody(ctx, 0)).length === 0) return {};
+  }
+  return readJsonObject(ctx, limit);
+}
+
 const validatePublish = compileSchema({
   type: 'object',
   additionalProperties: false,
@@ -117,6 +132,14 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
   };
   const body = (ctx: Context) => readJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
+  // Suspend, resume, revoke: the body may be empty (or `{}`), `{reason}` where a reason fits.
+  const changeTaskRoute = async (ctx: Context, task: string, change: TaskChange) => {
+    const input = await optionalBody(ctx, config.bodyLimit);
+    const { reason } = check<{ reason?: string }>(change === 'resume' ? validateResume : validateTaskReason, input);
+    if (task.length > 128) return notFound(ctx, 'task', 'task');
+    if (!(await changeTask(db, task, change, who(ctx), reason))) return notFound(ctx, 'task', 'task');
+    ctx.body = await taskView(db, task);
+  };
   const reviewer = async (ctx: Context): Promise<Reviewer> => {
     const a = ctx.state.admin as AdminIdentity;
     return { id: a.id, user: a.user, chain: a.user ? await personsInChain(db, a.id) : [] };
@@ -227,18 +250,15 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       if (Object.keys(target).length !== 1) throw new ValidationError('name exactly one of jti, task, client_id, user', 'jti');
       created(ctx, await revokeCascade(db, target as RevocationTarget, who(ctx), reason ?? 'revoked by an admin'));
     })
+    .add('GET', '/admin/api/tasks', EVERYONE, async (ctx) => { ctx.body = await listTasks(db, queryParams(ctx)); })
     .add('GET', '/admin/api/tasks/:task', EVERYONE, async (ctx, [task]) => {
-      const tokens = await db('issued_tokens').where({ task: task! }).orderBy('issued_at', 'asc')
-        .select('jti', 'parent_jti', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at');
-      const suspension = await db('tasks').where({ task: task! }).first('status', 'reason', 'review_id');
-      if (tokens.length === 0 && !suspension) return notFound(ctx, 'task', 'task');
-      ctx.body = {
-        task,
-        status: suspension?.status ?? 'active',
-        ...(suspension ? { suspension: { reason: suspension.reason, review_id: suspension.review_id } } : {}),
-        tokens: tokens.map((t: Record<string, unknown>) => ({ ...t, issued_at: iso(t.issued_at), expires_at: iso(t.expires_at) })),
-      };
+      const view = await taskView(db, task!);
+      if (view) ctx.body = view;
+      else notFound(ctx, 'task', 'task');
     })
+    .add('POST', '/admin/api/tasks/:task/suspend', ADMINS, async (ctx, [task]) => changeTaskRoute(ctx, task!, 'suspend'))
+    .add('POST', '/admin/api/tasks/:task/resume', ADMINS, async (ctx, [task]) => changeTaskRoute(ctx, task!, 'resume'))
+    .add('POST', '/admin/api/tasks/:task/revoke', ADMINS, async (ctx, [task]) => changeTaskRoute(ctx, task!, 'revoke'))
     .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(queryParams(ctx), 'status')); })
     .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await body(ctx));

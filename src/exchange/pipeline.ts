@@ -24,7 +24,11 @@ import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
 import { resolveTarget, type Target } from './target.ts';
-import { TT_ACCESS_TOKEN } from './token_types.ts';
+import { TT_ACCESS_TOKEN, TT_TASK } from './token_types.ts';
+import { leavesTask } from './coverage.ts';
+import { startTask } from './task_start.ts';
+import { authenticateTaskToken } from './task_subject.ts';
+import { getTask } from '../tasks/tasks.ts';
 
 export interface ExchangeDeps {
   db: Db;
@@ -62,9 +66,12 @@ export interface ExchangeAudit {
 export interface ExchangeResponse {
   access_token: string;
   issued_token_type: string;
-  token_type: 'Bearer' | 'DPoP';
+  /** `N_A` for a task token (RFC 8693 §2.2.1: it is not an access token). */
+  token_type: 'Bearer' | 'DPoP' | 'N_A';
   expires_in: number;
   scope: string;
+  /** A started task's id. */
+  task?: string;
   authorization_details?: AuthorizationDetail[];
 }
 
@@ -115,11 +122,10 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const client = await getClient(db, call.clientId);
   if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
 
-  const subject: Subject = await authenticateSubject(
-    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers },
-    req.subjectToken,
-    client.client_id,
-  );
+  const subjectDeps = { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers };
+  const subject: Subject = req.subjectIsTask
+    ? await authenticateTaskToken(subjectDeps, req.subjectToken, client.client_id)
+    : await authenticateSubject(subjectDeps, req.subjectToken, client.client_id);
   call.audit.user = { issuer: subject.user.issuer, sub: subject.user.sub };
   const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew, maxLifetime: config.exchange.clientAssertionMaxLifetime },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
@@ -165,32 +171,58 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     call.audit.decisionRecorded = true;
     throw err;
   };
+  if (req.requestedTokenType === TT_TASK) return startTask(deps, { req, client, subject, act, task, record, deny, sourceIp: call.sourceIp });
+  record.token_kind = 'access';
 
   let target: Target;
   try {
     target = await resolveTarget(db, req.target);
   } catch (err) {
-    if (err instanceof ExchangeError) return deny(err);
+    if (err instanceof ExchangeError) {
+      // Within a task, reaching for an unknown target is still a refusal that counts toward repeated denials.
+      if (!subject.task) return deny(err);
+      try {
+        return await deny(err);
+      } finally {
+        await countDenial(deps, record, task);
+      }
+    }
     throw err;
   }
+  if (target.kind === 'agent') record.token_kind = 'delegation';
 
   const targetScopes = new Set(target.scopes.map((s) => s.name));
   const clientScopes = new Set(splitScope(client.scope));
   const ceiling = subject.scopes.filter((s) => clientScopes.has(s) && targetScopes.has(s));
-  if (req.scope) {
+  // A tool call that leaves its task is refused, but the policy still sees what was attempted (a
+  // `suspend_task` rule may stop the whole task), and the refusal counts toward repeated denials.
+  let outOfTask: ExchangeError | undefined;
+  let details: AuthorizationDetail[] = req.details;
+  if (subject.task) {
+    const within = leavesTask(subject.task, target, req.scope, ceiling, req.details);
+    if (within instanceof ExchangeError) {
+      outOfTask = within;
+      details = req.details;
+      ceiling.splice(0, ceiling.length, ...target.scopes.map((s) => s.name).filter((s) => clientScopes.has(s)));
+    } else {
+      details = within.details;
+    }
+  } else if (req.scope) {
     const beyond = req.scope.filter((s) => !ceiling.includes(s));
     if (beyond.length) {
       return deny(invalidScope(`scope ${beyond.join(' ')} exceeds what the subject token, this client and ${req.target} allow together`));
     }
   }
-  let details: AuthorizationDetail[];
-  try {
-    details = narrowDetails(req.details, subject.parent);
-  } catch (err) {
-    if (err instanceof ExchangeError) return deny(err);
-    throw err;
+  if (!subject.task) {
+    try {
+      details = narrowDetails(req.details, subject.parent);
+    } catch (err) {
+      if (err instanceof ExchangeError) return deny(err);
+      throw err;
+    }
   }
   record.authorization_details = details;
+  const inTask = subject.task !== undefined || (subject.parent !== undefined && Boolean((await getTask(db, task))?.task_jti));
 
   // A task a behaviour rule suspended takes no new exchanges until a person lifts the suspension; a
   // downgraded one goes on with read scopes only.
@@ -216,7 +248,7 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const release = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`) : undefined;
   try {
     const history = policy.usesHistory ? await historyFacts(db, subject.user, req.target, subject.parent?.task, details) : undefined;
-    return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp });
+    return await decideMintRecord(deps, { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, sourceIp: call.sourceIp, inTask, outOfTask });
   } finally {
     await release?.();
   }
@@ -236,12 +268,31 @@ interface Decided {
   record: DecisionRecord;
   deny: (err: ExchangeError, decision?: Decision) => Promise<never>;
   sourceIp: string;
+  /** Made within a task (its task token, or a token derived from one). */
+  inTask: boolean;
+  /** The request leaves its task: refused with this, after the policy has seen the attempt. */
+  outOfTask: ExchangeError | undefined;
+}
+
+/** A refusal within a task counts toward its repeated denials; the refusal stands whatever the counters do. */
+async function countDenial(deps: ExchangeDeps, record: DecisionRecord, task: string): Promise<void> {
+  let policy;
+  try {
+    policy = deps.policies.current();
+  } catch {
+    return;
+  }
+  const binding = {
+    client_id: record.client_id, user: record.user!, task, scope: record.requested_scope ?? [], resource: record.audience ?? '', details: record.authorization_details,
+  };
+  await applyCounters({ db: deps.db, binding, reviewId: undefined, decision: { outcome: 'deny', grantedScopes: [], matchedRules: [], reasons: [], policyVersion: policy.version }, policy, context: {}, deny: async (e) => { throw e; } }, task, 'denied')
+    .catch(() => undefined);
 }
 
 /** decide → mint → record, for one request whose inputs are authenticated and bounded. */
 async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<ExchangeResponse> {
   const { config } = deps;
-  const { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny } = c;
+  const { policy, history, req, client, subject, target, ceiling, details, act, task, record, deny, outOfTask } = c;
   const input: DecisionInput = {
     requestedScopes: req.scope ?? [],
     resource: { identifier: target.kind === 'resource' ? target.identifier : `agent:${target.identifier}`, scopes: target.scopes.filter((s) => ceiling.includes(s.name)) },
@@ -252,9 +303,12 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
     sourceIp: c.sourceIp,
     now: new Date(),
+    inTask: c.inTask,
+    ...(subject.task?.purpose ? { purpose: subject.task.purpose } : {}),
     ...(history ? { history } : {}),
   };
-  record.context = { ...input, now: input.now.toISOString() };
+  // A refusal for leaving the task is not the policy's decision: it keeps no context to be re-decided.
+  record.context = outOfTask ? undefined : { ...input, now: input.now.toISOString() };
   const decision = decide(policy, input);
   const gate: GateInput = {
     db: deps.db,
@@ -269,6 +323,14 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     deny,
   };
   let granted: string[];
+  if (outOfTask) {
+    if (decision.outcome === 'deny') await suspendIfBehaviourRule(gate, task);
+    try {
+      return await deny(outOfTask);
+    } finally {
+      await applyCounters(gate, task, 'denied').catch(() => undefined);
+    }
+  }
   if (decision.outcome === 'deny') {
     await suspendIfBehaviourRule(gate, task);
     try {

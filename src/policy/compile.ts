@@ -28,9 +28,16 @@ export type MatchContext = {
   delegated: boolean;
   delegating: boolean;
   delegate_to: string | null;
+  /** `task` (starting a task), `tool_call` (a token for a resource) or `delegation` (a token for another agent). */
+  request: string;
+  /** Made within a task: with its task token, or a token derived from one. */
+  in_task: boolean;
   now: Date;
   source_ip: string | null;
 };
+
+/** A task token's lifetime when the policy names none: one hour. */
+export const DEFAULT_TASK_TTL = 3600;
 
 /** Rules with no `resource` apply to every resource; CASL's "any subject type" expresses that. */
 export const ANY_RESOURCE = '*';
@@ -54,6 +61,8 @@ export interface CompiledPolicy {
   /** Counters over a task's recorded decisions (repeated denials, volume) and their outcomes. */
   readonly behaviour: ReadonlyArray<{ id: string; counts: 'denied' | 'granted'; count: number; within: number; outcome: 'suspend' | 'downgrade' }>;
   readonly defaultTtl: number | undefined;
+  /** A task token's lifetime, seconds (default one hour). */
+  readonly taskTtl: number;
   readonly ability: PolicyAbility;
   /** By rule id; the CASL rule carries the id in its `reason` field. */
   readonly rules: ReadonlyMap<string, RuleInfo>;
@@ -78,6 +87,8 @@ function conditionsOf(rule: PolicyRule, at: string): PolicyConditions | undefine
   if (w.issuer !== undefined) c.issuer = { $in: asList(w.issuer) };
   if (w.environment !== undefined) c.environment = { $in: asList(w.environment) };
   if (w.delegated !== undefined) c.delegated = w.delegated;
+  if (w.request !== undefined) c.request = { $in: asList(w.request) };
+  if (w.in_task !== undefined) c.in_task = w.in_task;
   if (w.time !== undefined) c.now = { $time: compileTimeWindow(w.time, `${at}.when.time`) };
   if (w.source_ip !== undefined) c.source_ip = { $cidr: compileCidrs(asList(w.source_ip), `${at}.when.source_ip`) };
   if (rule.effect === 'allow') {
@@ -120,5 +131,5 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
     const c = (b.repeated_denials ?? b.volume)!;
     return { id: b.id, counts: b.repeated_denials ? 'denied' as const : 'granted' as const, count: c.count, within: c.within, outcome: b.outcome };
   });
-  return Object.freeze({ version, usesHistory, behaviour, defaultTtl: doc.default_ttl, ability, rules });
+  return Object.freeze({ version, usesHistory, behaviour, defaultTtl: doc.default_ttl, taskTtl: doc.task_ttl ?? DEFAULT_TASK_TTL, ability, rules });
 }

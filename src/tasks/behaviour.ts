@@ -16,7 +16,8 @@ export async function taskStatus(db: Db, task: string): Promise<TaskStatus> {
  * task refuses new exchanges, and a review is opened with the rule and the evidence. Returns the review.
  */
 export async function suspendForReview(db: Db, task: string, binding: ReviewBinding, context: Record<string, unknown>, reasons: string[]): Promise<string> {
-  const revoked = await revokeCascade(db, { task }, 'system', `behaviour: ${reasons.join(', ')}`);
+  // A task token is held, not revoked: the task can resume with it once a person lifts the suspension.
+  const revoked = await revokeCascade(db, { task }, 'system', `behaviour: ${reasons.join(', ')}`, { holdTaskToken: true });
   const reviewId = await openReview(db, 'task_suspension', { ...binding, task }, { ...context, reasons, evidence: { ...(context.evidence as object | undefined), revoked: revoked.jtis } });
   await suspendTask(db, task, reviewId, reasons.join(', '));
   return reviewId;

@@ -1,0 +1,165 @@
+import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
+import { ParentNotLive } from '../ledger/writer.ts';
+import { splitScope } from '../registry/common.ts';
+import { historyFacts } from '../tasks/history.ts';
+import { insertTask } from '../tasks/tasks.ts';
+import type { Client } from '../registry/clients.ts';
+import { ExchangeError, invalidRequest, invalidScope, invalidTarget } from './errors.ts';
+import { mintTaskToken } from './mint.ts';
+import type { ExchangeDeps, ExchangeResponse } from './pipeline.ts';
+import type { ExchangeRequest } from './parse.ts';
+import { recordGrant, type DecisionRecord } from './record.ts';
+import { reviewGate } from './review_gate.ts';
+import type { Act, Subject } from './subject.ts';
+import { resolveTarget, type Target } from './target.ts';
+import { TT_TASK } from './token_types.ts';
+
+export interface TaskStart {
+  req: ExchangeRequest;
+  client: Client;
+  subject: Subject;
+  act: Act;
+  task: string;
+  record: DecisionRecord;
+  deny: (err: ExchangeError, decision?: Decision) => Promise<never>;
+  sourceIp: string;
+}
+
+/** Fail closed, as every exchange: no task token without its committed record. */
+async function recorded(write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    if (err instanceof ParentNotLive) throw err;
+    throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no task token was issued; retry later', {}, 503, err);
+  }
+}
+
+/**
+ * Starts a task (requested_token_type urn:intentgate:token-type:task): the user's token, the agent's intent
+ * for the whole task and its ceiling (scope, one or more resources, authorization details) in; a task token
+ * out. Policy decides the request once per resource (`request: task`), as it would a tool call there: any
+ * deny refuses it, any review sends it to a person, and the task may do only what every resource's
+ * decision granted. The task token lives the policy's `task_ttl` (default one hour), never beyond the user's
+ * token, and is recorded with the task's row in the ledger's transaction.
+ */
+export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<ExchangeResponse> {
+  const { db, config } = deps;
+  const { req, client, subject, record, deny } = s;
+  record.audience = config.issuer;
+  record.resources = req.resources;
+  record.token_kind = 'task';
+  if (subject.parent) return deny(invalidRequest('a task is started from a user\'s token, not from a token intentgate issued'));
+  const other = req.audiences.find((a) => a !== client.client_id);
+  if (other !== undefined) return deny(invalidTarget('a task\'s audience, when sent, must be the agent\'s own client_id: the task token is only ever presented by it, at intentgate'));
+
+  const targets: Array<Extract<Target, { kind: 'resource' }>> = [];
+  for (const r of req.resources) {
+    let t: Target;
+    try {
+      t = await resolveTarget(db, r);
+    } catch (err) {
+      if (err instanceof ExchangeError) return deny(invalidTarget(`resource ${r} is not a registered resource`));
+      throw err;
+    }
+    if (t.kind !== 'resource') return deny(invalidTarget(`${r} is an agent, not a resource: a task spans resources (delegate from the task token instead)`));
+    targets.push(t);
+  }
+  const clientScopes = new Set(splitScope(client.scope));
+  // Per resource: what the user's token, this client and the resource allow together.
+  const ceilings = targets.map((t) => subject.scopes.filter((sc) => clientScopes.has(sc) && t.scopes.some((x) => x.name === sc)));
+  const everywhere = new Set(ceilings.flat());
+  if (req.scope) {
+    const beyond = req.scope.filter((sc) => !everywhere.has(sc));
+    if (beyond.length) return deny(invalidScope(`scope ${beyond.join(' ')} exceeds what the subject token, this client and the task's resources allow together`));
+  }
+  const asked = targets.map((t, i) => (req.scope ? req.scope.filter((sc) => ceilings[i]!.includes(sc)) : []));
+  const idle = req.scope ? targets.findIndex((_, i) => asked[i]!.length === 0) : -1;
+  if (idle >= 0) return deny(invalidScope(`no requested scope is one of ${targets[idle]!.identifier}'s: name a scope for every resource of the task`));
+
+  let policy;
+  try {
+    policy = deps.policies.current();
+  } catch {
+    throw new ExchangeError('temporarily_unavailable', 'no valid policy is loaded; nothing can be decided', {}, 503);
+  }
+  const release = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`) : undefined;
+  try {
+    const now = new Date();
+    const decisions: Decision[] = [];
+    const inputs: DecisionInput[] = [];
+    for (const [i, t] of targets.entries()) {
+      const history = policy.usesHistory ? await historyFacts(db, subject.user, t.identifier, undefined, req.details) : undefined;
+      const input: DecisionInput = {
+        requestedScopes: asked[i]!,
+        resource: { identifier: t.identifier, scopes: t.scopes.filter((x) => ceilings[i]!.includes(x.name)) },
+        client: { id: client.client_id, name: client.client_name, grant_types: client.grant_types },
+        user: subject.user,
+        details: req.details,
+        delegated: s.act.act !== undefined,
+        request: 'task',
+        inTask: false,
+        sourceIp: s.sourceIp,
+        now,
+        ...(history ? { history } : {}),
+      };
+      inputs.push(input);
+      decisions.push(decide(policy, input));
+    }
+    // One resource: its decision's input can be re-decided (replay); several are recorded without one.
+    record.context = inputs.length === 1 ? { ...inputs[0]!, now: now.toISOString() } : undefined;
+    const denied = decisions.find((d) => d.outcome === 'deny');
+    if (denied) {
+      const reasons = [...new Set(decisions.filter((d) => d.outcome === 'deny').flatMap((d) => d.reasons))];
+      return deny(new ExchangeError('access_denied', `denied by policy: ${reasons.join(', ')}`, { reasons }), denied);
+    }
+    let granted: string[];
+    const review = decisions.find((d) => d.outcome === 'review');
+    if (review) {
+      const approved = await reviewGate({
+        db,
+        binding: {
+          client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, task: null,
+          scope: req.scope ?? [], resource: req.resources.join(' '), details: req.details, ...(record.cnf_jkt ? { cnf_jkt: record.cnf_jkt } : {}),
+        },
+        reviewId: req.reviewId,
+        decision: review,
+        policy,
+        context: { intent: req.intent, details: req.details, request: 'task', resources: req.resources },
+        deny,
+      });
+      granted = approved.filter((sc) => everywhere.has(sc));
+    } else {
+      granted = [...new Set(decisions.flatMap((d, i) => d.grantedScopes.filter((sc) => ceilings[i]!.includes(sc))))];
+    }
+    if (granted.length === 0) {
+      return deny(new ExchangeError('access_denied', 'the policy grants this task no scope', { reasons: ['no_matching_rule'] }), decisions[0]);
+    }
+    const ttl = Math.min(policy.taskTtl, subject.exp - Math.floor(Date.now() / 1000));
+    if (ttl < 1) return deny(invalidRequest('subject_token has expired'), decisions[0]);
+
+    const minted = await mintTaskToken(deps.keyring, {
+      issuer: config.issuer, sub: subject.user.sub, subIssuer: subject.user.issuer, clientId: client.client_id, task: s.task,
+      scope: granted, resources: req.resources, details: req.details, act: subject.act, ttl,
+      ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
+    });
+    const matched = [...new Set(decisions.flatMap((d) => d.matchedRules))];
+    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: matched, policy_version: policy.version }, minted,
+      (trx) => insertTask(trx, {
+        task: s.task, client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, intent: req.intent,
+        scope: granted, resources: req.resources, authorization_details: req.details, task_jti: minted.jti,
+        created_at: new Date(minted.iat * 1000), expires_at: new Date(minted.exp * 1000),
+      })));
+    return {
+      access_token: minted.token,
+      issued_token_type: TT_TASK,
+      token_type: 'N_A',
+      expires_in: minted.exp - minted.iat,
+      scope: granted.join(' '),
+      task: s.task,
+      ...(req.details.length ? { authorization_details: req.details } : {}),
+    };
+  } finally {
+    await release?.();
+  }
+}
