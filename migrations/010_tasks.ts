@@ -20,9 +20,14 @@ export async function up(knex: Knex): Promise<void> {
     t.text('task_jti');
     t.timestamp('created_at', { useTz: true });
     t.timestamp('expires_at', { useTz: true });
-    t.index(['client_id', 'task']);
-    t.index(['subject_issuer', 'subject', 'task']);
-    t.index(['status', 'task']);
+  });
+  // The order tasks were started in, for listing newest first (timestamps can tie).
+  await knex.raw('alter table tasks add column seq bigint generated always as identity');
+  await knex.schema.alterTable('tasks', (t) => {
+    t.unique(['seq']);
+    t.index(['client_id', 'seq']);
+    t.index(['subject_issuer', 'subject', 'seq']);
+    t.index(['status', 'seq']);
   });
   await knex.schema.alterTable('issued_tokens', (t) => {
     t.text('kind');
@@ -34,9 +39,6 @@ export async function down(knex: Knex): Promise<void> {
     t.dropColumn('kind');
   });
   await knex.schema.alterTable('tasks', (t) => {
-    t.dropIndex(['client_id', 'task']);
-    t.dropIndex(['subject_issuer', 'subject', 'task']);
-    t.dropIndex(['status', 'task']);
-    t.dropColumns('client_id', 'subject_issuer', 'subject', 'intent', 'purpose', 'scope', 'resources', 'authorization_details', 'task_jti', 'created_at', 'expires_at');
+    t.dropColumns('seq', 'client_id', 'subject_issuer', 'subject', 'intent', 'purpose', 'scope', 'resources', 'authorization_details', 'task_jti', 'created_at', 'expires_at');
   });
 }

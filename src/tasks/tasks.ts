@@ -112,18 +112,17 @@ export async function listTasks(db: Db, query: URLSearchParams): Promise<{ items
     else if (status === 'active' || status === 'downgraded') q.where({ status }).where('expires_at', '>', now);
     else q.where({ status });
   }
-  // Keyset over (created_at, task), newest first; the cursor is the last item's pair.
+  // Keyset over the order tasks were started in, newest first; the cursor is the last item's place.
   if (after !== undefined) {
-    const m = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\|(.+)$/.exec(after);
-    if (!m || Number.isNaN(Date.parse(m[1]!))) throw new ValidationError('cursor is not one this server issued', 'cursor');
-    q.where((w) => w.where('created_at', '<', new Date(m[1]!)).orWhere((x) => x.where('created_at', '=', new Date(m[1]!)).where('task', '<', m[2]!)));
+    if (!/^\d{1,18}$/.test(after)) throw new ValidationError('cursor is not one this server issued', 'cursor');
+    q.where('seq', '<', after);
   }
-  const rows = (await q.orderBy([{ column: 'created_at', order: 'desc' }, { column: 'task', order: 'desc' }]).limit(limit + 1)) as TaskRow[];
+  const rows = (await q.orderBy('seq', 'desc').limit(limit + 1)) as Array<TaskRow & { seq: number | string }>;
   const page = rows.slice(0, limit);
   const last = page.at(-1);
   return {
     items: page.map(listItem),
-    next_cursor: rows.length > limit && last ? Buffer.from(`${iso(last.created_at)}|${last.task}`, 'utf8').toString('base64url') : null,
+    next_cursor: rows.length > limit && last ? Buffer.from(String(last.seq), 'utf8').toString('base64url') : null,
   };
 }
 
@@ -176,6 +175,10 @@ export async function taskView(db: Db, task: string): Promise<Record<string, unk
       .select('jti', 'parent_jti', 'kind', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at', 'subject_issuer', 'subject', 'authorization_details') as Promise<TokenRow[]>,
   ]);
   if (!row && tokens.length === 0) return undefined;
+  // Issue times have whole seconds: within one, a parent comes before its children (the tree's depth).
+  const parentOf = new Map(tokens.map((t) => [t.jti, t.parent_jti]));
+  const depth = (jti: string) => { let n = 0; for (let p = parentOf.get(jti); p && n < 64; p = parentOf.get(p)) n++; return n; };
+  tokens.sort((a, b) => new Date(a.issued_at).getTime() - new Date(b.issued_at).getTime() || depth(a.jti) - depth(b.jti) || (a.jti < b.jti ? -1 : 1));
   const [counts, ledger] = await Promise.all([
     countKinds(db, { task }, ['exchange.granted', 'exchange.denied']),
     queryLedger(db, { task }, EVIDENCE_LIMIT),

