@@ -20,6 +20,8 @@ export async function up(knex: Knex): Promise<void> {
     t.text('task_jti');
     t.timestamp('created_at', { useTz: true });
     t.timestamp('expires_at', { useTz: true });
+    // The user's token's expiry: no task token of the task, renewed or not, outlives it.
+    t.timestamp('subject_expires_at', { useTz: true });
   });
   // The order tasks were started in, for listing newest first (timestamps can tie).
   await knex.raw('alter table tasks add column seq bigint generated always as identity');
@@ -39,6 +41,6 @@ export async function down(knex: Knex): Promise<void> {
     t.dropColumn('kind');
   });
   await knex.schema.alterTable('tasks', (t) => {
-    t.dropColumns('seq', 'client_id', 'subject_issuer', 'subject', 'intent', 'purpose', 'scope', 'resources', 'authorization_details', 'task_jti', 'created_at', 'expires_at');
+    t.dropColumns('seq', 'client_id', 'subject_issuer', 'subject', 'intent', 'purpose', 'scope', 'resources', 'authorization_details', 'task_jti', 'created_at', 'expires_at', 'subject_expires_at');
   });
 }

@@ -83,8 +83,9 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
   if (requested !== TT_ACCESS_TOKEN && requested !== TT_JWT && requested !== TT_TASK) {
     throw invalidRequest('requested_token_type must be the access_token, jwt or task (urn:intentgate:token-type:task) token type');
   }
-  const startsTask = requested === TT_TASK;
-  if (startsTask && subjectTokenType === TT_TASK) throw invalidRequest('a task is started from a user\'s token, not from another task token');
+  // A task token asked for with a task token: the same task, renewed (its ceiling carries over unchanged).
+  const renewsTask = requested === TT_TASK && subjectTokenType === TT_TASK;
+  const startsTask = requested === TT_TASK && !renewsTask;
 
   const resources = resourceWasSent ? list(params, 'resource') : [];
   resources.forEach(checkResourceUri);
@@ -92,8 +93,11 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
   for (const a of audiences) if (a.length > 2000) throw invalidTarget('audience is too long');
   // A task spans its resources (its audience can only be the agent itself, checked once the client is
   // known); every other token has exactly one target.
-  const targets = startsTask ? [...new Set(resources)] : [...new Set([...resources, ...audiences])];
-  if (targets.length === 0) throw invalidTarget(startsTask ? 'a task names one or more resources' : 'a resource or audience is required');
+  if (renewsTask && (resources.length || params.scope !== undefined || params.authorization_details !== undefined)) {
+    throw invalidRequest('renewing a task token names no resource, scope or authorization_details: the task\'s carry over');
+  }
+  const targets = startsTask ? [...new Set(resources)] : renewsTask ? [] : [...new Set([...resources, ...audiences])];
+  if (targets.length === 0 && !renewsTask) throw invalidTarget(startsTask ? 'a task names one or more resources' : 'a resource or audience is required');
   if (startsTask && targets.length > 20) throw invalidTarget('a task may name at most 20 resources');
   if (!startsTask && targets.length > 1) throw invalidTarget('exactly one resource or audience is allowed per token (only a task may name several resources)');
 
@@ -112,7 +116,7 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
     subjectToken,
     subjectIsTask: subjectTokenType === TT_TASK,
     actorToken,
-    target: targets[0]!,
+    target: targets[0] ?? '',
     resources: targets,
     audiences,
     scope,

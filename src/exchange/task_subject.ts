@@ -30,7 +30,7 @@ export async function authenticateTaskToken(deps: SubjectDeps, token: string, cl
     deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims', 'kind'),
     getTask(deps.db, String(payload.task)),
   ]).catch(rethrowAsStorageFailure);
-  if (!row || row.kind !== 'task' || !task || task.task_jti !== payload.jti) throw invalidRequest('subject_token is not a task token this server recorded');
+  if (!row || row.kind !== 'task' || !task || row.task !== task.task || !task.task_jti) throw invalidRequest('subject_token is not a task token this server recorded');
   if (task.status === 'suspended' || row.status === 'suspended') {
     throw new ExchangeError('access_denied', 'the task is suspended pending review', { reasons: ['task_suspended'], ...(task.review_id ? { review_id: task.review_id } : {}) });
   }

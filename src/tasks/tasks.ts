@@ -31,6 +31,8 @@ export interface NewTask {
   task_jti: string;
   created_at: Date;
   expires_at: Date;
+  /** When the user's token the task was started with expires. */
+  subject_expires_at: Date;
 }
 
 export interface TaskRow {
@@ -49,6 +51,7 @@ export interface TaskRow {
   task_jti: string | null;
   created_at: Date | string | null;
   expires_at: Date | string | null;
+  subject_expires_at: Date | string | null;
 }
 
 /** A task's purpose: the one purpose its authorization details declare, or null when they declare none or several. */
@@ -63,8 +66,13 @@ export async function insertTask(trx: Db, t: NewTask): Promise<void> {
     task: t.task, status: 'active', reason: null, review_id: null, updated_at: t.created_at,
     client_id: t.client_id, subject_issuer: t.user.issuer, subject: t.user.sub, intent: t.intent ?? null,
     purpose: purposeOf(t.authorization_details), scope: t.scope.join(' '), resources: JSON.stringify(t.resources),
-    authorization_details: JSON.stringify(t.authorization_details), task_jti: t.task_jti, created_at: t.created_at, expires_at: t.expires_at,
+    authorization_details: JSON.stringify(t.authorization_details), task_jti: t.task_jti, created_at: t.created_at, expires_at: t.expires_at, subject_expires_at: t.subject_expires_at,
   });
+}
+
+/** A renewed task token moves the task's expiry (in the transaction that records the new token). */
+export async function extendTask(trx: Db, task: string, expiresAt: Date): Promise<void> {
+  await trx('tasks').where({ task }).update({ expires_at: expiresAt, updated_at: new Date() });
 }
 
 export async function getTask(db: Db, task: string): Promise<TaskRow | undefined> {

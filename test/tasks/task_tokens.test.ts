@@ -120,6 +120,21 @@ describe('starting a task', () => {
     await refused(await w.exchange('agent', taskParams(await w.userToken(), { resource: [EXPENSES, REPORTS], scope: 'expenses:read' })), 'invalid_scope');
   });
 
+  it('decides each scope with each detail: a task of several tools, each with its own scope', async () => {
+    const tools = [
+      { type: 'tool_call', tool: 'list_expenses', action: 'list', object: { type: 'Expense' } },
+      { type: 'tool_call', tool: 'submit_expense', action: 'submit', object: { type: 'Expense' } },
+      { type: 'tool_call', tool: 'approve_expense', action: 'approve', object: { type: 'Expense', amount: 900 } },
+    ];
+    const t = await startTask({ scope: 'expenses:read expenses:submit expenses:approve', authorization_details: JSON.stringify(tools), intent: 'Handle the expenses' });
+    expect(t.scope).toBe('expenses:read expenses:submit expenses:approve');
+    const submit = await granted(await toolCall(t.access_token, { scope: 'expenses:submit', authorization_details: JSON.stringify([{ ...tools[1], object: { type: 'Expense', amount: 12 } }]) }));
+    expect(submit.scope).toBe('expenses:submit');
+    // A scope that none of the task's details may use is refused at the start.
+    const idle = await w.exchange('agent', taskParams(await w.userToken(), { scope: 'expenses:read expenses:submit', authorization_details: JSON.stringify([tools[0]]) }));
+    expect(await refused(idle, 'access_denied')).toMatchObject({ reasons: ['no_matching_rule'] });
+  });
+
   it('takes an audience only when it is the agent itself', async () => {
     const self = await w.exchange('agent', taskParams(await w.userToken(), { audience: 'agent' }));
     expect(self.status).toBe(200);
@@ -274,6 +289,27 @@ describe('tool calls in a task', () => {
     expect(await revoke.json()).toMatchObject({ status: 'revoked', counters: { live_tokens: 0 } });
     expect(await introspect(own.access_token)).toEqual({ active: false });
     await refused(await toolCall(t.access_token), 'invalid_request');
+  });
+});
+
+describe('renewing a task token', () => {
+  it('gives a new task token for the same task, never beyond the user\'s token; both stay valid', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const t = await startTask({}, 'mona');
+    const res = await w.exchange('agent', { subject_token: t.access_token, subject_token_type: TT_TASK, requested_token_type: TT_TASK, intent: 'Renew the task token' });
+    const renewed = await res.json() as TaskAnswer;
+    expect(res.status, JSON.stringify(renewed)).toBe(200);
+    expect(renewed).toMatchObject({ issued_token_type: TT_TASK, token_type: 'N_A', task: t.task, scope: 'expenses:read', authorization_details: SUMMARY_DETAILS });
+    expect(renewed.access_token).not.toBe(t.access_token);
+    // The user's token lives an hour: no renewal reaches past it.
+    expect(decodeJwt(renewed.access_token).exp).toBeLessThanOrEqual(now + 3600 + 5);
+    expect(decodeJwt((await granted(await toolCall(renewed.access_token))).access_token).task).toBe(t.task);
+    expect((await granted(await toolCall(t.access_token))).scope).toBe('expenses:read');
+    await refused(await w.exchange('agent', { subject_token: t.access_token, subject_token_type: TT_TASK, requested_token_type: TT_TASK, intent: 'Renew', scope: 'expenses:submit' }), 'invalid_request');
+    // Suspending the task holds every task token of it.
+    expect((await w.t.admin('POST', `/admin/api/tasks/${t.task}/suspend`, {})).status).toBe(200);
+    expect(await refused(await toolCall(renewed.access_token), 'access_denied')).toMatchObject({ reasons: ['task_suspended'] });
+    await refused(await w.exchange('agent', { subject_token: renewed.access_token, subject_token_type: TT_TASK, requested_token_type: TT_TASK, intent: 'Renew' }), 'access_denied');
   });
 });
 
