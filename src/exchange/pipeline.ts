@@ -14,7 +14,7 @@ import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { Db } from '../store/db.ts';
 import { checkActor } from './actor.ts';
 import { senderKey, type SenderDeps } from './dpop.ts';
-import { canonical, type AuthorizationDetail, type DetailTypes } from './details.ts';
+import type { AuthorizationDetail, DetailTypes } from './details.ts';
 import { ExchangeError, invalidRequest, invalidScope, invalidDetails } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { mintAccessToken } from './mint.ts';
@@ -25,7 +25,7 @@ import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
 import { resolveTarget, type Target } from './target.ts';
 import { TT_ACCESS_TOKEN, TT_TASK } from './token_types.ts';
-import { leavesTask } from './coverage.ts';
+import { covers, leavesTask } from './coverage.ts';
 import { startTask } from './task_start.ts';
 import { authenticateTaskToken } from './task_subject.ts';
 import { getTask } from '../tasks/tasks.ts';
@@ -92,23 +92,24 @@ function depth(act: Act | undefined): number {
 }
 
 /**
- * No hop widens details. A parent intentgate issued grants exactly the details it carries, and a parent
- * that carried none grants no detail-level action at all: each requested detail must be one of the
- * parent's (RFC 9396's analogue of invalid_scope). Only a first exchange (no parent) is left to policy.
+ * No hop widens details. A parent intentgate issued grants at most the details it carries, and a parent
+ * that carried none grants no detail-level action at all: each requested detail must be covered by one of
+ * the parent's (src/exchange/coverage.ts: equal, or narrower; RFC 9396's analogue of invalid_scope). Only a
+ * first exchange (no parent) is left to policy.
  */
 function narrowDetails(requested: AuthorizationDetail[], parent: Subject['parent']): AuthorizationDetail[] {
   if (!parent) return requested;
   const carried = parent.details;
   if (requested.length === 0) return carried;
-  const allowed = new Set(carried.map(canonical));
-  requested.forEach((d, i) => {
-    if (!allowed.has(canonical(d))) {
-      throw invalidDetails(carried.length === 0
-        ? `authorization_details[${i}] is refused: the subject token carries no authorization details, and no hop adds any`
-        : `authorization_details[${i}] is not among the subject token's authorization details`);
+  return requested.map((d, i) => {
+    for (const c of carried) {
+      const withPurpose = d.purpose === undefined && c.purpose !== undefined ? { ...d, purpose: c.purpose } : d;
+      if (covers(c, withPurpose)) return withPurpose;
     }
+    throw invalidDetails(carried.length === 0
+      ? `authorization_details[${i}] is refused: the subject token carries no authorization details, and no hop adds any`
+      : `authorization_details[${i}] is not among the subject token's authorization details`);
   });
-  return requested;
 }
 
 /**
