@@ -97,6 +97,24 @@ describe('starting a task', () => {
     expect(entry!.payload).toMatchObject({ token_kind: 'task', resources: [EXPENSES], audience: w.t.issuer, granted_scope: ['expenses:read'] });
   });
 
+  it('fails closed: no task token, no task row, when the ledger cannot record it', async () => {
+    const db = w.t.server.db;
+    const [tokens, tasks] = [await db('issued_tokens').count({ n: '*' }).first(), await db('tasks').count({ n: '*' }).first()];
+    await db.raw(`CREATE FUNCTION refuse_task_ledger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'ledger is read-only'; END $$`);
+    await db.raw('CREATE TRIGGER refuse_task_ledger BEFORE INSERT ON ledger_entries FOR EACH ROW EXECUTE FUNCTION refuse_task_ledger()');
+    try {
+      const res = await w.exchange('agent', taskParams(await w.userToken()));
+      expect(res.status).toBe(503);
+      expect(res.headers.get('retry-after')).toBe('5');
+      expect(await res.json()).not.toHaveProperty('access_token');
+      expect(await db('issued_tokens').count({ n: '*' }).first()).toEqual(tokens);
+      expect(await db('tasks').count({ n: '*' }).first()).toEqual(tasks);
+    } finally {
+      await db.raw('DROP TRIGGER refuse_task_ledger ON ledger_entries');
+      await db.raw('DROP FUNCTION refuse_task_ledger()');
+    }
+  });
+
   it('never outlives the user\'s token', async () => {
     const now = Math.floor(Date.now() / 1000);
     const res = await w.exchange('agent', taskParams(await w.userToken({ exp: now + 90 })));
