@@ -429,6 +429,13 @@ describe('admin API for tasks', () => {
     expect((await w.t.admin('POST', '/admin/api/tasks/tsk_nope/suspend', {})).status).toBe(404);
     expect((await w.t.admin('POST', `/admin/api/tasks/${'x'.repeat(5000)}/revoke`, {})).status).toBe(404);
     expect((await w.t.admin('GET', '/admin/api/tasks/%E0%A4%A')).status).toBe(400);
+    expect((await w.t.admin('POST', '/admin/api/tasks/tsk%00/suspend', {})).status).toBe(400);
+    expect((await w.t.admin('POST', `/admin/api/tasks/${encodeURIComponent("x' OR '1'='1")}/revoke`, {})).status).toBe(404);
+    const sqlFilter = await w.t.admin('GET', `/admin/api/tasks?agent=${encodeURIComponent("agent' OR '1'='1")}`);
+    expect(await sqlFilter.json()).toEqual({ items: [], next_cursor: null });
+    const utf8 = await fetch(`${w.t.url}/admin/api/tasks/${t.task}/suspend`, { method: 'POST', headers: { authorization: `Bearer ${w.t.adminToken}`, 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0xff, 0xfe, 0x7d]) });
+    expect(utf8.status).toBe(400);
+    expect(JSON.stringify(await utf8.json())).not.toMatch(/at .*\.ts:\d+|stack/i);
     for (const [body, status] of [
       [{ reason: 'x', extra: 1 }, 400],
       [{ reason: '' }, 400],
