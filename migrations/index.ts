@@ -8,6 +8,7 @@ import * as m006 from './006_reviews.ts';
 import * as m007 from './007_dpop.ts';
 import * as m008 from './008_history_per_resource.ts';
 import * as m009 from './009_admin_roles.ts';
+import * as m010 from './010_tasks.ts';
 import * as m011 from './011_behaviour.ts';
 
 /** Every migration, in order. Listed statically so they load the same way under node and vitest. */
@@ -21,5 +22,6 @@ export const migrations: ReadonlyArray<readonly [string, Knex.Migration]> = [
   ['007_dpop', m007],
   ['008_history_per_resource', m008],
   ['009_admin_roles', m009],
+  ['010_tasks', m010],
   ['011_behaviour', m011],
 ];

@@ -1,6 +1,6 @@
 /**
  * `npm run demo`: intentgate (embedded database), the expenses MCP server and two agents play the seeds'
- * story. Every step checks what it claims, so the demo fails (exit 1) the moment the story stops being true.
+ * story (the summary, the seeds' second scenario, runs in one task: a token per tool call, no delegation). Every step checks what it claims, so the demo fails (exit 1) the moment the story stops being true.
  */
 import { decodeJwt } from 'jose';
 import { createAgent, ExchangeDenied, type ExchangedToken } from '@intentgate/agent';
@@ -25,6 +25,7 @@ function ledgerLine(kind: string, p: Record<string, unknown>): string | undefine
   const list = (v: unknown) => ((v as string[] | undefined) ?? []).join(' ');
   switch (kind) {
     case 'exchange.granted':
+      if (p.token_kind === 'task') return `${p.client_id} starts task ${p.task}: ${list(p.granted_scope)} at ${list(p.resources)}${p.cnf_jkt ? ' (DPoP-bound)' : ''}`;
       return `${p.client_id} → ${p.audience}: granted ${list(p.granted_scope)}${p.cnf_jkt ? ' (DPoP-bound)' : ''}`;
     case 'exchange.denied':
       return `${p.client_id} → ${p.audience}: ${p.error}${(p.reasons as string[] | undefined)?.length ? ` (${list(p.reasons)})` : ''}`;
@@ -36,7 +37,7 @@ function ledgerLine(kind: string, p: Record<string, unknown>): string | undefine
     case 'review.denied':
       return `${p.review_id} (${p.review_kind})`;
     case 'token.revoked':
-      return `${(p.revoked as unknown[] | undefined)?.length ?? 0} token(s): ${p.reason}`;
+      return `${(p.revoked as unknown[] | undefined)?.length ?? 0} token(s)${(p.suspended as unknown[] | undefined)?.length ? ', task token held' : ''}: ${p.reason}`;
     default:
       return undefined;
   }
@@ -65,7 +66,8 @@ async function main(): Promise<void> {
     const aliceToken = await w.userToken('alice', { groups: ['managers'], name: 'Alice' });
     out(`   Alice's broad token from her identity provider: scope "${decodeJwt(aliceToken).scope}", 1 h`);
     const assistant = await createAgent({ issuer: w.issuer, clientId: 'assistant', clientSecret: w.creds.assistant!.clientSecret, http: { allowInsecure: true } });
-    const tools = assistant.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop: true });
+    // Approvals are single decisions, each on its own token: no task (task: false); the summary below runs in one.
+    const tools = assistant.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop: true, task: false });
     const alicesAgent = new ExpenseAgent(assistant, tools, w.mcp.resource);
 
     out();
@@ -101,33 +103,37 @@ async function main(): Promise<void> {
     step(`MCP approve_expense           → exp_bob_lisbon ${(JSON.parse(approved.text) as { status: string }).status} by alice`);
 
     out();
-    out('3. Alice: "Summarise this week\'s expenses." The assistant hands that to the summarizer agent.');
-    const delegation = await assistant.exchange({
-      subjectToken: aliceToken, audience: 'summarizer', scope: 'expenses:read hr:read', intent: "Summarise this week's expenses for Alice",
-      authorizationDetails: [
-        { type: 'tool_call', tool: 'list_expenses', action: 'list', object: { type: 'Expense' }, purpose: 'summarize' },
-        { type: 'tool_call', action: 'read', purpose: 'summarize' },
-      ],
-    });
-    const task = decodeJwt(delegation.accessToken).task as string;
-    step(`delegation to summarizer      → ${describeToken(delegation)}; purpose: summarize`);
+    out('3. Alice: "Summarise this week\'s expenses." The summarizer agent starts one task for it.');
     const summarizer = await createAgent({ issuer: w.issuer, clientId: 'summarizer', clientSecret: w.creds.summarizer!.clientSecret, http: { allowInsecure: true } });
-    const summarizing = new ExpenseAgent(summarizer, summarizer.tools<ExpenseTools>({ subjectToken: delegation.accessToken, resource: w.mcp.resource, tools: expenseToolSpecs('summarize') }), w.mcp.resource);
+    try {
+      await summarizer.exchange({ subjectToken: aliceToken, resource: w.mcp.resource, scope: 'expenses:read', intent: 'List the expenses', authorizationDetails: [{ type: 'tool_call', action: 'list', object: { type: 'Expense' } }] });
+      claim(false, 'the summarizer may not take tool-call tokens outside a task');
+    } catch (err) {
+      claim(err instanceof ExchangeDenied && err.reasons.includes('task_required'), `a tool call outside a task is refused with task_required (got ${String(err)})`);
+      step(`summarizer, no task           → refused: ${JSON.stringify(err.reasons)} (policy: this agent works in tasks)`);
+    }
+    const task = await summarizer.startTask({
+      subjectToken: aliceToken, intent: "Summarise this week's expenses for Alice", resources: w.mcp.resource, scope: 'expenses:read',
+      authorizationDetails: [{ type: 'tool_call', tool: 'list_expenses', action: 'list', object: { type: 'Expense' } }], purpose: 'summarize',
+    });
+    const taskClaims = decodeJwt(await task.taskToken()) as { exp: number; iat: number; aud: string };
+    step(`start the task                → task ${task.id}: a task token (token_type N_A, ${taskClaims.exp - taskClaims.iat} s, aud ${taskClaims.aud}: no resource server takes it); ceiling expenses:read, list_expenses, purpose summarize`);
+    const summarizing = new ExpenseAgent(summarizer, task.tools<ExpenseTools>({ tools: expenseToolSpecs('summarize') }), w.mcp.resource);
     const listed = await summarizing.call('list_expenses', {}, 'Read the expenses to summarise');
     claim(listed.ok, `list_expenses succeeds (${listed.text})`);
-    step(`summarizer: list_expenses     → ${(JSON.parse(listed.text) as unknown[]).length} expenses (Bearer token, checked by the MCP SDK's requireBearerAuth)`);
+    step(`tool call 1: list_expenses    → ${(JSON.parse(listed.text) as unknown[]).length} expenses; ${describeToken(listed.token)}`);
+    const counted = await summarizing.call('list_expenses', {}, "Count this week's claims for the summary");
+    claim(counted.ok && decodeJwt(counted.token.accessToken).task === task.id, 'the second tool call is in the same task');
+    step(`tool call 2: list_expenses    → a token of its own, same task ${task.id}`);
     try {
-      await summarizer.exchange({
-        subjectToken: delegation.accessToken, resource: HR, scope: 'hr:read', intent: 'Look up salary records for more context',
-        authorizationDetails: [{ type: 'tool_call', action: 'read', purpose: 'summarize' }],
-      });
+      await task.exchange({ resource: HR, scope: 'hr:read', intent: 'Look up salary records for more context', authorizationDetails: [{ type: 'tool_call', action: 'read' }] });
       claim(false, 'a summary reaching for restricted HR data is refused');
     } catch (err) {
       claim(err instanceof ExchangeDenied && err.reasons.includes('task_suspended'), `the task is suspended (got ${String(err)})`);
-      step(`summarizer drifts to HR data  → refused: ${JSON.stringify(err.reasons)}; review ${err.reviewId}`);
-      const view = await (await w.admin('GET', `/admin/api/tasks/${task}`)).json() as { status: string; tokens: Array<{ status: string }> };
-      claim(view.status === 'suspended' && view.tokens.every((t) => t.status === 'revoked'), 'the whole task is suspended and its tokens revoked');
-      step(`the task                      → ${view.status}; all ${view.tokens.length} of its tokens revoked down the delegation tree`);
+      step(`tool call 3: HR salary data   → refused: ${JSON.stringify(err.reasons)}; review ${err.reviewId}`);
+      const view = await (await w.admin('GET', `/admin/api/tasks/${task.id}`)).json() as { status: string; tokens: Array<{ kind: string; status: string }> };
+      claim(view.status === 'suspended' && view.tokens.every((t) => (t.kind === 'task' ? t.status === 'suspended' : t.status === 'revoked')), 'the task is suspended, its tool-call tokens revoked, its task token held');
+      step(`the task                      → ${view.status}: both tool-call tokens revoked, the task token held`);
       let refused = '';
       try {
         const again = await callMcpTool(summarizer, listed.token, w.mcp.resource, 'list_expenses', {});
@@ -136,11 +142,16 @@ async function main(): Promise<void> {
         refused = (e as Error).message;
       }
       claim(refused, 'the MCP server refuses the earlier, revoked token');
-      step(`MCP list_expenses, old token  → refused by the MCP server: 401 ${refusal(refused)}`);
+      step(`MCP list_expenses, token 1    → refused by the MCP server: 401 ${refusal(refused)}`);
+      const held = await task.exchange({ intent: 'Carry on listing', scope: 'expenses:read' }).catch((e: unknown) => e);
+      claim(held instanceof ExchangeDenied && held.reasons.includes('task_suspended'), 'the task token is refused while the task is suspended');
+      step(`another tool call             → refused: ${JSON.stringify(held.reasons)}`);
       const lift = await w.admin('POST', `/admin/api/reviews/${err.reviewId}/approve`, { comment: 'looked at it: no harm done' }, w.reviewerToken);
       claim(lift.status === 200, 'the reviewer can lift the suspension');
-      const after = await (await w.admin('GET', `/admin/api/tasks/${task}`)).json() as { status: string };
-      step(`reviewer carol approves       → task ${after.status} again for new exchanges; revoked tokens stay revoked`);
+      const resumed = await summarizing.call('list_expenses', {}, 'Finish the summary');
+      claim(resumed.ok && decodeJwt(resumed.token.accessToken).task === task.id, 'the task goes on after the review');
+      const after = await (await w.admin('GET', `/admin/api/tasks/${task.id}`)).json() as { status: string };
+      step(`reviewer carol approves       → task ${after.status} again, its task token live; tool call 4 works; revoked tokens stay revoked`);
     }
 
     out();

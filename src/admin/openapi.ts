@@ -167,9 +167,20 @@ export const openApiDocument = {
         requestBody: body({ type: 'object', additionalProperties: false, properties: { jti: str, task: str, client_id: str, user: person, reason: str } }),
       }),
     },
-    '/admin/api/tasks/{task}': {
-      get: op('A task\'s status and tokens', { 200: json(ref('Task')), 404: error('no such task') }, { parameters: [pathParam('task', 'task id')] }),
+    '/admin/api/tasks': {
+      get: op('Tasks, newest first', { 200: json(page(ref('TaskSummary'))) }, {
+        parameters: [...pageParams, ...['agent', 'user_iss', 'user_sub', 'status'].map((n) => query(n, `filter by ${n}`))],
+      }),
     },
+    '/admin/api/tasks/{task}': {
+      get: op('A task: ceiling, counters, tokens and evidence', { 200: json(ref('Task')), 404: error('no such task') }, { parameters: [pathParam('task', 'task id')] }),
+    },
+    ...Object.fromEntries((['suspend', 'resume', 'revoke'] as const).map((change) => [`/admin/api/tasks/{task}/${change}`, {
+      post: op(`${change[0]!.toUpperCase()}${change.slice(1)} a task (recorded with who did it)`, { 200: json(ref('Task')), 404: error('no such task') }, {
+        parameters: [pathParam('task', 'task id')],
+        requestBody: body({ type: 'object', additionalProperties: false, properties: change === 'resume' ? {} : { reason: str } }, false),
+      }),
+    }])),
     '/admin/api/reviews': {
       get: op('The review queue', { 200: json(page(ref('Review'))) }, { parameters: [query('status', 'pending, approved, denied or used')] }),
     },
@@ -308,16 +319,21 @@ export const openApiDocument = {
         },
       },
       RevocationResult: { type: 'object', additionalProperties: false, required: ['revoked', 'jtis'], properties: { revoked: { type: 'integer' }, jtis: strList } },
+      TaskSummary: {
+        type: 'object', required: ['task', 'agent', 'user', 'status'],
+        properties: { task: str, agent: nullable(str), user: { type: 'object' }, intent: nullable(str), purpose: nullable(str), status: str, created_at: {}, expires_at: {} },
+      },
       Task: {
         type: 'object', required: ['task', 'status', 'tokens'],
         properties: {
-          task: str, status: str,
+          task: str, status: str, agent: nullable(str), user: { type: 'object' }, intent: nullable(str), purpose: nullable(str),
+          ceiling: { type: 'object' }, counters: { type: 'object' }, evidence: { type: 'array' },
           suspension: { type: 'object' },
           tokens: {
             type: 'array',
             items: {
               type: 'object', required: ['jti', 'client_id', 'audience', 'status', 'issued_at', 'expires_at'],
-              properties: { jti: str, parent_jti: nullable(str), client_id: str, audience: str, scope: {}, status: str, issued_at: dateTime, expires_at: dateTime },
+              properties: { jti: str, parent_jti: nullable(str), kind: str, client_id: str, audience: str, scope: {}, status: str, issued_at: dateTime, expires_at: dateTime },
             },
           },
         },

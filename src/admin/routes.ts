@@ -22,6 +22,7 @@ import { iso } from '../registry/common.ts';
 import { parseSince, replayFromBody } from '../policy/replay.ts';
 import { exportLedger } from '../ledger/export.ts';
 import { openApiDocument } from './openapi.ts';
+import { changeTask, listTasks, taskView, type TaskChange } from '../tasks/tasks.ts';
 import type { Checkpointer } from '../ledger/checkpoint.ts';
 import { decisionsPerHour, ledgerQueryParams, queryLedger } from '../ledger/query.ts';
 import { latestCheckpoint } from '../ledger/proof.ts';
@@ -129,6 +130,13 @@ async function verifierKey(text: string) {
   }
 }
 
+const validateTaskReason = compileSchema({
+  type: 'object',
+  additionalProperties: false,
+  properties: { reason: { type: 'string', minLength: 1, maxLength: 500, format: 'visible-text' } },
+});
+const validateResume = compileSchema({ type: 'object', additionalProperties: false, properties: {} });
+
 const validatePublish = compileSchema({
   type: 'object',
   additionalProperties: false,
@@ -185,6 +193,14 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
   // Endpoints whose members are all optional take no body as `{}`.
   const optionalBody = (ctx: Context) => readOptionalJsonObject(ctx, config.bodyLimit);
   const who = (ctx: Context) => (ctx.state.admin as AdminIdentity).id;
+  // Suspend, resume, revoke: the body may be empty (or `{}`), `{reason}` where a reason fits.
+  const changeTaskRoute = async (ctx: Context, task: string, change: TaskChange) => {
+    const input = await optionalBody(ctx);
+    const { reason } = check<{ reason?: string }>(change === 'resume' ? validateResume : validateTaskReason, input);
+    if (task.length > 128) return notFound(ctx, 'task', 'task');
+    if (!(await changeTask(db, task, change, who(ctx), reason))) return notFound(ctx, 'task', 'task');
+    ctx.body = await taskView(db, task);
+  };
   const reviewer = async (ctx: Context): Promise<Reviewer> => {
     const a = ctx.state.admin as AdminIdentity;
     return { id: a.id, user: a.user, chain: a.user ? await personsInChain(db, a.id) : [] };
@@ -379,18 +395,15 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
       if (Object.keys(target).length !== 1) throw new ValidationError('name exactly one of jti, task, client_id, user', 'jti');
       created(ctx, await revokeCascade(db, target as RevocationTarget, who(ctx), reason ?? 'revoked by an admin'));
     })
+    .add('GET', '/admin/api/tasks', EVERYONE, async (ctx) => { ctx.body = await listTasks(db, queryParams(ctx)); })
     .add('GET', '/admin/api/tasks/:task', EVERYONE, async (ctx, [task]) => {
-      const tokens = await db('issued_tokens').where({ task: task! }).orderBy('issued_at', 'asc')
-        .select('jti', 'parent_jti', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at');
-      const suspension = await db('tasks').where({ task: task! }).first('status', 'reason', 'review_id');
-      if (tokens.length === 0 && !suspension) return notFound(ctx, 'task', 'task');
-      ctx.body = {
-        task,
-        status: suspension?.status ?? 'active',
-        ...(suspension ? { suspension: { reason: suspension.reason, review_id: suspension.review_id } } : {}),
-        tokens: tokens.map((t: Record<string, unknown>) => ({ ...t, issued_at: iso(t.issued_at), expires_at: iso(t.expires_at) })),
-      };
+      const view = await taskView(db, task!);
+      if (view) ctx.body = view;
+      else notFound(ctx, 'task', 'task');
     })
+    .add('POST', '/admin/api/tasks/:task/suspend', ADMINS, async (ctx, [task]) => changeTaskRoute(ctx, task!, 'suspend'))
+    .add('POST', '/admin/api/tasks/:task/resume', ADMINS, async (ctx, [task]) => changeTaskRoute(ctx, task!, 'resume'))
+    .add('POST', '/admin/api/tasks/:task/revoke', ADMINS, async (ctx, [task]) => changeTaskRoute(ctx, task!, 'revoke'))
     .add('GET', '/admin/api/reviews', EVERYONE, async (ctx) => { ctx.body = await listReviews(db, stringFilter(queryParams(ctx), 'status')); })
     .add('POST', '/admin/api/reviews/:id/approve', REVIEWERS, async (ctx, [id]) => {
       const { comment } = check<{ comment?: string }>(validateReviewDecision, await optionalBody(ctx));

@@ -5,6 +5,7 @@ import { invalidRequest } from './errors.ts';
 import { SIGNING_ALGS } from '../keys/keyring.ts';
 import { isSoleAudience } from '../jwt/audience.ts';
 import { lifetimeTooLong } from '../../packages/resource/src/protocol/time.ts';
+import { isLive } from '../tokens/live.ts';
 import { checkTimeClaims, describeJoseError, jktOf, peek, type Subject } from './subject.ts';
 
 export interface ActorDeps {
@@ -52,8 +53,8 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
     });
     if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
     const jkt = jktOf(payload, 'actor_token');
-    const row = await deps.db('issued_tokens').where({ jti: payload.jti ?? '' }).first('status');
-    if (row?.status !== 'active') throw invalidRequest('actor_token has been revoked or is no longer live');
+    const row = await deps.db('issued_tokens').where({ jti: payload.jti ?? '' }).first('status', 'expires_at');
+    if (!isLive(row)) throw invalidRequest('actor_token has been revoked or is no longer live');
     return jkt;
   }
   if (claims.iss === client.id && client.jwks) {

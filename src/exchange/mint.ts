@@ -48,3 +48,51 @@ export async function mintAccessToken(keyring: Keyring, input: MintInput): Promi
     .sign(await keyring.privateKey(key));
   return { token, jti, iat, exp };
 }
+
+/** A task token's JWT `typ`: no resource server accepts it (they take `at+jwt` only), nor does introspection. */
+export const TASK_TOKEN_TYP = 'task+jwt';
+
+export interface TaskMintInput {
+  issuer: string;
+  sub: string;
+  subIssuer: string;
+  clientId: string;
+  task: string;
+  scope: string[];
+  resources: string[];
+  details: AuthorizationDetail[];
+  /** Actors before this agent, from the user's token (the agent itself is `client_id`). */
+  act: Act | undefined;
+  ttl: number;
+  cnfJkt?: string;
+}
+
+/**
+ * A task token: signed by intentgate, `typ` task+jwt and `aud` intentgate's own issuer, so every resource
+ * server refuses it; presentable only by the agent in `client_id`, only at intentgate's token endpoint.
+ */
+export async function mintTaskToken(keyring: Keyring, input: TaskMintInput): Promise<Minted> {
+  const key = keyring.active();
+  const iat = Math.floor(Date.now() / 1000);
+  const exp = iat + input.ttl;
+  const jti = randomBytes(18).toString('base64url');
+  const token = await new SignJWT({
+    sub_id: issSub(input.subIssuer, input.sub),
+    client_id: input.clientId,
+    task: input.task,
+    scope: input.scope.join(' '),
+    resources: input.resources,
+    ...(input.details.length ? { authorization_details: input.details } : {}),
+    ...(input.act ? { act: input.act } : {}),
+    ...(input.cnfJkt ? { cnf: { jkt: input.cnfJkt } } : {}),
+  })
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: TASK_TOKEN_TYP })
+    .setIssuer(input.issuer)
+    .setSubject(input.sub)
+    .setAudience(input.issuer)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .setJti(jti)
+    .sign(await keyring.privateKey(key));
+  return { token, jti, iat, exp };
+}

@@ -2,16 +2,22 @@ import type { ExchangeSettings } from '../config/index.ts';
 import type { AuthorizationDetail, DetailTypes } from './details.ts';
 import { invalidRequest, invalidScope, invalidTarget } from './errors.ts';
 import { normalizeIntent } from './intent.ts';
-import { ACCEPTED_INPUT_TYPES, KNOWN_UNSUPPORTED_TYPES, TT_ACCESS_TOKEN, TT_JWT } from './token_types.ts';
+import { ACCEPTED_INPUT_TYPES, KNOWN_UNSUPPORTED_TYPES, TT_ACCESS_TOKEN, TT_JWT, TT_TASK } from './token_types.ts';
 
 export interface ExchangeRequest {
   subjectToken: string;
+  /** The subject is a task token (subject_token_type urn:intentgate:token-type:task). */
+  subjectIsTask: boolean;
   actorToken: string | undefined;
-  /** The one target: a resource identifier or an agent's client_id (delegation). */
+  /** The one target: a resource identifier or an agent's client_id (delegation); a task's first resource. */
   target: string;
+  /** A task's resources (one or more); for any other request, the one target. */
+  resources: string[];
+  /** The audience values sent; a task request may only name the agent itself. */
+  audiences: string[];
   /** Requested scopes; undefined when the scope parameter was absent (the policy default applies). */
   scope: string[] | undefined;
-  requestedTokenType: typeof TT_ACCESS_TOKEN | typeof TT_JWT;
+  requestedTokenType: typeof TT_ACCESS_TOKEN | typeof TT_JWT | typeof TT_TASK;
   intent: string | undefined;
   details: AuthorizationDetail[];
   /** The review this request waits on, when it is asked again after `authorization_pending`. */
@@ -61,7 +67,8 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
   const subjectToken = single(params, 'subject_token');
   if (subjectToken === undefined) throw invalidRequest('subject_token is required');
   if (subjectToken.length > settings.maxTokenBytes) throw invalidRequest(`subject_token must be at most ${settings.maxTokenBytes} bytes`);
-  tokenType(single(params, 'subject_token_type'), 'subject_token_type');
+  const subjectTokenType = single(params, 'subject_token_type');
+  tokenType(subjectTokenType, 'subject_token_type');
 
   const actorToken = single(params, 'actor_token');
   const actorTokenType = single(params, 'actor_token_type');
@@ -69,18 +76,30 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
   if (actorToken !== undefined) {
     if (actorToken.length > settings.maxTokenBytes) throw invalidRequest(`actor_token must be at most ${settings.maxTokenBytes} bytes`);
     tokenType(actorTokenType, 'actor_token_type');
+    if (actorTokenType === TT_TASK) throw invalidRequest('actor_token_type may not be a task token: a task token is only ever the subject');
   }
 
   const requested = single(params, 'requested_token_type') ?? TT_ACCESS_TOKEN;
-  if (requested !== TT_ACCESS_TOKEN && requested !== TT_JWT) throw invalidRequest('requested_token_type must be an access_token or jwt token type');
+  if (requested !== TT_ACCESS_TOKEN && requested !== TT_JWT && requested !== TT_TASK) {
+    throw invalidRequest('requested_token_type must be the access_token, jwt or task (urn:intentgate:token-type:task) token type');
+  }
+  // A task token asked for with a task token: the same task, renewed (its ceiling carries over unchanged).
+  const renewsTask = requested === TT_TASK && subjectTokenType === TT_TASK;
+  const startsTask = requested === TT_TASK && !renewsTask;
 
   const resources = resourceWasSent ? list(params, 'resource') : [];
   resources.forEach(checkResourceUri);
   const audiences = list(params, 'audience');
   for (const a of audiences) if (a.length > 2000) throw invalidTarget('audience is too long');
-  const targets = [...new Set([...resources, ...audiences])];
-  if (targets.length === 0) throw invalidTarget('a resource or audience is required');
-  if (targets.length > 1) throw invalidTarget('exactly one resource or audience is allowed per token');
+  // A task spans its resources (its audience can only be the agent itself, checked once the client is
+  // known); every other token has exactly one target.
+  if (renewsTask && (resources.length || params.scope !== undefined || params.authorization_details !== undefined)) {
+    throw invalidRequest('renewing a task token names no resource, scope or authorization_details: the task\'s carry over');
+  }
+  const targets = startsTask ? [...new Set(resources)] : renewsTask ? [] : [...new Set([...resources, ...audiences])];
+  if (targets.length === 0 && !renewsTask) throw invalidTarget(startsTask ? 'a task names one or more resources' : 'a resource or audience is required');
+  if (startsTask && targets.length > 20) throw invalidTarget('a task may name at most 20 resources');
+  if (!startsTask && targets.length > 1) throw invalidTarget('exactly one resource or audience is allowed per token (only a task may name several resources)');
 
   const scopeRaw = single(params, 'scope');
   let scope: string[] | undefined;
@@ -95,8 +114,11 @@ export function parseExchange(params: Params, resourceWasSent: boolean, settings
   return {
     reviewId,
     subjectToken,
+    subjectIsTask: subjectTokenType === TT_TASK,
     actorToken,
-    target: targets[0]!,
+    target: targets[0] ?? '',
+    resources: targets,
+    audiences,
     scope,
     requestedTokenType: requested,
     intent: normalizeIntent(single(params, 'intent'), settings.requireIntent, settings.intentMaxLength),

@@ -29,6 +29,12 @@ import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
 import { TT_ACCESS_TOKEN } from './token_types.ts';
+import { resolveTarget, type Target } from './target.ts';
+import { TT_TASK } from './token_types.ts';
+import { covers, leavesTask } from './coverage.ts';
+import { startTask } from './task_start.ts';
+import { authenticateTaskToken } from './task_subject.ts';
+import { getTask } from '../tasks/tasks.ts';
 
 export interface ExchangeDeps {
   db: Db;
@@ -68,9 +74,12 @@ export interface ExchangeAudit {
 export interface ExchangeResponse {
   access_token: string;
   issued_token_type: string;
-  token_type: 'Bearer' | 'DPoP';
+  /** `N_A` for a task token (RFC 8693 §2.2.1: it is not an access token). */
+  token_type: 'Bearer' | 'DPoP' | 'N_A';
   expires_in: number;
   scope: string;
+  /** A started task's id. */
+  task?: string;
   authorization_details?: AuthorizationDetail[];
 }
 
@@ -91,23 +100,24 @@ function depth(act: Act | undefined): number {
 }
 
 /**
- * No hop widens details. A parent intentgate issued grants exactly the details it carries, and a parent
- * that carried none grants no detail-level action at all: each requested detail must be one of the
- * parent's (RFC 9396's analogue of invalid_scope). Only a first exchange (no parent) is left to policy.
+ * No hop widens details. A parent intentgate issued grants at most the details it carries, and a parent
+ * that carried none grants no detail-level action at all: each requested detail must be covered by one of
+ * the parent's (src/exchange/coverage.ts: equal, or narrower; RFC 9396's analogue of invalid_scope). Only a
+ * first exchange (no parent) is left to policy.
  */
 function narrowDetails(requested: AuthorizationDetail[], parent: Subject['parent']): AuthorizationDetail[] {
   if (!parent) return requested;
   const carried = parent.details;
   if (requested.length === 0) return carried;
-  const allowed = new Set(carried.map(canonical));
-  requested.forEach((d, i) => {
-    if (!allowed.has(canonical(d))) {
-      throw invalidDetails(carried.length === 0
-        ? `authorization_details[${i}] is refused: the subject token carries no authorization details, and no hop adds any`
-        : `authorization_details[${i}] is not among the subject token's authorization details`);
+  return requested.map((d, i) => {
+    for (const c of carried) {
+      const withPurpose = d.purpose === undefined && c.purpose !== undefined ? { ...d, purpose: c.purpose } : d;
+      if (covers(c, withPurpose)) return withPurpose;
     }
+    throw invalidDetails(carried.length === 0
+      ? `authorization_details[${i}] is refused: the subject token carries no authorization details, and no hop adds any`
+      : `authorization_details[${i}] is not among the subject token's authorization details`);
   });
-  return requested;
 }
 
 /**
@@ -121,11 +131,10 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   const client = deps.registry.client(call.clientId);
   if (!client) throw new ExchangeError('invalid_client', 'client is not registered', {}, 401);
 
-  const subject: Subject = await authenticateSubject(
-    { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers, registry: deps.registry },
-    req.subjectToken,
-    client.client_id,
-  );
+  const subjectDeps = { db, issuer: config.issuer, keyring: deps.keyring, issuerKeys: deps.issuerKeys, clockSkew: config.exchange.clockSkew, builtInIssuers: deps.builtInIssuers, registry: deps.registry };
+  const subject: Subject = req.subjectIsTask
+    ? await authenticateTaskToken(subjectDeps, req.subjectToken, client.client_id)
+    : await authenticateSubject(subjectDeps, req.subjectToken, client.client_id);
   call.audit.user = { issuer: subject.user.issuer, sub: subject.user.sub };
   const actorJkt = await checkActor({ db, issuer: config.issuer, ownKeys: () => deps.keyring.verifier(), clockSkew: config.exchange.clockSkew, maxLifetime: config.exchange.clientAssertionMaxLifetime },
     { id: client.client_id, jwks: client.jwks }, req.actorToken, subject);
@@ -173,15 +182,46 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     call.audit.decisionRecorded = true;
     throw err;
   };
+  if (req.requestedTokenType === TT_TASK) return startTask(deps, { req, client, subject, act, task, record, deny, sourceIp: call.sourceIp });
+  record.token_kind = 'access';
 
-  let details: AuthorizationDetail[];
+  // Within a task, refusals count toward its repeated denials, whatever the refusal.
+  const denyCounted = async (err: ExchangeError): Promise<never> => {
+    if (!subject.task) return deny(err);
+    try {
+      return await deny(err);
+    } finally {
+      await countDenial(deps, record, task);
+    }
+  };
+  // A tool call that leaves its task is refused, but the policy still sees what was attempted (a
+  // `suspend_task` rule may stop the whole task), and the refusal counts toward repeated denials.
+  let outOfTask: ExchangeError | undefined;
+  let details: AuthorizationDetail[] = req.details;
+  let target: Target;
   try {
-    details = narrowDetails(req.details, subject.parent);
+    target = resolveTarget(deps.registry, req.target);
   } catch (err) {
-    if (err instanceof ExchangeError) return deny(err);
+    if (err instanceof ExchangeError) return denyCounted(err);
     throw err;
   }
+  if (target.kind === 'agent') record.token_kind = 'delegation';
+  if (subject.task) {
+    const clientScopes = new Set(splitScope(client.scope));
+    const ceiling = subject.scopes.filter((s) => clientScopes.has(s) && target.scopes.some((x) => x.name === s));
+    const within = leavesTask(subject.task, target, req.scope, ceiling, req.details);
+    if (within instanceof ExchangeError) outOfTask = within;
+    else details = within.details;
+  } else {
+    try {
+      details = narrowDetails(req.details, subject.parent);
+    } catch (err) {
+      if (err instanceof ExchangeError) return deny(err);
+      throw err;
+    }
+  }
   record.authorization_details = details;
+  const inTask = subject.task !== undefined || (subject.parent !== undefined && Boolean((await getTask(db, task))?.task_jti));
 
   let policy;
   try {
@@ -197,14 +237,16 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
     : undefined;
   try {
     // The same builder as policies/simulate: the target, the ceiling, the task's and agent's standing, history, baselines.
+    // An attempt that leaves its task is decided against everything the target offers this client.
     const built = await buildDecisionContext({ db, registry: deps.registry }, policy, {
-      client, user: subject.user, subjectScopes: subject.scopes, target: req.target, ...(req.scope ? { requestedScopes: req.scope } : {}),
-      details, delegated: depth(act) > 1, sourceIp: call.sourceIp, now: new Date(),
+      client, user: subject.user, ...(outOfTask ? {} : { subjectScopes: subject.scopes }), target: req.target, ...(req.scope ? { requestedScopes: req.scope } : {}),
+      details, delegated: depth(act) > 1, sourceIp: call.sourceIp, now: new Date(), inTask,
+      ...(subject.task?.purpose ? { purpose: subject.task.purpose } : {}),
       ...(config.environment ? { environment: config.environment } : {}),
       ...(subject.parent ? { task: subject.parent.task } : {}), ...(req.reviewId ? { reviewId: req.reviewId } : {}),
     }, held?.rows);
-    if (!built.ok) return deny(built.error === 'invalid_scope' ? invalidScope(built.description) : invalidTarget(built.description));
-    return await decideMintRecord(deps, { policy, built, req, client, subject, act, task, record, deny });
+    if (!built.ok) return denyCounted(outOfTask ?? (built.error === 'invalid_scope' ? invalidScope(built.description) : invalidTarget(built.description)));
+    return await decideMintRecord(deps, { policy, built, req, client, subject, act, task, record, deny, outOfTask });
   } finally {
     await held?.release();
   }
@@ -220,6 +262,26 @@ interface Decided {
   task: string;
   record: DecisionRecord;
   deny: (err: ExchangeError, decision?: Decision) => Promise<never>;
+  /** The request leaves its task: refused with this, after the policy has seen the attempt. */
+  outOfTask: ExchangeError | undefined;
+}
+
+/** A refusal within a task counts toward its repeated denials; the refusal stands whatever the counters do. */
+async function countDenial(deps: ExchangeDeps, record: DecisionRecord, task: string): Promise<void> {
+  let policy;
+  try {
+    policy = deps.policies.current();
+  } catch {
+    return;
+  }
+  const binding = {
+    client_id: record.client_id, user: record.user!, task, scope: record.requested_scope ?? [], resource: record.audience ?? '', details: record.authorization_details,
+  };
+  await applyCounters({
+    db: deps.db, binding, reviewId: undefined, decision: { outcome: 'deny', grantedScopes: [], matchedRules: [], reasons: [], policyVersion: policy.version }, policy, context: {},
+    deny: async (e) => { throw e; }, at: { task, client_id: record.client_id, user: record.user! }, hold: undefined,
+  }, 'denied')
+    .catch(() => undefined);
 }
 
 /** Why a standing refused the request, in the words the agent is given. */
@@ -235,10 +297,11 @@ function standingRefusal(decision: RequestDecision, input: DecisionInput): Excha
 /** decide → mint → record, for one request whose context is built. */
 async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<ExchangeResponse> {
   const { config } = deps;
-  const { policy, built, req, client, subject, act, task, record, deny } = c;
+  const { policy, built, req, client, subject, act, task, record, deny, outOfTask } = c;
   const { input, target, ceiling } = built;
   const details = input.details;
-  record.context = { ...input, now: input.now.toISOString() };
+  // A refusal for leaving the task is not the policy's decision: it keeps no context to be re-decided.
+  record.context = outOfTask ? undefined : { ...input, now: input.now.toISOString() };
   let decision = decideRequest(policy, input);
   record.signals = decision.signals;
   const holdOf = (per: HoldScope): HoldTarget => (per === 'task' ? { per: 'task', task } : { per: 'agent', client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub } });
@@ -262,6 +325,14 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     if (worst?.outcome === 'downgrade') await applyOutcome(deps.db, holdOf(worst.per), { status: 'active', review_id: null }, 'downgrade', worst.rule, gate.binding, gate.context, worst.evidence);
   };
   let granted: string[];
+  if (outOfTask) {
+    if (decision.outcome === 'deny') await suspendIfBehaviourRule(gate, task);
+    try {
+      return await deny(outOfTask);
+    } finally {
+      await applyCounters(gate, 'denied').catch(() => undefined);
+    }
+  }
   if (decision.outcome === 'deny') {
     const refusal = standingRefusal(decision, input);
     try {

@@ -1,5 +1,6 @@
 import { ledgerText } from '../ledger/refusals.ts';
 import type { LedgerWriter } from '../ledger/writer.ts';
+import type { Db } from '../store/db.ts';
 import type { AuthorizationDetail } from './details.ts';
 import type { Minted } from './mint.ts';
 import type { Act } from './subject.ts';
@@ -31,6 +32,10 @@ export interface DecisionRecord {
   subject_claims: Record<string, unknown> | undefined;
   /** Behaviour signals the request raised (baseline drift), each with its evidence. */
   signals?: unknown[];
+  /** A task start: every resource of the task (`audience` is then intentgate itself, the task token's). */
+  resources?: string[];
+  /** What the token is: `task`, `access` (for a resource) or `delegation` (for another agent). */
+  token_kind?: 'task' | 'access' | 'delegation';
 }
 
 function entry(kind: string, record: DecisionRecord, extra: Record<string, unknown> = {}) {
@@ -47,8 +52,9 @@ export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord,
  * The decision and the token's index row, committed together. Only after the commit is the token
  * returned; if it fails, the caller answers an error and the token is never seen.
  */
-export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted): Promise<void> {
+export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted, writes?: (trx: Db) => Promise<void>): Promise<void> {
   await ledger.commit({
+    ...(writes ? { writes } : {}),
     entries: [entry('exchange.granted', record, { jti: minted.jti, expires_at: minted.exp })],
     ...(record.parent_jti ? { parents: [record.parent_jti] } : {}),
     tokens: [{
@@ -66,6 +72,7 @@ export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, 
       act: JSON.stringify(record.act),
       authorization_details: record.authorization_details.length ? JSON.stringify(record.authorization_details) : null,
       subject_claims: record.subject_claims ? JSON.stringify(record.subject_claims) : null,
+      kind: record.token_kind ?? null,
     }],
   });
 }

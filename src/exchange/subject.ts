@@ -12,6 +12,7 @@ import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { hasPassed, timeClaimProblem } from '../../packages/resource/src/protocol/time.ts';
+import { isLive } from '../tokens/live.ts';
 
 export interface Act { sub: string; act?: Act }
 
@@ -27,6 +28,16 @@ export interface Subject {
   parent?: { jti: string; task: string; act: Act | undefined; details: AuthorizationDetail[]; audience: string };
   mayAct: { sub?: string; iss?: string } | undefined;
   cnfJkt: string | undefined;
+  /** Set when the subject is a task token: the task's ceiling, which each tool call must stay within. */
+  task?: TaskCeiling;
+}
+
+/** What a task may do at most, as its start was granted. */
+export interface TaskCeiling {
+  scope: string[];
+  resources: string[];
+  details: AuthorizationDetail[];
+  purpose: string | null;
 }
 
 export interface SubjectDeps {
@@ -112,7 +123,7 @@ function mayActOf(claims: JWTPayload): Subject['mayAct'] {
 }
 
 /** RFC 8693 §4.1: `act` is `{sub, act?}` all the way down. */
-function actOf(value: unknown, depth = 0): Act | undefined {
+export function actOf(value: unknown, depth = 0): Act | undefined {
   if (value === undefined) return undefined;
   if (depth > 32 || value === null || typeof value !== 'object' || Array.isArray(value) || !nonEmpty((value as { sub?: unknown }).sub)) {
     throw invalidRequest('subject_token act claim is malformed');
@@ -126,7 +137,7 @@ function actOf(value: unknown, depth = 0): Act | undefined {
 export const MAX_SUB_LENGTH = 255;
 
 // The user's sub is stored, indexed, and shown to reviewers: bounded, and nothing in it they cannot see.
-function checkSub(payload: JWTPayload): string {
+export function checkSub(payload: JWTPayload): string {
   const { sub } = payload;
   if (!nonEmpty(sub)) throw invalidRequest('subject_token sub must be a non-empty string');
   if (sub.length > MAX_SUB_LENGTH) throw invalidRequest(`subject_token sub must be at most ${MAX_SUB_LENGTH} characters`);
@@ -144,7 +155,7 @@ export function jktOf(claims: JWTPayload, what: string): string | undefined {
   }
 }
 
-async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2], what: string) {
+export async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2], what: string) {
   try {
     return await jwtVerify(token, key, options);
   } catch (err) {
@@ -218,7 +229,7 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
   }
   const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims')
     .catch(rethrowAsStorageFailure);
-  if (!row || row.status !== 'active' || hasPassed(row.expires_at)) {
+  if (!isLive(row)) {
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }
   // Only an exchanged token speaks for a user; one without a user's issuer (client_credentials) does not.

@@ -67,6 +67,14 @@ export async function queryLedger(db: Db, filter: LedgerFilter, limit: number, b
   };
 }
 
+/** How many entries of each of `kinds` match the filter's indexed columns (e.g. a task's grants and refusals). */
+export async function countKinds(db: Db, filter: Pick<LedgerFilter, 'task' | 'client_id' | 'subject'>, kinds: string[]): Promise<Record<string, number>> {
+  const q = db('ledger_entries').whereIn('kind', kinds).groupBy('kind').select('kind').count({ n: '*' });
+  for (const col of ['task', 'client_id', 'subject'] as const) if (filter[col] !== undefined) q.where(col, filter[col]);
+  const rows = (await q) as Array<{ kind: string; n: number | string }>;
+  return Object.fromEntries(rows.map((r) => [r.kind, Number(r.n)]));
+}
+
 /** Reads `?kind=&subject=&client_id=&task=&jti=&decision=&since=&until=&limit=&cursor=`. */
 export function ledgerQueryParams(q: URLSearchParams): { filter: LedgerFilter; limit: number; beforeSeq: number | undefined } {
   const filter: LedgerFilter = {};

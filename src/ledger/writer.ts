@@ -10,6 +10,8 @@ export interface LedgerJob {
   tokens?: IssuedToken[];
   /** Tokens that must still be live when this commits (the parents of `tokens`). */
   parents?: string[];
+  /** Other rows that must commit with the entries (a started task's row), written before the ledger head is locked. */
+  writes?: (trx: Db) => Promise<void>;
 }
 
 /** A parent token was revoked (or expired) between the decision and its child's commit. */
@@ -64,6 +66,7 @@ export class LedgerWriter {
         if (gone) throw new ParentNotLive(gone);
       }
       await recordIssuedTokens(trx, batch.flatMap((p) => p.job.tokens ?? []));
+      for (const p of batch) await p.job.writes?.(trx);
       const seqs = await appendEntries(trx, batch.flatMap((p) => p.job.entries));
       let at = 0;
       return batch.map((p) => seqs.slice(at, (at += p.job.entries.length)));

@@ -28,6 +28,10 @@ export type MatchContext = {
   delegated: boolean;
   delegating: boolean;
   delegate_to: string | null;
+  /** `task` (starting a task), `tool_call` (a token for a resource) or `delegation` (a token for another agent). */
+  request: string;
+  /** Made within a task: with its task token, or a token derived from one. */
+  in_task: boolean;
   now: Date;
   source_ip: string | null;
 };
@@ -41,6 +45,8 @@ export interface BaselineRule { id: string; within: number; minGrants: number; o
 export { amountTotalName };
 /** Where the context keeps the earlier total for one window, action and object type. */
 export const amountKey = (within: number, action: string, type: string): string => `${within}|${action}|${type}`;
+/** A task token's lifetime when the policy names none: one hour. */
+export const DEFAULT_TASK_TTL = 3600;
 
 /** Rules with no `resource` apply to every resource; CASL's "any subject type" expresses that. */
 export const ANY_RESOURCE = '*';
@@ -68,6 +74,8 @@ export interface CompiledPolicy {
   /** The windows (seconds) of the `history.amount_total` conditions: the running totals a decision needs. */
   readonly amountWindows: readonly number[];
   readonly defaultTtl: number | undefined;
+  /** A task token's lifetime, seconds (default one hour). */
+  readonly taskTtl: number;
   readonly ability: PolicyAbility;
   /** By rule id; the CASL rule carries the id in its `reason` field. */
   readonly rules: ReadonlyMap<string, RuleInfo>;
@@ -92,6 +100,8 @@ function conditionsOf(rule: PolicyRule, at: string): PolicyConditions | undefine
   if (w.issuer !== undefined) c.issuer = { $in: asList(w.issuer) };
   if (w.environment !== undefined) c.environment = { $in: asList(w.environment) };
   if (w.delegated !== undefined) c.delegated = w.delegated;
+  if (w.request !== undefined) c.request = { $in: asList(w.request) };
+  if (w.in_task !== undefined) c.in_task = w.in_task;
   if (w.time !== undefined) c.now = { $time: compileTimeWindow(w.time, `${at}.when.time`) };
   if (w.source_ip !== undefined) c.source_ip = { $cidr: compileCidrs(asList(w.source_ip), `${at}.when.source_ip`) };
   if (rule.effect === 'allow') {
@@ -142,5 +152,5 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
     behaviour.push({ id: b.id, counts: b.repeated_denials ? 'denied' : 'granted', count: c.count, within: c.within, outcome: b.outcome, per });
   }
   const amountWindows = [...new Set(doc.rules.flatMap((r) => (r.when?.history?.amount_total !== undefined ? [r.when.history.within as number] : [])))];
-  return Object.freeze({ version, usesHistory, behaviour, baselines, amountWindows, defaultTtl: doc.default_ttl, ability, rules });
+  return Object.freeze({ version, usesHistory, behaviour, baselines, amountWindows, defaultTtl: doc.default_ttl, taskTtl: doc.task_ttl ?? DEFAULT_TASK_TTL, ability, rules });
 }

@@ -24,6 +24,10 @@ export interface DecisionInput {
   delegated: boolean;
   /** The request mints a delegation token for this client. */
   delegateTo?: string;
+  /** The request starts a task (`task`); otherwise a tool call or, with delegateTo, a delegation. */
+  request?: 'task' | 'tool_call' | 'delegation';
+  /** The request is made within a task (its task token, or a token derived from one). */
+  inTask?: boolean;
   sourceIp?: string;
   now: Date;
   /**
@@ -110,6 +114,8 @@ function baseContext(input: DecisionInput): Omit<MatchContext, keyof Candidate |
     delegated: input.delegated === true,
     delegating: input.delegateTo !== undefined,
     delegate_to: str(input.delegateTo),
+    request: input.request ?? (input.delegateTo !== undefined ? 'delegation' : 'tool_call'),
+    in_task: input.inTask === true,
     now: input.now,
     source_ip: normaliseIp(input.sourceIp),
   };

@@ -24,6 +24,8 @@ export interface PolicyWhen {
   issuer?: OneOrMany<string>;
   environment?: OneOrMany<string>;
   delegated?: boolean;
+  request?: OneOrMany<'task' | 'tool_call' | 'delegation'>;
+  in_task?: boolean;
   time?: TimeSpec;
   source_ip?: OneOrMany<string>;
 }
@@ -53,6 +55,7 @@ export interface BehaviourRule {
 export interface PolicyDocument {
   version: 1;
   default_ttl?: number;
+  task_ttl?: number;
   rules: PolicyRule[];
   behaviour?: BehaviourRule[];
 }

@@ -134,6 +134,10 @@ export interface DecisionRequest {
   sourceIp?: string;
   /** The deployment's environment (configuration), as policy `environment` conditions see it. */
   environment?: string;
+  /** Made within a task (its task token, or a token derived from one). */
+  inTask?: boolean;
+  /** The task's purpose, standing in for a detail that names none. */
+  purpose?: string;
   now: Date;
   /** The task the request continues; absent on a first exchange (which starts one). */
   task?: string;

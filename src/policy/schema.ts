@@ -47,6 +47,10 @@ const when = {
     issuer: strings,
     environment: strings,
     delegated: { type: 'boolean' },
+    // What is asked for: starting a task, a token for a resource (a tool call), or a delegation token.
+    request: oneOrMany({ enum: ['task', 'tool_call', 'delegation'] }),
+    // The request is made within a task (with its task token, or a token derived from one).
+    in_task: { type: 'boolean' },
     time: {
       type: 'object',
       additionalProperties: false,
@@ -94,6 +98,8 @@ export const documentSchema = {
   properties: {
     version: { const: 1 },
     default_ttl: { type: 'integer', minimum: 10, maximum: 86_400 },
+    // How long a task token lives (never beyond the user's token); default one hour.
+    task_ttl: { type: 'integer', minimum: 60, maximum: 86_400 },
     rules: { type: 'array', maxItems: 1000, items: rule },
     // Behaviour counters over a task's recorded decisions, with what happens when one trips.
     behaviour: {

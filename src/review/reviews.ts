@@ -5,6 +5,7 @@ import { sha256Hex } from '../ledger/hash.ts';
 import { ValidationError } from '../registry/validate.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
+import { resumeTaskIn } from '../tasks/tasks.ts';
 
 /** Seconds an agent waits between polls of a pending review (`interval`). */
 export const REVIEW_INTERVAL = 5;
@@ -123,7 +124,7 @@ export async function decideReview(db: Db, id: string, approve: boolean, reviewe
       approval_expires_at: approve ? new Date(now.getTime() + APPROVAL_TTL_MS) : null,
     });
     if (row.kind === 'task_suspension' && approve) {
-      await trx('tasks').where({ task: row.task }).update({ status: 'active', updated_at: now });
+      await resumeTaskIn(trx, row.task);
     }
     await onDecided?.(trx, { id, kind: row.kind, task: row.task ?? null, context: row.context }, approve);
     await appendEntry(trx, {

@@ -24,7 +24,8 @@ export async function suspendForReview(db: Db, task: string, binding: ReviewBind
 
 /** Suspends a task, or an agent for one user (all its tokens for that user, in every task), pending review. */
 export async function suspendHold(db: Db, t: HoldTarget, binding: ReviewBinding, context: Record<string, unknown>, reasons: string[]): Promise<string> {
-  const revoked = await revokeCascade(db, revocationOf(t), 'system', `behaviour: ${reasons.join(', ')}`);
+  // A task token is held, not revoked: the task can resume with it once a person lifts the suspension.
+  const revoked = await revokeCascade(db, revocationOf(t), 'system', `behaviour: ${reasons.join(', ')}`, t.per === 'task' ? { holdTaskToken: true } : {});
   const evidence = { ...(context.evidence as object | undefined), revoked: revoked.jtis };
   if (t.per === 'task') {
     const reviewId = await openReview(db, 'task_suspension', { ...binding, task: t.task }, { ...context, reasons, evidence });

@@ -19,44 +19,69 @@ export interface RevocationResult { revoked: number; jtis: string[] }
  * a revocation either commits its child before the cascade runs (and the cascade revokes it) or finds
  * its parent revoked and is refused. No live token is minted from a parent after its revocation commits.
  */
-export async function revokeCascade(db: Db, target: RevocationTarget, actor: string, reason: string): Promise<RevocationResult> {
-  return db.transaction(async (trx) => {
-    const roots = trx('issued_tokens').where({ status: 'active' }).forUpdate().select('jti');
-    if ('jti' in target) roots.where({ jti: target.jti });
-    else if ('task' in target) roots.where({ task: target.task });
-    else {
-      if ('client_id' in target) roots.where({ client_id: target.client_id });
-      if ('user' in target) roots.where({ subject_issuer: target.user.issuer, subject: target.user.sub });
-    }
-    const rootJtis = (await roots).map((r: { jti: string }) => r.jti);
-    if (rootJtis.length === 0) return { revoked: 0, jtis: [] };
-    // Each statement sees the tree as of its start; a child committed while the statement waited on its
-    // parent's lock is only visible to the next one. Repeat until a pass finds nothing live: every row it
-    // revokes stays locked, so no new child can attach below it meanwhile.
-    const jtis: string[] = [];
-    for (;;) {
-      const { rows } = await trx.raw(`
-        WITH RECURSIVE tree AS (
-          SELECT jti FROM issued_tokens WHERE jti = ANY(?::text[])
-          UNION
-          SELECT t.jti FROM issued_tokens t JOIN tree ON t.parent_jti = tree.jti
-        )
-        UPDATE issued_tokens SET status = 'revoked' WHERE status = 'active' AND jti IN (SELECT jti FROM tree) RETURNING jti`, [rootJtis]);
-      if ((rows as unknown[]).length === 0) break;
-      jtis.push(...(rows as Array<{ jti: string }>).map((r) => r.jti));
-    }
-    await appendEntry(trx, {
-      kind: 'token.revoked',
-      actor,
-      payload: {
-        target, reason, roots: rootJtis, revoked: jtis,
-        // The indexed fields, so the ledger can be queried for this revocation by task, token, client or user.
-        ...('task' in target ? { task: target.task } : {}),
-        ...('jti' in target ? { jti: target.jti } : {}),
-        ...('client_id' in target ? { client_id: target.client_id } : {}),
-        ...('user' in target ? { user: target.user } : {}),
-      },
-    });
-    return { revoked: jtis.length, jtis };
+export async function revokeCascade(db: Db, target: RevocationTarget, actor: string, reason: string, options: CascadeOptions = {}): Promise<RevocationResult> {
+  return db.transaction((trx) => revokeCascadeIn(trx, target, actor, reason, options));
+}
+
+export interface CascadeOptions {
+  /**
+   * Suspending a task: its task token is held (status `suspended`, refused like any token that is not live,
+   * made active again when the task resumes) instead of revoked; every token derived from it is revoked.
+   */
+  holdTaskToken?: boolean;
+}
+
+/** revokeCascade inside the caller's transaction (which has locked nothing the cascade locks after). */
+export async function revokeCascadeIn(trx: Db, target: RevocationTarget, actor: string, reason: string, options: CascadeOptions = {}): Promise<RevocationResult> {
+  // A suspended task token is not live, but is still revoked with its task (unless this is the suspension).
+  const roots = trx('issued_tokens').whereIn('status', ['active', 'suspended']).forUpdate().select('jti');
+  if ('jti' in target) roots.where({ jti: target.jti });
+  else if ('task' in target) roots.where({ task: target.task });
+  else {
+    if ('client_id' in target) roots.where({ client_id: target.client_id });
+    if ('user' in target) roots.where({ subject_issuer: target.user.issuer, subject: target.user.sub });
+  }
+  const rootRows = (await roots.select('kind')) as Array<{ jti: string; kind: string | null }>;
+  const rootJtis = rootRows.map((r) => r.jti);
+  if (rootJtis.length === 0) return { revoked: 0, jtis: [] };
+  const held = options.holdTaskToken ? rootRows.filter((r) => r.kind === 'task').map((r) => r.jti) : [];
+  // Held first, in this transaction: the tree below still runs through it, and its status is no longer `active`.
+  if (held.length) await trx('issued_tokens').whereIn('jti', held).update({ status: 'suspended' });
+  const revocable = options.holdTaskToken ? ['active'] : ['active', 'suspended'];
+  // Each statement sees the tree as of its start; a child committed while the statement waited on its
+  // parent's lock is only visible to the next one. Repeat until a pass finds nothing live: every row it
+  // revokes stays locked, so no new child can attach below it meanwhile.
+  const jtis: string[] = [];
+  for (;;) {
+    const { rows } = await trx.raw(`
+      WITH RECURSIVE tree AS (
+        SELECT jti FROM issued_tokens WHERE jti = ANY(?::text[])
+        UNION
+        SELECT t.jti FROM issued_tokens t JOIN tree ON t.parent_jti = tree.jti
+      )
+      UPDATE issued_tokens SET status = 'revoked' WHERE status = ANY(?::text[]) AND jti IN (SELECT jti FROM tree) RETURNING jti`, [rootJtis, revocable]);
+    if ((rows as unknown[]).length === 0) break;
+    jtis.push(...(rows as Array<{ jti: string }>).map((r) => r.jti));
+  }
+  await appendEntry(trx, {
+    kind: 'token.revoked',
+    actor,
+    payload: {
+      target, reason, roots: rootJtis, revoked: jtis, ...(held.length ? { suspended: held } : {}),
+      // The indexed fields, so the ledger can be queried for this revocation by task, token, client or user.
+      ...('task' in target ? { task: target.task } : {}),
+      ...('jti' in target ? { jti: target.jti } : {}),
+      ...('client_id' in target ? { client_id: target.client_id } : {}),
+      ...('user' in target ? { user: target.user } : {}),
+    },
   });
+  return { revoked: jtis.length, jtis };
+}
+
+/**
+ * Makes a suspended task token live again (its task resumed); one revoked or expired stays as it is. Only
+ * a task token is ever `suspended`.
+ */
+export async function releaseTaskToken(trx: Db, task: string): Promise<void> {
+  await trx('issued_tokens').where({ task, kind: 'task', status: 'suspended' }).where('expires_at', '>', new Date()).update({ status: 'active' });
 }

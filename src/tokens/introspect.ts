@@ -5,6 +5,7 @@ import { issSub } from './sub_id.ts';
 import { revokeCascade } from '../tasks/revoke.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
+import { isLive } from './live.ts';
 
 const INACTIVE = Object.freeze({ active: false });
 
@@ -30,7 +31,7 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!aud.includes(callerResourceServer)) return INACTIVE;
   const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at', 'subject_issuer');
-  if (!row || row.status !== 'active' || hasPassed(row.expires_at)) return INACTIVE;
+  if (!isLive(row)) return INACTIVE;
   // RFC 9449 §6.2: a bound token's key, as resource servers that introspect need it. Our own tokens' cnf is well-formed.
   const jkt = boundKey(claims);
   return {

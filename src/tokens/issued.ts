@@ -18,6 +18,8 @@ export interface IssuedToken {
   authorization_details?: string | null;
   /** JSON text: the claims of the chain's original subject token, for policy on later hops. */
   subject_claims?: string | null;
+  /** `task` (a task token), `access` (for a resource) or `delegation` (for another agent). */
+  kind?: 'task' | 'access' | 'delegation' | null;
 }
 
 /**

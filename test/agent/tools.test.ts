@@ -21,6 +21,8 @@ async function expenseTools(extra: { refreshBeforeExpirySeconds?: number } = {})
     subjectToken,
     resource: EXPENSES,
     intent: 'Work through the expense queue',
+    // These tests are about direct exchanges per call (test/agent/task.test.ts covers tools() in a task).
+    task: false,
     ...extra,
     tools: {
       approve_expense: {

@@ -20,7 +20,7 @@ beforeAll(async () => {
 });
 afterAll(async () => { await w?.close(); });
 
-const tools = (dpop = false) => agent.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop });
+const tools = (dpop = false) => agent.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop, task: false });
 
 /** A raw MCP initialize request, to see the HTTP answer itself. */
 function initialize(headers: Record<string, string>): Promise<Response> {

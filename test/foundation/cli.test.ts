@@ -67,7 +67,7 @@ describe('CLI administration', () => {
   it('migrates, registers a resource, client and issuer, rotates, manages admin tokens', async () => {
     const migrated = await runCli(['migrate'], env);
     expect(migrated.code).toBe(0);
-    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation', '002_exchange', '003_ledger_chain', '004_integrity', '005_history_index', '006_reviews', '007_dpop', '008_history_per_resource', '009_admin_roles', '011_behaviour']);
+    expect(JSON.parse(migrated.stdout).applied).toEqual(['001_foundation', '002_exchange', '003_ledger_chain', '004_integrity', '005_history_index', '006_reviews', '007_dpop', '008_history_per_resource', '009_admin_roles', '010_tasks', '011_behaviour']);
 
     const res = await runCli(['resource', 'create', '--identifier', 'https://cli.example', '--name', 'CLI', '--scope', 'cli.read'], env);
     expect(res.code).toBe(2);

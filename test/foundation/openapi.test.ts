@@ -136,6 +136,10 @@ describe('the OpenAPI document', () => {
     // tasks, reviews, revocations
     await conforms(await a('GET', `/admin/api/tasks/${enc(task)}`), 'GET', '/admin/api/tasks/{task}');
     await conforms(await a('GET', '/admin/api/tasks/nope'), 'GET', '/admin/api/tasks/{task}');
+    await conforms(await a('GET', '/admin/api/tasks?limit=5'), 'GET', '/admin/api/tasks');
+    await conforms(await a('POST', `/admin/api/tasks/${enc(task)}/suspend`, { reason: 'checking' }), 'POST', '/admin/api/tasks/{task}/suspend');
+    await conforms(await a('POST', `/admin/api/tasks/${enc(task)}/resume`), 'POST', '/admin/api/tasks/{task}/resume');
+    await conforms(await a('POST', '/admin/api/tasks/tsk_nope/revoke'), 'POST', '/admin/api/tasks/{task}/revoke');
     const r1 = await ask('exp_oa_1');
     const r2 = await ask('exp_oa_2');
     await conforms(await a('GET', '/admin/api/reviews?status=pending'), 'GET', '/admin/api/reviews');

@@ -110,10 +110,10 @@ export function basicAuth(id: string, secret: string): string {
 }
 
 /** POSTs a form to /token, optionally with HTTP Basic client authentication. */
-export function tokenRequest(url: string, params: Record<string, string | string[]>, basic?: [string, string]): Promise<Response> {
+export function tokenRequest(url: string, params: Record<string, string | string[]>, basic?: [string, string], extraHeaders: Record<string, string> = {}): Promise<Response> {
   const form = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) for (const one of [v].flat()) form.append(k, one);
-  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
+  const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded', ...extraHeaders };
   if (basic) headers.authorization = basicAuth(...basic);
   return fetch(`${url}/token`, { method: 'POST', headers, body: form });
 }

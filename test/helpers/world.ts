@@ -18,8 +18,8 @@ export interface World {
   creds: Record<string, [string, string]>;
   /** A user token from the test identity provider. */
   userToken(claims?: JWTPayload & { sub?: string }, header?: Record<string, unknown>, key?: CryptoKey): Promise<string>;
-  /** POST /token with the token-exchange grant as `clientId`. */
-  exchange(clientId: string, params: Record<string, string | string[]>): Promise<Response>;
+  /** POST /token with the token-exchange grant as `clientId` (and extra headers, e.g. DPoP). */
+  exchange(clientId: string, params: Record<string, string | string[]>, headers?: Record<string, string>): Promise<Response>;
 }
 
 /**
@@ -72,8 +72,8 @@ export async function startWorld(overrides: Overrides = {}): Promise<World> {
         .setProtectedHeader({ alg: 'ES256', kid: 'idp-1', typ: 'JWT', ...header } as { alg: string })
         .sign(key);
     },
-    exchange(clientId, params) {
-      return tokenRequest(t.url, { grant_type: TOKEN_EXCHANGE, ...params }, creds[clientId]);
+    exchange(clientId, params, headers) {
+      return tokenRequest(t.url, { grant_type: TOKEN_EXCHANGE, ...params }, creds[clientId], headers);
     },
   };
   return world;

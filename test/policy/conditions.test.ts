@@ -152,3 +152,24 @@ describe('who and where', () => {
     expect(allowed(p, { delegated: true })).toBe(false);
   });
 });
+
+describe('request kind and tasks', () => {
+  it('tells a task start, a tool call and a delegation apart, and whether the request is in a task', () => {
+    const task = allowWhen('{ request: task }');
+    expect(allowed(task, { request: 'task' })).toBe(true);
+    expect(allowed(task)).toBe(false); // a tool call by default
+    const toolCall = allowWhen('{ request: [tool_call], in_task: true }');
+    expect(allowed(toolCall, { inTask: true })).toBe(true);
+    expect(allowed(toolCall, { inTask: false })).toBe(false);
+    expect(allowed(toolCall, { request: 'task', inTask: true })).toBe(false);
+    expect(() => allowWhen('{ request: start }')).toThrow();
+    expect(() => allowWhen('{ in_task: "yes" }')).toThrow();
+  });
+
+  it('reads a task lifetime, one hour by default, within bounds', () => {
+    expect(allowWhen('{ in_task: false }').taskTtl).toBe(3600);
+    expect(compilePolicy(parsePolicyDocument('version: 1\ntask_ttl: 600\nrules: []\n'), 'v').taskTtl).toBe(600);
+    expect(() => parsePolicyDocument('version: 1\ntask_ttl: 10\nrules: []\n')).toThrow(/task_ttl/);
+    expect(() => parsePolicyDocument('version: 1\ntask_ttl: 86401\nrules: []\n')).toThrow(/task_ttl/);
+  });
+});

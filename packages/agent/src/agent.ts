@@ -6,7 +6,8 @@ import type { ExchangeRequest } from './exchange_request.ts';
 import { resolveOptions, type AgentOptions } from './options.ts';
 import { authorizedFetch, type AuthorizedFetch } from './resource_fetch.ts';
 import type { ExchangedToken } from './token.ts';
-import { toolTokens, type ToolsOptions, type ToolTokens } from './tools.ts';
+import { type ToolsOptions, type ToolTokens } from './tools.ts';
+import { startTask, taskTools, type AgentTask, type StartTaskRequest } from './task.ts';
 
 export interface Agent {
   /** The authorization server's issuer identifier. */
@@ -15,8 +16,10 @@ export interface Agent {
   exchange(request: ExchangeRequest, options?: { signal?: AbortSignal }): Promise<ExchangedToken>;
   /** Repeats a pending request with its `review_id` until a reviewer decides. */
   waitForApproval(pending: ApprovalPending, options?: WaitOptions): Promise<ExchangedToken>;
-  /** Tokens per tool call, cached per call signature. */
+  /** Tokens per tool call, cached per call signature; from a user's token, in one task (see ToolsOptions.task). */
   tools<Tools>(options: ToolsOptions<Tools>): ToolTokens<Tools>;
+  /** Starts a task (README, Tasks): tool-call tokens are then drawn from it with its exchange() and tools(). */
+  startTask(request: StartTaskRequest, options?: { signal?: AbortSignal }): Promise<AgentTask>;
   /**
    * One request with `token` (and a DPoP proof for a DPoP token), only to the token's resource: its
    * origin, at or beneath its path. Another URL, or a delegation token, is an AgentInputError.
@@ -41,7 +44,8 @@ export async function createAgent(options: AgentOptions): Promise<Agent> {
     issuer: transport.issuer,
     exchange: (request, opts) => exchange(request, opts?.signal),
     waitForApproval: (pending, opts) => waitForApproval(exchange, pending, opts),
-    tools: (opts) => toolTokens(exchange, opts),
+    tools: (opts) => taskTools(transport.issuer, (req) => startTask({ transport, agentKey, exchange }, req), exchange, opts),
+    startTask: (req, opts) => startTask({ transport, agentKey, exchange }, req, opts?.signal),
     // async: a refused token rejects, as every other refusal of fetch does, rather than throwing.
     fetch: async (token, input, init) => authorizedFetch({ allowInsecure, handles }, token)(input, init),
     authorizedFetch: (token) => authorizedFetch({ allowInsecure, handles }, token),

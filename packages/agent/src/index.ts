@@ -9,6 +9,7 @@ export { ACCESS_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT, type AuthorizationDetail, type
 export type { ExchangedToken } from './token.ts';
 export type { WaitOptions } from './approval.ts';
 export type { ToolSpec, ToolsOptions, ToolTokens } from './tools.ts';
+export { TASK_TOKEN_TYPE, type AgentTask, type StartTaskRequest, type TaskExchangeRequest, type TaskToolsOptions } from './task.ts';
 export type { AuthorizedFetch } from './resource_fetch.ts';
 export { DPOP_ALGORITHMS } from './dpop_key.ts';
 export { canonicalArgs, MAX_ARGS_BYTES, MAX_ARGS_DEPTH } from './canonical_args.ts';

@@ -16,6 +16,11 @@ export interface ToolSpec<Args = Record<string, unknown>> {
   purpose?: string;
   /** The intent for a call, when the caller does not give one. */
   intent?: (args: Args) => string;
+  /**
+   * In a task tools() starts: the object fields the task's ceiling names for this tool (e.g.
+   * `{ type: 'Expense', amount: 1000 }`: any expense up to 1000). Default: none, any object.
+   */
+  taskObject?: Record<string, unknown>;
 }
 
 export interface ToolsOptions<Tools> {
@@ -33,6 +38,13 @@ export interface ToolsOptions<Tools> {
   actorTokenType?: string;
   /** Most cached tokens kept; the oldest go first. Default 1000. */
   maxCachedTokens?: number;
+  /**
+   * Default: from a user's token, the tool calls run in one task, started on the first call (its intent the
+   * `intent` here, or the first call's; its ceiling the tools' scopes and one detail per tool). `false`:
+   * every call exchanges the subject token directly (no task). A subject token intentgate issued (a
+   * delegation token) is already in a task: its calls exchange it directly.
+   */
+  task?: false;
 }
 
 export interface ToolTokens<Tools> {
@@ -65,6 +77,7 @@ function checkSpec(name: string, spec: ToolSpec<never>): void {
   if (spec.object !== undefined && typeof spec.object !== 'function') throw new AgentInputError(`${at}.object`, 'must be a function of the arguments');
   if (spec.intent !== undefined && typeof spec.intent !== 'function') throw new AgentInputError(`${at}.intent`, 'must be a function of the arguments');
   if (spec.purpose !== undefined && (typeof spec.purpose !== 'string' || spec.purpose === '')) throw new AgentInputError(`${at}.purpose`, 'must be a non-empty string');
+  if (spec.taskObject !== undefined && (typeof spec.taskObject !== 'object' || spec.taskObject === null || Array.isArray(spec.taskObject))) throw new AgentInputError(`${at}.taskObject`, 'must be an object');
 }
 
 /** Small stable ids for key pairs, so a cache key can name the key without holding its material. */
@@ -88,6 +101,7 @@ export function toolTokens<Tools>(exchange: Exchange, options: ToolsOptions<Tool
   const maxCached = options.maxCachedTokens ?? DEFAULT_MAX_CACHED;
   if (!Number.isInteger(maxCached) || maxCached < 1) throw new AgentInputError('maxCachedTokens', 'must be a positive integer');
   if (options.dpop !== undefined && typeof options.dpop !== 'boolean') assertDpopKeyPair(options.dpop, 'dpop');
+  if (options.task !== undefined && options.task !== false) throw new AgentInputError('task', 'must be false (no task) or left out (a task per tools())');
   const dpopId = options.dpop === true ? 'agent' : options.dpop ? keyId(options.dpop) : 'none';
   const resource = options.resource instanceof URL ? options.resource.href : options.resource;
 
