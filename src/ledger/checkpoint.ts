@@ -49,6 +49,9 @@ export class Checkpointer {
   readonly #key: LedgerKey;
   readonly #anchorDir: string;
   readonly #acc = new MerkleAccumulator();
+  // With no checkpoint yet, the interval runs from this process's start, not from the epoch: a ledger's
+  // first checkpoint comes after checkpoint_interval like every other, not at the first tick.
+  readonly #startedAt = Date.now();
 
   constructor(db: Db, key: LedgerKey, anchorDir: string) {
     this.#db = db;
@@ -76,7 +79,7 @@ export class Checkpointer {
       const lastSize = last ? Number(last.tree_size) : 0;
       const head = await trx('ledger_head').where({ id: 1 }).first('seq');
       const size = Number(head.seq);
-      const since = last ? Date.now() - new Date(last.timestamp).getTime() : Infinity;
+      const since = Date.now() - (last ? new Date(last.timestamp).getTime() : this.#startedAt);
       if (size <= lastSize || !due(size - lastSize, since)) return undefined;
 
       const sinceLast: string[] = [];

@@ -94,7 +94,7 @@ describe('the expenses MCP server behind intentgate', () => {
 
   it('refuses a replayed DPoP proof', async () => {
     const key = await holder();
-    const token = await agent.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop: { privateKey: key.privateKey, publicKey: key.publicKey } })
+    const token = await agent.tools<ExpenseTools>({ subjectToken: aliceToken, resource: w.mcp.resource, tools: expenseToolSpecs(), dpop: { privateKey: key.privateKey, publicKey: key.publicKey }, task: false })
       .tokenFor('list_expenses', {}, { intent: 'List expenses' });
     expect(decodeJwt(token.accessToken).cnf).toEqual({ jkt: key.jkt });
     const proof = await resourceProof(key, 'POST', w.mcp.resource, token.accessToken);

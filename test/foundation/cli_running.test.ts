@@ -156,7 +156,7 @@ describe('commands work while a development server runs', () => {
   }, 300_000);
 
   it('keys rotate reaches the running server', async () => {
-    const r = await cli(['keys', 'rotate', '--overlap', '0']);
+    const r = await cli(['keys', 'rotate', '--overlap', '60']);
     expect(r.code).toBe(0);
     const { kid } = JSON.parse(r.stdout);
     let kids: string[] = [];

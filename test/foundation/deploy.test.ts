@@ -79,10 +79,10 @@ describe('npm run example:mcp', () => {
   afterAll(async () => { await t?.stop(); });
 
   it('starts the example MCP server on its own, registered at the running intentgate', async () => {
-    expect(JSON.parse(readFileSync('package.json', 'utf8')).scripts['example:mcp']).toBe('node examples/mcp-expenses/standalone.ts');
+    expect(JSON.parse(readFileSync('package.json', 'utf8')).scripts['example:mcp']).toBe('node --conditions=intentgate-source examples/mcp-expenses/standalone.ts');
     const port = await freePort();
     const env = { PATH: process.env.PATH ?? '', DATA_DIR: t.env.DATA_DIR!, INTENTGATE_KEK: t.env.INTENTGATE_KEK!, MCP_PORT: String(port), ...(t.env.DATABASE_URL ? { DATABASE_URL: t.env.DATABASE_URL } : {}) };
-    const child = spawn(process.execPath, ['examples/mcp-expenses/standalone.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, ['--conditions=intentgate-source', 'examples/mcp-expenses/standalone.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     try {
       await new Promise<void>((resolve, reject) => {

@@ -46,7 +46,7 @@ describe('registry changes on one instance', () => {
     expect((await w.t.admin('DELETE', `/admin/api/issuers/${encodeURIComponent(IDP)}`)).status).toBe(204);
     const untrusted = await exchange();
     expect(untrusted.status).toBe(400);
-    expect(await untrusted.json()).toMatchObject({ error: 'invalid_request', error_description: 'subject_token issuer is not trusted' });
+    expect(await untrusted.json()).toMatchObject({ error: 'invalid_request', error_description: `subject_token issuer is not trusted: ${IDP}` });
   });
 });
 
