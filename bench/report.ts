@@ -16,6 +16,8 @@ export interface Slice {
   serverCpuMsPerRequest: number;
   /** Highest resident memory of the server process seen during the slice. */
   rssMaxMb: number;
+  /** Highest V8 heap (heapTotal) of the server process seen during the slice. */
+  heapMaxMb: number;
   /** Tokens the server recorded during the slice, for phases that issue tokens. */
   recorded: number | undefined;
   loadBefore: number;
@@ -83,7 +85,7 @@ function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targe
   const byKey = new Map(figures.map((f) => [f.key, f]));
   const peer = byKey.get('peer')!;
   const table = [
-    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peer CPU ÷ this CPU per request | peak RSS MB | non-2xx | errors |',
+    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peer CPU ÷ this CPU per request | peak RSS MB (V8 heap) | non-2xx | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...figures.map((f) => {
       const rps = ratios(f, peer, (s) => s.rps);
@@ -93,7 +95,7 @@ function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targe
       const cpu = ratios(peer, f, (s) => s.serverCpuMsPerRequest);
       const sum = (k: 'non2xx' | 'errors') => f.slices.reduce((a, s) => a + s[k], 0);
       return `| ${f.label} | ${fmt(mean(f.slices.map((s) => s.rps)))} | ${r2(rps.median)} [${r2(rps.min)}–${r2(rps.max)}] | ${fmt(mean(f.slices.map((s) => s.p99)), 0)} | `
-        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${r2(cpu.median)} [${r2(cpu.min)}–${r2(cpu.max)}] | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} | `
+        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${r2(cpu.median)} [${r2(cpu.min)}–${r2(cpu.max)}] | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} (${fmt(Math.max(...f.slices.map((s) => s.heapMaxMb)), 0)}) | `
         + `${sum('non2xx')}${codes(f.slices)} | ${sum('errors')} |`;
     }),
   ];
