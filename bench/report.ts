@@ -56,8 +56,11 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(
 
 /** Per-round ratios of one phase to another (each pair measured in the same round), then their median and range. */
 function ratios(of: PhaseFigures, to: PhaseFigures, pick: (s: Slice) => number): { median: number; min: number; max: number; each: number[] } {
-  const each = of.slices.map((s, i) => pick(s) / Math.max(Number.EPSILON, pick(to.slices[i]!)));
-  return { median: median(each), min: Math.min(...each), max: Math.max(...each), each };
+  // A round in which either side completed nothing (the machine was swamped) has no ratio: left out (NaN).
+  const each = of.slices.map((s, i) => (s.completed > 0 && to.slices[i]!.completed > 0 ? pick(s) / Math.max(Number.EPSILON, pick(to.slices[i]!)) : Number.NaN));
+  const valid = each.filter((x) => Number.isFinite(x));
+  if (valid.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, each };
+  return { median: median(valid), min: Math.min(...valid), max: Math.max(...valid), each };
 }
 
 interface Target { label: string; of: string; to: string; pick: 'rps' | 'p99'; bound: number; atLeast: boolean }
@@ -73,7 +76,7 @@ const TARGETS: Target[] = [
 const RSS_LIMIT_MB = 250;
 
 const fmt = (n: number, digits = 1): string => n.toFixed(digits);
-const r2 = (n: number): string => n.toFixed(2);
+const r2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 
 function codes(slices: Slice[]): string {
   const bad = new Map<string, number>();
@@ -101,7 +104,7 @@ function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targe
   ];
   const targets = TARGETS.filter((t) => byKey.has(t.of) && byKey.has(t.to)).map((t) => {
     const r = ratios(byKey.get(t.of)!, byKey.get(t.to)!, (s) => s[t.pick]);
-    const ok = t.atLeast ? r.median >= t.bound : r.median <= t.bound;
+    const ok = Number.isFinite(r.median) && (t.atLeast ? r.median >= t.bound : r.median <= t.bound);
     return `| ${t.label} | ${t.atLeast ? '≥' : '≤'} ${t.bound} | **${r2(r.median)}** | ${r.each.map(r2).join(', ')} | ${ok ? 'met' : 'NOT met'} |`;
   });
   const igRss = Math.max(...figures.filter((f) => f.key !== 'peer' && f.key !== 'pglite').flatMap((f) => f.slices.map((s) => s.rssMaxMb)));
