@@ -16,6 +16,8 @@ export interface Slice {
   serverCpuMsPerRequest: number;
   /** Highest resident memory of the server process seen during the slice. */
   rssMaxMb: number;
+  /** Highest V8 heap (heapTotal) of the server process seen during the slice. */
+  heapMaxMb: number;
   /** Tokens the server recorded during the slice, for phases that issue tokens. */
   recorded: number | undefined;
   loadBefore: number;
@@ -54,8 +56,11 @@ const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(
 
 /** Per-round ratios of one phase to another (each pair measured in the same round), then their median and range. */
 function ratios(of: PhaseFigures, to: PhaseFigures, pick: (s: Slice) => number): { median: number; min: number; max: number; each: number[] } {
-  const each = of.slices.map((s, i) => pick(s) / Math.max(Number.EPSILON, pick(to.slices[i]!)));
-  return { median: median(each), min: Math.min(...each), max: Math.max(...each), each };
+  // A round in which either side completed nothing (the machine was swamped) has no ratio: left out (NaN).
+  const each = of.slices.map((s, i) => (s.completed > 0 && to.slices[i]!.completed > 0 ? pick(s) / Math.max(Number.EPSILON, pick(to.slices[i]!)) : Number.NaN));
+  const valid = each.filter((x) => Number.isFinite(x));
+  if (valid.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, each };
+  return { median: median(valid), min: Math.min(...valid), max: Math.max(...valid), each };
 }
 
 interface Target { label: string; of: string; to: string; pick: 'rps' | 'p99'; bound: number; atLeast: boolean }
@@ -71,7 +76,7 @@ const TARGETS: Target[] = [
 const RSS_LIMIT_MB = 250;
 
 const fmt = (n: number, digits = 1): string => n.toFixed(digits);
-const r2 = (n: number): string => n.toFixed(2);
+const r2 = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : 'n/a');
 
 function codes(slices: Slice[]): string {
   const bad = new Map<string, number>();
@@ -83,7 +88,7 @@ function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targe
   const byKey = new Map(figures.map((f) => [f.key, f]));
   const peer = byKey.get('peer')!;
   const table = [
-    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peer CPU ÷ this CPU per request | peak RSS MB | non-2xx | errors |',
+    '| phase | requests/s (mean of rounds) | ×peer req/s: median [range] | p99 ms (mean) | ×peer p99: median [range] | server CPU ms/request | peer CPU ÷ this CPU per request | peak RSS MB (V8 heap) | non-2xx | errors |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...figures.map((f) => {
       const rps = ratios(f, peer, (s) => s.rps);
@@ -93,13 +98,13 @@ function lines(info: RunInfo, figures: PhaseFigures[]): { table: string[]; targe
       const cpu = ratios(peer, f, (s) => s.serverCpuMsPerRequest);
       const sum = (k: 'non2xx' | 'errors') => f.slices.reduce((a, s) => a + s[k], 0);
       return `| ${f.label} | ${fmt(mean(f.slices.map((s) => s.rps)))} | ${r2(rps.median)} [${r2(rps.min)}–${r2(rps.max)}] | ${fmt(mean(f.slices.map((s) => s.p99)), 0)} | `
-        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${r2(cpu.median)} [${r2(cpu.min)}–${r2(cpu.max)}] | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} | `
+        + `${r2(p99.median)} [${r2(p99.min)}–${r2(p99.max)}] | ${r2(mean(f.slices.map((s) => s.serverCpuMsPerRequest)))} | ${r2(cpu.median)} [${r2(cpu.min)}–${r2(cpu.max)}] | ${fmt(Math.max(...f.slices.map((s) => s.rssMaxMb)), 0)} (${fmt(Math.max(...f.slices.map((s) => s.heapMaxMb)), 0)}) | `
         + `${sum('non2xx')}${codes(f.slices)} | ${sum('errors')} |`;
     }),
   ];
   const targets = TARGETS.filter((t) => byKey.has(t.of) && byKey.has(t.to)).map((t) => {
     const r = ratios(byKey.get(t.of)!, byKey.get(t.to)!, (s) => s[t.pick]);
-    const ok = t.atLeast ? r.median >= t.bound : r.median <= t.bound;
+    const ok = Number.isFinite(r.median) && (t.atLeast ? r.median >= t.bound : r.median <= t.bound);
     return `| ${t.label} | ${t.atLeast ? '≥' : '≤'} ${t.bound} | **${r2(r.median)}** | ${r.each.map(r2).join(', ')} | ${ok ? 'met' : 'NOT met'} |`;
   });
   const igRss = Math.max(...figures.filter((f) => f.key !== 'peer' && f.key !== 'pglite').flatMap((f) => f.slices.map((s) => s.rssMaxMb)));

@@ -230,8 +230,12 @@ async function measureSlice(phase: Phase, duration: number): Promise<Slice> {
   const recordedBefore = await recorded();
   const before = await phase.server.call<Usage>('usage');
   let rssMax = before.rss;
+  let heapMax = before.heapTotal;
   const sampler = setInterval(() => {
-    phase.server.call<Usage>('usage').then((u) => { rssMax = Math.max(rssMax, u.rss); }, () => undefined);
+    phase.server.call<Usage>('usage').then((u) => {
+      rssMax = Math.max(rssMax, u.rss);
+      heapMax = Math.max(heapMax, u.heapTotal);
+    }, () => undefined);
   }, 250);
   const load = os.loadavg()[0] ?? 0;
   let result: Result;
@@ -255,6 +259,7 @@ async function measureSlice(phase: Phase, duration: number): Promise<Slice> {
     statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, s]) => [code, s.count])),
     serverCpuMsPerRequest: (after.cpuMicros - before.cpuMicros) / 1000 / Math.max(1, result.requests.total),
     rssMaxMb: rssMax / 1024 / 1024,
+    heapMaxMb: heapMax / 1024 / 1024,
     recorded: phase.grantType ? (await recorded()) - recordedBefore : undefined,
     loadBefore: load,
   };
