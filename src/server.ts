@@ -25,7 +25,7 @@ import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
 import { LedgerWriter } from './ledger/writer.ts';
 import { UserLocks } from './tasks/user_lock.ts';
-import { Checkpointer } from './ledger/checkpoint.ts';
+import { Checkpointer, uncheckpointed } from './ledger/checkpoint.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
 import { auditRefusals, noteAuthFailure } from './http/refusal_audit.ts';
@@ -88,6 +88,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const applied = await migrate(db);
       if (applied.length) log.info('migrations applied', { applied });
     }
+    // What an earlier run left unanchored (it crashed, or was killed), before this one appends anything.
+    const leftPending = await uncheckpointed(db);
     const created = await ensureSigningKey(db, kek, config.signingAlg);
     if (created) log.info('created the first signing key', { kid: created });
     const keyring = new Keyring(background, kek, config.accessTokenTtl);
@@ -145,9 +147,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         .catch((err) => log.error('ledger checkpoint failed', { err, when }));
       return checkpointing;
     };
-    // Whatever an earlier run left pending (it crashed, or was killed) is anchored now, not after the interval:
-    // a server that crash-loops faster than the interval would otherwise never anchor anything.
-    void checkpoint(() => true, 'start-up');
+    // Whatever an earlier run left pending is anchored now, not after the interval: a server that crash-loops
+    // faster than the interval would otherwise never anchor anything.
+    if (leftPending > 0) void checkpoint(() => true, 'start-up');
     timers.push(setInterval(() => {
       void checkpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000, 'interval');
     }, Math.min(5000, checkpointInterval * 1000)).unref());
