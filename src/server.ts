@@ -256,16 +256,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           ctx.body = { status: 'ok' };
           return;
         case '/readyz': {
+          if (drain.draining) {
+            // Shutting down: out of rotation at once, whatever the database says.
+            ctx.set('Retry-After', '5');
+            return sendError(ctx, 503, 'temporarily_unavailable', 'the server is shutting down');
+          }
           // On the background pool: a saturated request pool is load, not an unreachable database.
           const ready = await Promise.race([
             background.raw('select 1').then(() => true, () => false),
             new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
           ]);
-          if (drain.draining) {
-            // Shutting down: out of rotation at once, whatever the database says.
-            ctx.set('Retry-After', '5');
-            sendError(ctx, 503, 'temporarily_unavailable', 'the server is shutting down');
-          } else if (ready && keyring.loaded) {
+          if (ready && keyring.loaded) {
             ctx.body = { status: 'ready' };
           } else {
             ctx.set('Retry-After', '5');
