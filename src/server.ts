@@ -28,7 +28,7 @@ import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
 import { LedgerWriter } from './ledger/writer.ts';
 import { UserLocks } from './tasks/user_lock.ts';
-import { Checkpointer } from './ledger/checkpoint.ts';
+import { Checkpointer, uncheckpointed } from './ledger/checkpoint.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
 import { auditRefusals, noteAuthFailure } from './http/refusal_audit.ts';
@@ -99,6 +99,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       const applied = await migrate(db);
       if (applied.length) log.info('migrations applied', { applied });
     }
+    // What an earlier run left unanchored (it crashed, or was killed), before this one appends anything.
+    const leftPending = await uncheckpointed(db);
     const created = await ensureSigningKey(db, kek, config.signingAlg);
     if (created) log.info('created the first signing key', { kid: created });
     const keyring = new Keyring(background, kek, config.accessTokenTtl);
@@ -166,9 +168,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         .catch((err) => log.error('ledger checkpoint failed', { err, when }));
       return checkpointing;
     };
-    // Whatever an earlier run left pending (it crashed, or was killed) is anchored now, not after the interval:
-    // a server that crash-loops faster than the interval would otherwise never anchor anything.
-    void checkpoint(() => true, 'start-up');
+    // Whatever an earlier run left pending is anchored now, not after the interval: a server that crash-loops
+    // faster than the interval would otherwise never anchor anything.
+    if (leftPending > 0) void checkpoint(() => true, 'start-up');
     timers.push(setInterval(() => {
       void checkpoint((entries, ms) => entries >= checkpointEvery || ms >= checkpointInterval * 1000, 'interval');
     }, Math.min(5000, checkpointInterval * 1000)).unref());
@@ -281,16 +283,17 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           ctx.body = { status: 'ok' };
           return;
         case '/readyz': {
+          if (drain.draining) {
+            // Shutting down: out of rotation at once, whatever the database says.
+            ctx.set('Retry-After', '5');
+            return sendError(ctx, 503, 'temporarily_unavailable', 'the server is shutting down');
+          }
           // On the background pool: a saturated request pool is load, not an unreachable database.
           const ready = await Promise.race([
             background.raw('select 1').then(() => true, () => false),
             new Promise<boolean>((r) => setTimeout(() => r(false), 2000).unref()),
           ]);
-          if (drain.draining) {
-            // Shutting down: out of rotation at once, whatever the database says.
-            ctx.set('Retry-After', '5');
-            sendError(ctx, 503, 'temporarily_unavailable', 'the server is shutting down');
-          } else if (ready && keyring.loaded) {
+          if (ready && keyring.loaded) {
             ctx.body = { status: 'ready' };
           } else {
             ctx.set('Retry-After', '5');

@@ -28,6 +28,13 @@ export async function* leafHashes(db: Db, after: number, upTo: number): AsyncGen
   }
 }
 
+/** Entries appended since the latest checkpoint (all of them when there is none). */
+export async function uncheckpointed(db: Db): Promise<number> {
+  const head = await db('ledger_head').where({ id: 1 }).first('seq');
+  const last = await db('ledger_checkpoints').max('tree_size as size').first();
+  return Number(head?.seq ?? 0) - Number(last?.size ?? 0);
+}
+
 export function toCheckpoint(row: Record<string, unknown>): Checkpoint {
   return {
     tree_size: Number(row.tree_size),

@@ -30,7 +30,7 @@ export function send(agent: http.Agent, base: string, request: Request): Promise
     const req = http.request(url, { method: request.method, agent, headers: { ...request.headers, ...(request.body === undefined ? {} : { 'content-length': String(Buffer.byteLength(request.body)) }) } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), socket, ms: performance.now() - started }));
+      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks).toString('utf8'), socket, ms: performance.now() - started, reused: req.reusedSocket }));
       res.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message, socket, ms: performance.now() - started }));
     });
     req.on('socket', (s) => {

@@ -262,7 +262,8 @@ describe('failed client authentications', () => {
   it('leaves a ledger that still verifies', async () => {
     const jwk = readFileSync(path.join(w.t.env.DATA_DIR!, 'ledger-key.jwk'), 'utf8');
     const cp = await w.t.admin('POST', '/admin/api/ledger/checkpoint');
-    expect(cp.status).toBeLessThan(300);
+    // 409: nothing new since the checkpoint the restart above made on shutdown.
+    expect([201, 409]).toContain(cp.status);
     const report = await verifyLedger(w.t.server.db, await publicKeyFrom(jwk), w.t.config.ledger.anchorDir);
     expect(report.problem).toBeUndefined();
     expect(report.ok).toBe(true);

@@ -60,7 +60,7 @@ describe('key rotation overlap', () => {
     }
     expect(() => loadConfig('development', w.t.env, { keys: { rotation_overlap: 30 } })).toThrow(ConfigError);
     expect(loadConfig('development', w.t.env, { keys: { rotation_overlap: 30, min_rotation_overlap: 30 } }).rotationOverlap).toBe(30);
-  });
+  }, 180_000);
 });
 
 describe('clock skew and exp', () => {

@@ -102,6 +102,10 @@ describe('draining on SIGTERM under keep-alive load', () => {
       }
     })();
 
+    // A kept-alive connection a load balancer's health check left idle before SIGTERM.
+    const idleAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    expect((await send(idleAgent, url, { method: 'GET', path: '/readyz' })).status).toBe(200);
+
     const loaded = () => outcomes.filter((o) => o.status === 200).length >= 40;
     for (let i = 0; i < 600 && !loaded(); i++) await new Promise((r) => setTimeout(r, 100));
     expect(loaded()).toBe(true);
@@ -112,13 +116,17 @@ describe('draining on SIGTERM under keep-alive load', () => {
     const exited = proc.exited.then((code) => ({ code, at: performance.now() }));
     const sigtermAt = performance.now();
 
-    await probing;
-    const firstNotReady = probes.findIndex((o) => o.status !== 200);
-    const notReady = probes[firstNotReady]!;
-    // Readiness drops at once, while a request is still in flight; the process is still there for it.
+    // Readiness drops at once, while a request is still in flight (the process is still there for it): on a
+    // kept-alive connection the answer is 503 and closes it; a new connection is refused.
+    for (let i = 0; i < 600 && !proc.output().stderr.includes('received SIGTERM'); i++) await new Promise((r) => setTimeout(r, 50));
+    const notReady = await send(idleAgent, url, { method: 'GET', path: '/readyz' });
+    expect(notReady.reused, JSON.stringify(notReady)).toBe(true);
     expect(notReady.status, JSON.stringify(notReady)).toBe(503);
     expect(notReady.headers?.connection).toBe('close');
-    expect(JSON.parse(notReady.body!)).toMatchObject({ error: 'temporarily_unavailable' });
+    expect(JSON.parse(notReady.body!)).toMatchObject({ error: 'temporarily_unavailable', error_description: 'the server is shutting down' });
+    await probing;
+    const probeEnd = probes.at(-1)!;
+    expect(probeEnd.status === 503 || probeEnd.error === 'ECONNREFUSED', JSON.stringify(probeEnd)).toBe(true);
     expect(proc.child.exitCode).toBeNull();
     const outcomesWhenNotReady = outcomes.length;
 
@@ -133,6 +141,7 @@ describe('draining on SIGTERM under keep-alive load', () => {
     await Promise.all(workers);
     agent.destroy();
     probeAgent.destroy();
+    idleAgent.destroy();
     expect(code, proc.output().stderr).toBe(0);
     // Long before the deadline (a generous bound: the drain itself is a matter of milliseconds).
     expect(at - sigtermAt).toBeLessThan((SHUTDOWN_TIMEOUT / 2) * 1000);
