@@ -238,7 +238,7 @@ export function adminApi({ config, db, kek, keyring, limiter, log, onKeysChanged
         throw err;
       }
     })
-    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx)); })
+    .add('POST', '/admin/api/policies/simulate', EVERYONE, async (ctx) => { ctx.body = await simulate(db, policies.current(), await body(ctx), config.environment); })
     .add('GET', '/admin/api/policies/:version', EVERYONE, async (ctx, [v]) => {
       const version = v === 'current' ? Number(policies.current().version) : /^\d{1,9}$/.test(v!) ? Number(v) : NaN;
       const found = Number.isNaN(version) ? undefined : await policies.get(version);

@@ -26,6 +26,7 @@ const validate = compileSchema({
     delegate_to: { type: 'string', maxLength: 128 },
     delegated: { type: 'boolean' },
     source_ip: { type: 'string', maxLength: 64 },
+    environment: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
     now: { type: 'string', maxLength: 64 },
   },
 });
@@ -40,6 +41,7 @@ interface SimulateBody {
   delegate_to?: string;
   delegated?: boolean;
   source_ip?: string;
+  environment?: string;
   now?: string;
 }
 
@@ -52,7 +54,8 @@ export interface Simulation {
  * Evaluates a hypothetical exchange against the policy in force, or a draft sent as `document`, with
  * the registered client and resource, and explains the outcome in a sentence. Nothing is recorded.
  */
-export async function simulate(db: Db, current: CompiledPolicy, body: unknown): Promise<Simulation> {
+/** `environment` is the deployment's (config), as a real exchange here would see it, unless the body names one. */
+export async function simulate(db: Db, current: CompiledPolicy, body: unknown, environment?: string): Promise<Simulation> {
   const input = check<SimulateBody>(validate, body);
   let policy = current;
   if (input.document !== undefined) {
@@ -78,6 +81,7 @@ export async function simulate(db: Db, current: CompiledPolicy, body: unknown): 
     delegated: input.delegated ?? false,
     ...(input.delegate_to ? { delegateTo: input.delegate_to } : {}),
     ...(input.source_ip ? { sourceIp: input.source_ip } : {}),
+    ...((input.environment ?? environment) ? { environment: input.environment ?? environment } : {}),
     now,
   });
   const rules = decision.matchedRules.length ? `rules matched: ${decision.matchedRules.join(', ')}` : 'no rule matched';
