@@ -149,7 +149,7 @@ export const openApiDocument = {
     },
     '/admin/api/policies/simulate': {
       post: op('Decide a hypothetical exchange under the policy in force or a draft; nothing is recorded', { 200: json(ref('Simulation')) }, {
-        requestBody: body({ type: 'object', required: ['client_id', 'user', 'resource'], properties: { client_id: str, user: { type: 'object' }, resource: str, scope: str, authorization_details: { type: 'array' }, document: str } }),
+        requestBody: body({ type: 'object', required: ['client_id', 'user', 'resource'], properties: { client_id: str, user: { type: 'object' }, resource: str, scope: str, authorization_details: { type: 'array' }, document: str, environment: { type: 'string', description: 'default: the deployment\'s (INTENTGATE_ENVIRONMENT)' } } }),
       }),
     },
     '/admin/api/policies/validate': {

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -29,9 +29,12 @@ function alive(pid: number): boolean {
 
 export function writeServerRecord(dataDir: string, record: ServerRecord): void {
   mkdirSync(dataDir, { recursive: true });
-  // Replaced whole (never merged with a stale one); 0600 from the start.
-  rmSync(file(dataDir), { force: true });
-  writeFileSync(file(dataDir), JSON.stringify(record), { mode: 0o600, flag: 'wx' });
+  // 0600 from the start, and replaced whole in one rename: several servers sharing DATA_DIR (on PostgreSQL)
+  // never leave a mixed or half-written file, and the last to start is the one named.
+  const tmp = `${file(dataDir)}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  writeFileSync(tmp, JSON.stringify(record), { mode: 0o600, flag: 'wx' });
+  renameSync(tmp, file(dataDir));
 }
 
 /** The record of the server running on DATA_DIR, if one runs; a stale file from a crash is ignored. */

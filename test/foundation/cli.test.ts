@@ -51,7 +51,7 @@ describe('development mode start and graceful shutdown', () => {
       proc.child.kill('SIGKILL');
       await db.drop();
     }
-  }, 60_000);
+  }, 180_000);
 });
 
 describe('CLI administration', () => {

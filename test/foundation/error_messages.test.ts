@@ -91,6 +91,12 @@ describe('the deployment environment reaches policy', () => {
       expect(await write.json()).toMatchObject({ error: 'access_denied', reasons: expect.arrayContaining(['non_production_environment']) });
       const read = await staging.exchange('agent', exchangeParams(await staging.userToken(), { scope: 'expenses:read' }));
       expect(read.status).toBe(200);
+      // A simulation here sees the same environment, unless it names another.
+      const ask = { client_id: 'agent', user: { issuer: 'https://idp.test', sub: 'alice', claims: {} }, resource: EXPENSES, scope: 'expenses:submit', authorization_details: [{ type: 'tool_call', action: 'submit', object: { type: 'Expense' } }] };
+      const sim = await (await staging.t.admin('POST', '/admin/api/policies/simulate', ask)).json() as { decision: { outcome: string; reasons: string[] } };
+      expect(sim.decision).toMatchObject({ outcome: 'deny', reasons: expect.arrayContaining(['non_production_environment']) });
+      const prod = await (await staging.t.admin('POST', '/admin/api/policies/simulate', { ...ask, environment: 'production' })).json() as { decision: { outcome: string } };
+      expect(prod.decision.outcome).toBe('allow');
     } finally {
       await staging.t.stop();
     }
