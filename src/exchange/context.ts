@@ -117,6 +117,7 @@ export async function buildDecisionContext(
     ...(target.kind === 'agent' ? { delegateTo: target.identifier } : {}),
     ...(r.sourceIp !== undefined ? { sourceIp: r.sourceIp } : {}),
     ...(r.environment !== undefined ? { environment: r.environment } : {}),
+    ...(r.request !== undefined ? { request: r.request } : {}),
     ...(r.inTask !== undefined ? { inTask: r.inTask } : {}),
     ...(r.purpose !== undefined ? { purpose: r.purpose } : {}),
     now: r.now,

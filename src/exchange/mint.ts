@@ -23,13 +23,27 @@ export interface MintInput {
 
 export interface Minted { token: string; jti: string; iat: number; exp: number }
 
-/** An RFC 9068 access token: one audience, the delegation chain in `act`, the task it belongs to. */
-export async function mintAccessToken(keyring: Keyring, input: MintInput): Promise<Minted> {
+/** Signs one intentgate JWT with the active key: issuer, subject, audience, lifetime and a fresh jti. */
+async function sign(keyring: Keyring, claims: Record<string, unknown>, h: { typ: string; issuer: string; sub: string; audience: string; ttl: number }): Promise<Minted> {
   const key = keyring.active();
   const iat = Math.floor(Date.now() / 1000);
-  const exp = iat + input.ttl;
+  const exp = iat + h.ttl;
   const jti = randomBytes(18).toString('base64url');
-  const token = await new SignJWT({
+  const token = await new SignJWT(claims)
+    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: h.typ })
+    .setIssuer(h.issuer)
+    .setSubject(h.sub)
+    .setAudience(h.audience)
+    .setIssuedAt(iat)
+    .setExpirationTime(exp)
+    .setJti(jti)
+    .sign(await keyring.privateKey(key));
+  return { token, jti, iat, exp };
+}
+
+/** An RFC 9068 access token: one audience, the delegation chain in `act`, the task it belongs to. */
+export async function mintAccessToken(keyring: Keyring, input: MintInput): Promise<Minted> {
+  return sign(keyring, {
     sub_id: issSub(input.subIssuer, input.sub),
     client_id: input.clientId,
     scope: input.scope.join(' '),
@@ -37,16 +51,7 @@ export async function mintAccessToken(keyring: Keyring, input: MintInput): Promi
     task: input.task,
     ...(input.details.length ? { authorization_details: input.details } : {}),
     ...(input.cnfJkt ? { cnf: { jkt: input.cnfJkt } } : {}),
-  })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
-    .setIssuer(input.issuer)
-    .setSubject(input.sub)
-    .setAudience(input.audience)
-    .setIssuedAt(iat)
-    .setExpirationTime(exp)
-    .setJti(jti)
-    .sign(await keyring.privateKey(key));
-  return { token, jti, iat, exp };
+  }, { typ: 'at+jwt', issuer: input.issuer, sub: input.sub, audience: input.audience, ttl: input.ttl });
 }
 
 /** A task token's JWT `typ`: no resource server accepts it (they take `at+jwt` only), nor does introspection. */
@@ -72,11 +77,7 @@ export interface TaskMintInput {
  * server refuses it; presentable only by the agent in `client_id`, only at intentgate's token endpoint.
  */
 export async function mintTaskToken(keyring: Keyring, input: TaskMintInput): Promise<Minted> {
-  const key = keyring.active();
-  const iat = Math.floor(Date.now() / 1000);
-  const exp = iat + input.ttl;
-  const jti = randomBytes(18).toString('base64url');
-  const token = await new SignJWT({
+  return sign(keyring, {
     sub_id: issSub(input.subIssuer, input.sub),
     client_id: input.clientId,
     task: input.task,
@@ -85,14 +86,5 @@ export async function mintTaskToken(keyring: Keyring, input: TaskMintInput): Pro
     ...(input.details.length ? { authorization_details: input.details } : {}),
     ...(input.act ? { act: input.act } : {}),
     ...(input.cnfJkt ? { cnf: { jkt: input.cnfJkt } } : {}),
-  })
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: TASK_TOKEN_TYP })
-    .setIssuer(input.issuer)
-    .setSubject(input.sub)
-    .setAudience(input.issuer)
-    .setIssuedAt(iat)
-    .setExpirationTime(exp)
-    .setJti(jti)
-    .sign(await keyring.privateKey(key));
-  return { token, jti, iat, exp };
+  }, { typ: TASK_TOKEN_TYP, issuer: input.issuer, sub: input.sub, audience: input.issuer, ttl: input.ttl });
 }

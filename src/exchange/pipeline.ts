@@ -26,7 +26,7 @@ import type { HoldScope } from '../policy/compile.ts';
 import { decideRequest, strongestSignal, type RequestDecision } from '../policy/request.ts';
 import { buildDecisionContext, type ExchangeContext } from './context.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
-import { recordDenial, recordGrant, type DecisionRecord } from './record.ts';
+import { recordDenial, recordGrant, recorded, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
 import { TT_ACCESS_TOKEN } from './token_types.ts';
 import { resolveTarget, type Target } from './target.ts';
@@ -83,15 +83,6 @@ export interface ExchangeResponse {
   authorization_details?: AuthorizationDetail[];
 }
 
-/** Fail closed: a decision that could not be recorded is answered as unavailable, whatever broke. */
-async function recorded(write: () => Promise<void>): Promise<void> {
-  try {
-    await write();
-  } catch (err) {
-    if (err instanceof ParentNotLive) throw err;
-    throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no token was issued; retry later', {}, 503, err);
-  }
-}
 
 function depth(act: Act | undefined): number {
   let n = 0;

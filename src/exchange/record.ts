@@ -1,7 +1,8 @@
 import { ledgerText } from '../ledger/refusals.ts';
-import type { LedgerWriter } from '../ledger/writer.ts';
+import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
 import type { Db } from '../store/db.ts';
 import type { AuthorizationDetail } from './details.ts';
+import { ExchangeError } from './errors.ts';
 import type { Minted } from './mint.ts';
 import type { Act } from './subject.ts';
 
@@ -75,4 +76,17 @@ export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, 
       kind: record.token_kind ?? null,
     }],
   });
+}
+
+/**
+ * Fail closed: a grant or a refusal is answered only once its ledger entry has committed; if it cannot be
+ * written, the answer is 503 and no token exists. A parent revoked meanwhile is the caller's to answer.
+ */
+export async function recorded(write: () => Promise<void>): Promise<void> {
+  try {
+    await write();
+  } catch (err) {
+    if (err instanceof ParentNotLive) throw err;
+    throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no token was issued; retry later', {}, 503, err);
+  }
 }

@@ -1,14 +1,15 @@
-import { decide, type Decision, type DecisionInput } from '../policy/decide.ts';
+import type { Decision, DecisionInput } from '../policy/decide.ts';
+import { decideRequest } from '../policy/request.ts';
+import { buildDecisionContext } from './context.ts';
 import { ParentNotLive } from '../ledger/writer.ts';
 import { splitScope } from '../registry/common.ts';
-import { historyFacts } from '../tasks/history.ts';
 import { extendTask, getTask, insertTask } from '../tasks/tasks.ts';
 import type { Client } from '../registry/clients.ts';
 import { ExchangeError, invalidRequest, invalidScope, invalidTarget } from './errors.ts';
 import { mintTaskToken } from './mint.ts';
 import type { ExchangeDeps, ExchangeResponse } from './pipeline.ts';
 import type { ExchangeRequest } from './parse.ts';
-import { recordGrant, type DecisionRecord } from './record.ts';
+import { recordGrant, recorded, type DecisionRecord } from './record.ts';
 import { redeemReview, reviewState, type GateInput } from './review_gate.ts';
 import type { Act, Subject } from './subject.ts';
 import { resolveTarget, type Target } from './target.ts';
@@ -26,16 +27,6 @@ export interface TaskStart {
   record: DecisionRecord;
   deny: (err: ExchangeError, decision?: Decision) => Promise<never>;
   sourceIp: string;
-}
-
-/** Fail closed, as every exchange: no task token without its committed record. */
-async function recorded(write: () => Promise<void>): Promise<void> {
-  try {
-    await write();
-  } catch (err) {
-    if (err instanceof ParentNotLive) throw err;
-    throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no task token was issued; retry later', {}, 503, err);
-  }
 }
 
 /**
@@ -94,20 +85,15 @@ export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<Excha
     const inputs: DecisionInput[] = [];
     const pairs: Pair[] = [];
     for (const [i, t] of targets.entries()) {
-      const history = policy.usesHistory ? await historyFacts(db, subject.user, t.identifier, undefined, req.details) : undefined;
-      const input: DecisionInput = {
-        requestedScopes: asked[i]!,
-        resource: { identifier: t.identifier, scopes: t.scopes.filter((x) => ceilings[i]!.includes(x.name)) },
-        client: { id: client.client_id, name: client.client_name, grant_types: client.grant_types },
-        user: subject.user,
-        details: req.details,
-        delegated: s.act.act !== undefined,
-        request: 'task',
-        inTask: false,
-        sourceIp: s.sourceIp,
-        now,
-        ...(history ? { history } : {}),
-      };
+      // The same builder as every exchange, simulate and replay: standings, history and baselines included.
+      const built = await buildDecisionContext({ db, registry: deps.registry }, policy, {
+        client, user: subject.user, subjectScopes: subject.scopes, target: t.identifier,
+        ...(req.scope ? { requestedScopes: asked[i]! } : {}),
+        details: req.details, delegated: s.act.act !== undefined, sourceIp: s.sourceIp, now, request: 'task', inTask: false,
+        ...(config.environment ? { environment: config.environment } : {}),
+      });
+      if (!built.ok) return deny(built.error === 'invalid_scope' ? invalidScope(built.description) : invalidTarget(built.description));
+      const input = built.input;
       inputs.push(input);
       // Each (scope, detail) pair on its own: a task's tools need different scopes, and a tool call will
       // carry one scope with one detail, decided again then. A scope no detail may use, or a detail no
@@ -116,7 +102,7 @@ export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<Excha
       const details = req.details.length ? req.details.map((d) => [d]) : [[]];
       for (const scope of scopes) {
         for (const [j, d] of details.entries()) {
-          pairs.push({ resource: t.identifier, scope, detail: j, decision: decide(policy, { ...input, requestedScopes: [scope], details: d }) });
+          pairs.push({ resource: t.identifier, scope, detail: j, decision: decideRequest(policy, { ...input, requestedScopes: [scope], details: d }) });
         }
       }
     }

@@ -134,6 +134,8 @@ export interface DecisionRequest {
   sourceIp?: string;
   /** The deployment's environment (configuration), as policy `environment` conditions see it. */
   environment?: string;
+  /** A task start (`task`); absent for a tool call or a delegation, which the target tells apart. */
+  request?: 'task';
   /** Made within a task (its task token, or a token derived from one). */
   inTask?: boolean;
   /** The task's purpose, standing in for a detail that names none. */
