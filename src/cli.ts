@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type Config } from './config/index.ts';
-import { ValidationError } from './registry/validate.ts';
+import { ValidationError } from './validate/schema.ts';
 import { AdminApiError } from './cli/admin_api.ts';
 import { COMMANDS, type Command } from './cli/commands.ts';
 import { UsageError } from './cli/usage_error.ts';

@@ -11,14 +11,14 @@ import { createClient, deleteClient, getClient, listClients, rotateClientSecret,
 import { createIssuer, deleteIssuer, getIssuer, listIssuers, updateIssuer } from '../registry/issuers.ts';
 import { pageParams } from '../registry/pagination.ts';
 import { createResource, deleteResource, getResource, listResources, updateResource } from '../registry/resources.ts';
-import { check, compileSchema, ValidationError } from '../registry/validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
 import type { ContextBuilder } from '../policy/request.ts';
 import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
 import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
 import { reviewDecided } from '../tasks/behaviour.ts';
-import { iso } from '../registry/common.ts';
+import { iso } from '../validate/common.ts';
 import { parseSince, replayFromBody } from '../policy/replay.ts';
 import { exportLedger } from '../ledger/export.ts';
 import { openApiDocument } from './openapi.ts';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
-import { compileSchema, firstError } from '../registry/validate.ts';
+import { compileSchema, firstError } from '../validate/schema.ts';
 import { DEFAULTS, mergeConfig, SHIPPED_POLICY, type Resolved } from './defaults.ts';
 import { fileSchema } from './schema.ts';
 

@@ -1,7 +1,7 @@
 import type { CompiledPolicy } from '../policy/compile.ts';
 import type { BaselineFacts, DecisionInput, HistoryInput } from '../policy/decide.ts';
 import type { BuiltContext, DecisionRequest } from '../policy/request.ts';
-import { splitScope } from '../registry/common.ts';
+import { splitScope } from '../validate/common.ts';
 import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
 import { amountTotals, type AmountQuery } from '../tasks/amounts.ts';

@@ -1,6 +1,6 @@
 import type { ValidateFunction } from 'ajv';
 import { ConfigError } from '../config/index.ts';
-import { compileSchema, firstError, malformedString } from '../registry/validate.ts';
+import { compileSchema, firstError, malformedString } from '../validate/schema.ts';
 import { invalidDetails } from './errors.ts';
 import { parseJsonStrict, UnacceptedJson } from '../validate/json.ts';
 import { INVISIBLE_KINDS, invisibleIn } from '../validate/text.ts';

@@ -8,7 +8,7 @@ import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
 import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
-import { splitScope } from '../registry/common.ts';
+import { splitScope } from '../validate/common.ts';
 import { getClient } from '../registry/clients.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { RegistryCache } from '../registry/cache.ts';

@@ -4,7 +4,7 @@ import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
 import type { RegistryCache } from '../registry/cache.ts';
 import type { Db } from '../store/db.ts';
-import { malformedString } from '../registry/validate.ts';
+import { malformedString } from '../validate/schema.ts';
 import { MAX_JSON_DEPTH, tooDeep } from '../validate/json.ts';
 import { hasInvisible, INVISIBLE_KINDS } from '../validate/text.ts';
 import { rethrowAsStorageFailure } from '../store/errors.ts';

@@ -1,6 +1,6 @@
 import type { RegistryCache } from '../registry/cache.ts';
 import { GRANT_TOKEN_EXCHANGE_TYPE, type Client } from '../registry/clients.ts';
-import { ID_PATTERN, splitScope } from '../registry/common.ts';
+import { ID_PATTERN, splitScope } from '../validate/common.ts';
 import type { Resource, ResourceScope } from '../registry/resources.ts';
 import { invalidTarget } from './errors.ts';
 import { strictestLabels } from '../policy/labels.ts';

@@ -2,7 +2,7 @@ import type { Decision, DecisionInput } from '../policy/decide.ts';
 import { decideRequest } from '../policy/request.ts';
 import { buildDecisionContext } from './context.ts';
 import { ParentNotLive } from '../ledger/writer.ts';
-import { splitScope } from '../registry/common.ts';
+import { splitScope } from '../validate/common.ts';
 import { extendTask, getTask, insertTask } from '../tasks/tasks.ts';
 import type { Client } from '../registry/clients.ts';
 import { ExchangeError, invalidRequest, invalidScope, invalidTarget } from './errors.ts';

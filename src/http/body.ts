@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { malformedString } from '../registry/validate.ts';
+import { malformedString } from '../validate/schema.ts';
 import { parseJsonStrict, UnacceptedJson } from '../validate/json.ts';
 
 export class BodyError extends Error {

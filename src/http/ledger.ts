@@ -5,7 +5,7 @@ import { recordResourceEvent } from '../ledger/events.ts';
 import { checkpointConsistency, entryProof, latestCheckpoint } from '../ledger/proof.ts';
 import type { LedgerWriter } from '../ledger/writer.ts';
 import { authenticateAdmin } from '../registry/admins.ts';
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import type { RegistryCache } from '../registry/cache.ts';
 import { BodyError, readJsonObject } from './body.ts';

@@ -1,4 +1,4 @@
-import { check, compileSchema, ValidationError } from '../registry/validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import type { LedgerWriter } from './writer.ts';
 

@@ -1,6 +1,6 @@
 import type { Db } from '../store/db.ts';
 import { sha256Hex } from './hash.ts';
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 
 /** An entry as readers see it: the sealed payload decoded, personal values restored unless erased. */
 export interface LedgerEntry {

@@ -1,4 +1,4 @@
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 
 export type Scalar = string | number | boolean | null;
 export const OPERATORS = ['eq', 'ne', 'lt', 'lte', 'gt', 'gte', 'in', 'nin', 'contains'] as const;

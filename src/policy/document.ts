@@ -1,5 +1,5 @@
-import { checkAbsoluteUri } from '../registry/common.ts';
-import { compileSchema, ValidationError } from '../registry/validate.ts';
+import { checkAbsoluteUri } from '../validate/common.ts';
+import { compileSchema, ValidationError } from '../validate/schema.ts';
 import { parseAttributes } from './attributes.ts';
 import { compileCidrs } from './net.ts';
 import { documentSchema, policyError } from './schema.ts';

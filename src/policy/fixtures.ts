@@ -1,5 +1,5 @@
-import { ID_PATTERN, SCOPE_TOKEN } from '../registry/common.ts';
-import { compileSchema, ValidationError } from '../registry/validate.ts';
+import { ID_PATTERN, SCOPE_TOKEN } from '../validate/common.ts';
+import { compileSchema, ValidationError } from '../validate/schema.ts';
 import type { CompiledPolicy } from './compile.ts';
 import type { Decision, DecisionInput, DecisionScope } from './decide.ts';
 import { strictestLabels } from './labels.ts';

@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 
 /**
  * `when.source_ip` compiled: one list per family. Kept apart because a single BlockList matches

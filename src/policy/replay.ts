@@ -1,5 +1,5 @@
 import { decodeRows } from '../ledger/query.ts';
-import { check, compileSchema, ValidationError } from '../registry/validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
 import type { DecisionInput } from './decide.ts';

@@ -1,6 +1,6 @@
 import type { ErrorObject } from 'ajv';
-import { ID_PATTERN, SCOPE_TOKEN } from '../registry/common.ts';
-import { firstError } from '../registry/validate.ts';
+import { ID_PATTERN, SCOPE_TOKEN } from '../validate/common.ts';
+import { firstError } from '../validate/schema.ts';
 
 // Structure only: additionalProperties is false everywhere. Attribute conditions (`object`, `user`,
 // `client` values), CIDRs, hours and time zones are checked in code, where the messages can be precise.

@@ -1,6 +1,6 @@
 import { getClient } from '../registry/clients.ts';
-import { SCOPE_STRING } from '../registry/common.ts';
-import { check, compileSchema, ValidationError } from '../registry/validate.ts';
+import { SCOPE_STRING } from '../validate/common.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
 import type { DecisionDetail } from './decide.ts';

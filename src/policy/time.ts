@@ -1,4 +1,4 @@
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 import { DAYS } from './schema.ts';
 
 /** A compiled `when.time`: local weekday set and [start, end) minutes of the day in `tz`. */

@@ -1,5 +1,5 @@
 import { parseAllDocuments } from 'yaml';
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 
 /** Policy and fixture files are admin input: bounded in size before the parser sees them. */
 export const MAX_YAML_BYTES = 256 * 1024;

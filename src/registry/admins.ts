@@ -1,9 +1,9 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { appendEntry } from '../ledger/append.ts';
 import type { Db } from '../store/db.ts';
-import { iso } from './common.ts';
+import { iso } from '../validate/common.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
-import { check, compileSchema, ValidationError } from './validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
 /**
  * `admin`: everything. `reviewer`: the review queue (read, approve, deny) and every read. `auditor`: reads only.

@@ -3,10 +3,10 @@ import type { Kek } from '../crypto/kek.ts';
 import { appendEntry } from '../ledger/append.ts';
 import { registryChanged } from './changes.ts';
 import type { Db } from '../store/db.ts';
-import { checkAbsoluteUri, ID_PATTERN, isUniqueViolation, iso, SCOPE_STRING } from './common.ts';
+import { checkAbsoluteUri, ID_PATTERN, isUniqueViolation, iso, SCOPE_STRING } from '../validate/common.ts';
 import { checkPublicJwks, jwksSchema, type PublicJwks } from './jwks.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
-import { check, compileSchema, ValidationError } from './validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
 export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
 export const GRANT_TOKEN_EXCHANGE_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';

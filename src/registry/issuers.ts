@@ -1,10 +1,10 @@
 import type { Db } from '../store/db.ts';
 import { appendEntry } from '../ledger/append.ts';
 import { registryChanged } from './changes.ts';
-import { checkAbsoluteUri, isUniqueViolation, iso } from './common.ts';
+import { checkAbsoluteUri, isUniqueViolation, iso } from '../validate/common.ts';
 import { checkPublicJwks, jwksSchema, type PublicJwks } from './jwks.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
-import { check, compileSchema, ValidationError } from './validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
 // Asymmetric algorithms only: a shared secret with an outside issuer would let either side mint tokens.
 export const ISSUER_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;

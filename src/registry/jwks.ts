@@ -1,5 +1,5 @@
 import { importJWK, type JWK } from 'jose';
-import { ValidationError } from './validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 
 export interface PublicJwks { keys: JWK[] }
 

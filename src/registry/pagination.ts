@@ -1,5 +1,5 @@
 import type { Knex } from 'knex';
-import { ValidationError } from './validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 
 export interface Page<T> { items: T[]; next_cursor: string | null }
 export interface PageParams { limit: number; after: string | undefined }

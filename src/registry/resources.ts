@@ -1,9 +1,9 @@
 import type { Db } from '../store/db.ts';
 import { appendEntry } from '../ledger/append.ts';
 import { registryChanged } from './changes.ts';
-import { checkAbsoluteUri, isUniqueViolation, iso, SCOPE_TOKEN } from './common.ts';
+import { checkAbsoluteUri, isUniqueViolation, iso, SCOPE_TOKEN } from '../validate/common.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
-import { check, compileSchema, ValidationError } from './validate.ts';
+import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
 export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
 export interface ResourceScope { name: string; sensitivity: Sensitivity; operation: 'read' | 'write' }

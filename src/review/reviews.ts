@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { canonicalize } from '../ledger/canonical.ts';
 import { appendEntry } from '../ledger/append.ts';
 import { sha256Hex } from '../ledger/hash.ts';
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 import { resumeTaskIn } from '../tasks/tasks.ts';

@@ -3,7 +3,7 @@ import { countKinds, queryLedger, type LedgerEntry } from '../ledger/query.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 import { pageParams } from '../registry/pagination.ts';
 import { getResource } from '../registry/resources.ts';
-import { ValidationError } from '../registry/validate.ts';
+import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { isLive } from '../tokens/live.ts';
 import { releaseTaskToken, revokeCascadeIn } from './revoke.ts';

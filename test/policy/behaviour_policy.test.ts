@@ -5,7 +5,7 @@ import type { DecisionInput } from '../../src/policy/decide.ts';
 import { parsePolicyDocument } from '../../src/policy/document.ts';
 import { runFixtures } from '../../src/policy/fixtures.ts';
 import { decideRequest } from '../../src/policy/request.ts';
-import { ValidationError } from '../../src/registry/validate.ts';
+import { ValidationError } from '../../src/validate/schema.ts';
 
 const refused = (doc: string): ValidationError => {
   try {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parsePolicyDocument, validatePolicyDocument } from '../../src/policy/document.ts';
-import { ValidationError } from '../../src/registry/validate.ts';
+import { ValidationError } from '../../src/validate/schema.ts';
 
 const rule = (extra: string) => `version: 1\nrules:\n  - id: r1\n    effect: allow\n    scopes: [a:read]\n  - id: r2\n${extra}\n`;
 function refusal(text: string): ValidationError {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { compilePolicy } from '../../src/policy/compile.ts';
 import { parsePolicyDocument } from '../../src/policy/document.ts';
 import { runFixtures } from '../../src/policy/fixtures.ts';
-import { ValidationError } from '../../src/registry/validate.ts';
+import { ValidationError } from '../../src/validate/schema.ts';
 
 const policy = compilePolicy(parsePolicyDocument(`
 version: 1

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { firstStringWhere } from '../validate/json.ts';
-import { hasInvisible, INVISIBLE_KINDS } from '../validate/text.ts';
+import { firstStringWhere } from './json.ts';
+import { hasInvisible, INVISIBLE_KINDS } from './text.ts';
 
 // One validator instance for the project: admin bodies, configuration, and later policy documents.
 const ajv = new Ajv({ allErrors: false, strict: true, useDefaults: false, coerceTypes: false });

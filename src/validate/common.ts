@@ -1,4 +1,4 @@
-import { ValidationError } from './validate.ts';
+import { ValidationError } from './schema.ts';
 
 /** Absolute http(s) URI without fragment, as RFC 8707 requires of a resource indicator. */
 export function checkAbsoluteUri(value: string, field: string, { httpsOnly = false } = {}): string {
