@@ -16,7 +16,7 @@ import type { Logger } from '../ops/log.ts';
 import { simulate } from '../policy/simulate.ts';
 import type { ContextBuilder } from '../policy/request.ts';
 import { decideReview, listReviews, type Reviewer } from '../review/reviews.ts';
-import { revokeCascade, type RevocationTarget } from '../tasks/revoke.ts';
+import { revokeCascade, type RevocationTarget } from '../tokens/revoke.ts';
 import { reviewDecided } from '../tasks/behaviour.ts';
 import { iso } from '../validate/common.ts';
 import { parseSince, replayFromBody } from '../policy/replay.ts';

@@ -1,13 +1,12 @@
 import type { Db } from '../store/db.ts';
-import { recordIssuedTokens, type IssuedToken } from '../tokens/issued.ts';
 import { appendEntries } from './append.ts';
 import type { LedgerInput } from './entry.ts';
 import { canonicalBytes } from './canonical.ts';
 
-export interface LedgerJob {
+export interface LedgerJob<T = unknown> {
   entries: LedgerInput[];
   /** Issued-token index rows that must commit with the entries. */
-  tokens?: IssuedToken[];
+  tokens?: T[];
   /** Tokens that must still be live when this commits (the parents of `tokens`). */
   parents?: string[];
   /** Other rows that must commit with the entries (a started task's row), written before the ledger head is locked. */
@@ -21,7 +20,17 @@ export class ParentNotLive extends Error {
   }
 }
 
-interface Pending { job: LedgerJob; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
+/**
+ * The issued-token index, as the writer needs it (src/tokens owns the table): the rows to record with the
+ * entries, and the parents to lock live first. Handed in, so the ledger imports no domain above it.
+ */
+export interface TokenIndex<T> {
+  record(trx: Db, tokens: T[]): Promise<void>;
+  /** Locks the parents for share; answers the first that is no longer live. */
+  lockLiveParents(trx: Db, jtis: string[]): Promise<string | undefined>;
+}
+
+interface Pending<T> { job: LedgerJob<T>; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
 
 /**
  * Group commit for the ledger: jobs that arrive while a transaction is committing go together in the
@@ -30,18 +39,20 @@ interface Pending { job: LedgerJob; resolve: (seqs: number[]) => void; reject: (
  * after the COMMIT that holds its entries. If a batch fails, each of its jobs is retried alone, so one
  * bad job cannot sink the others. With `maxBatch` 1 (PGlite's single connection) each job is alone.
  */
-export class LedgerWriter {
+export class LedgerWriter<T = unknown> {
   readonly #db: Db;
   readonly #maxBatch: number;
-  #queue: Pending[] = [];
+  readonly #index: TokenIndex<T>;
+  #queue: Pending<T>[] = [];
   #flushing = false;
 
-  constructor(db: Db, maxBatch: number) {
+  constructor(db: Db, maxBatch: number, index: TokenIndex<T>) {
     this.#db = db;
     this.#maxBatch = maxBatch;
+    this.#index = index;
   }
 
-  commit(job: LedgerJob): Promise<number[]> {
+  commit(job: LedgerJob<T>): Promise<number[]> {
     // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink.
     try {
       for (const e of job.entries) canonicalBytes({ payload: e.payload, personal: e.personal ?? {} });
@@ -54,18 +65,13 @@ export class LedgerWriter {
     });
   }
 
-  async #write(batch: Pending[]): Promise<number[][]> {
+  async #write(batch: Pending<T>[]): Promise<number[][]> {
     return this.#db.transaction(async (trx) => {
       await trx.raw('SET LOCAL synchronous_commit = on');
-      // Parents are locked before the ledger head, in the order revocation takes them (see tasks/revoke.ts).
-      const parents = [...new Set(batch.flatMap((p) => p.job.parents ?? []))];
-      if (parents.length) {
-        const live = new Set((await trx('issued_tokens').whereIn('jti', parents).where({ status: 'active' }).where('expires_at', '>', new Date())
-          .forShare().select('jti')).map((r: { jti: string }) => r.jti));
-        const gone = parents.find((j) => !live.has(j));
-        if (gone) throw new ParentNotLive(gone);
-      }
-      await recordIssuedTokens(trx, batch.flatMap((p) => p.job.tokens ?? []));
+      // Parents are locked before the ledger head, in the order revocation takes them (see tokens/revoke.ts).
+      const gone = await this.#index.lockLiveParents(trx, [...new Set(batch.flatMap((p) => p.job.parents ?? []))]);
+      if (gone) throw new ParentNotLive(gone);
+      await this.#index.record(trx, batch.flatMap((p) => p.job.tokens ?? []));
       for (const p of batch) await p.job.writes?.(trx);
       const seqs = await appendEntries(trx, batch.flatMap((p) => p.job.entries));
       let at = 0;

@@ -5,7 +5,6 @@ import { sha256Hex } from '../ledger/hash.ts';
 import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
-import { resumeTaskIn } from '../tasks/tasks.ts';
 
 /** Seconds an agent waits between polls of a pending review (`interval`). */
 export const REVIEW_INTERVAL = 5;
@@ -123,9 +122,6 @@ export async function decideReview(db: Db, id: string, approve: boolean, reviewe
       status: approve ? 'approved' : 'denied', decided_by: reviewer.id, decided_at: now, comment: comment ?? null,
       approval_expires_at: approve ? new Date(now.getTime() + APPROVAL_TTL_MS) : null,
     });
-    if (row.kind === 'task_suspension' && approve) {
-      await resumeTaskIn(trx, row.task);
-    }
     await onDecided?.(trx, { id, kind: row.kind, task: row.task ?? null, context: row.context }, approve);
     await appendEntry(trx, {
       kind: approve ? 'review.approved' : 'review.denied', actor: reviewer.id,

@@ -2,8 +2,9 @@ import { appendEntry } from '../ledger/append.ts';
 import type { BehaviourOutcome, CompiledPolicy, CounterRule } from '../policy/compile.ts';
 import { openReview, suspendTask, type ReviewBinding } from '../review/reviews.ts';
 import type { Db } from '../store/db.ts';
+import { resumeTaskIn } from './tasks.ts';
 import { downgrade, lift, suspend, type HoldTarget, type Standing } from './holds.ts';
-import { revokeCascade, type RevocationTarget } from './revoke.ts';
+import { revokeCascade, type RevocationTarget } from '../tokens/revoke.ts';
 
 export type TaskStatus = Standing;
 
@@ -111,9 +112,11 @@ function holdOf(review: { kind: string; task: string | null; context: unknown })
 /**
  * A person decided a review, inside the decision's transaction: a review that holds a task or an agent
  * (a `review` outcome, a baseline drift's request, an agent's suspension) restores it when approved; a
- * `review` outcome denied suspends it, its tokens revoked. Task suspensions are lifted by the review itself.
+ * `review` outcome denied suspends it, its tokens revoked. An approved task suspension resumes the task
+ * (its held task token live again).
  */
 export async function reviewDecided(trx: Db, review: { id: string; kind: string; task: string | null; context: unknown }, approved: boolean): Promise<void> {
+  if (review.kind === 'task_suspension' && approved && review.task) await resumeTaskIn(trx, review.task);
   const hold = holdOf(review);
   if (!hold) return;
   if (approved) {

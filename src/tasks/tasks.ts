@@ -6,7 +6,7 @@ import { getResource } from '../registry/resources.ts';
 import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { isLive } from '../tokens/live.ts';
-import { releaseTaskToken, revokeCascadeIn } from './revoke.ts';
+import { releaseTaskToken, revokeCascadeIn } from '../tokens/revoke.ts';
 
 /**
  * The `tasks` table: one row per task started with a task token (who, for whom, why, its ceiling and

@@ -2,7 +2,7 @@ import { jwtVerify, type JWTPayload } from 'jose';
 import { boundKey } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { issSub } from './sub_id.ts';
-import { revokeCascade } from '../tasks/revoke.ts';
+import { revokeCascade } from './revoke.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 import { isLive } from './live.ts';

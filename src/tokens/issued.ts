@@ -29,3 +29,14 @@ export interface IssuedToken {
 export async function recordIssuedTokens(trx: Db, tokens: IssuedToken[]): Promise<void> {
   if (tokens.length) await trx('issued_tokens').insert(tokens.map((t) => ({ ...t, status: 'active' })));
 }
+
+/**
+ * Locks the given parent tokens for share while they are live (active, not expired) and answers the first
+ * one that is not: a child is recorded only under a parent still live when its record commits.
+ */
+export async function lockLiveParents(trx: Db, jtis: string[]): Promise<string | undefined> {
+  if (jtis.length === 0) return undefined;
+  const live = new Set((await trx('issued_tokens').whereIn('jti', jtis).where({ status: 'active' }).where('expires_at', '>', new Date())
+    .forShare().select('jti')).map((r: { jti: string }) => r.jti));
+  return jtis.find((j) => !live.has(j));
+}
