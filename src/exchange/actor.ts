@@ -7,6 +7,7 @@ import { isSoleAudience } from '../jwt/audience.ts';
 import { lifetimeTooLong } from '../../packages/resource/src/protocol/time.ts';
 import { isLive } from '../tokens/live.ts';
 import { checkTimeClaims, describeJoseError, jktOf, peek, type Subject } from './subject.ts';
+import { issuedToken } from '../tokens/issued.ts';
 
 export interface ActorDeps {
   db: Db;
@@ -53,7 +54,7 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
     });
     if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
     const jkt = jktOf(payload, 'actor_token');
-    const row = await deps.db('issued_tokens').where({ jti: payload.jti ?? '' }).first('status', 'expires_at');
+    const row = await issuedToken(deps.db, payload.jti ?? '');
     if (!isLive(row)) throw invalidRequest('actor_token has been revoked or is no longer live');
     return jkt;
   }

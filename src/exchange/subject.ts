@@ -13,6 +13,7 @@ import { ExchangeError, invalidRequest } from './errors.ts';
 import type { IssuerKeys } from './issuer_keys.ts';
 import { hasPassed, timeClaimProblem } from '../../packages/resource/src/protocol/time.ts';
 import { isLive } from '../tokens/live.ts';
+import { issuedToken } from '../tokens/issued.ts';
 
 export interface Act { sub: string; act?: Act }
 
@@ -227,13 +228,14 @@ async function ownToken(deps: SubjectDeps, token: string, clientId: string): Pro
   if (!aud.includes(clientId) && mayAct?.sub !== clientId) {
     throw invalidRequest('subject_token may not be presented by this client: it is not in the token audience or may_act');
   }
-  const row = await deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims')
-    .catch(rethrowAsStorageFailure);
+  const row = await issuedToken(deps.db, String(payload.jti)).catch(rethrowAsStorageFailure);
   if (!isLive(row)) {
     throw invalidRequest('subject_token has been revoked or is no longer live');
   }
   // Only an exchanged token speaks for a user; one without a user's issuer (client_credentials) does not.
   if (typeof row.subject_issuer !== 'string' || row.subject_issuer === '') throw invalidRequest('subject_token does not represent a user');
+  // Every exchanged token belongs to a task; a row without one was not made by an exchange.
+  if (!row.task) throw invalidRequest('subject_token does not belong to a task');
   return {
     // The original user's claims, as the first exchange saw them: policy on `user` holds on every hop.
     user: { issuer: row.subject_issuer, sub: checkSub(payload), claims: (row.subject_claims as Record<string, unknown> | null) ?? {} },

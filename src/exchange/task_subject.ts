@@ -6,6 +6,7 @@ import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 import { TASK_TOKEN_TYP } from './mint.ts';
 import { actOf, checkSub, checkTimeClaims, jktOf, peek, verify, type Subject, type SubjectDeps } from './subject.ts';
+import { issuedToken } from '../tokens/issued.ts';
 
 /**
  * Authenticates a task token presented as the subject (`subject_token_type` urn:intentgate:token-type:task):
@@ -27,7 +28,7 @@ export async function authenticateTaskToken(deps: SubjectDeps, token: string, cl
   checkTimeClaims(payload, deps.clockSkew, 'subject_token');
   if (payload.client_id !== clientId) throw invalidRequest('subject_token is another agent\'s task token: only the agent that started a task presents it');
   const [row, task] = await Promise.all([
-    deps.db('issued_tokens').where({ jti: payload.jti }).first('status', 'expires_at', 'subject_issuer', 'task', 'subject_claims', 'kind'),
+    issuedToken(deps.db, String(payload.jti)),
     getTask(deps.db, String(payload.task)),
   ]).catch(rethrowAsStorageFailure);
   if (!row || row.kind !== 'task' || !task || row.task !== task.task || !task.task_jti) throw invalidRequest('subject_token is not a task token this server recorded');
@@ -35,6 +36,7 @@ export async function authenticateTaskToken(deps: SubjectDeps, token: string, cl
     throw new ExchangeError('access_denied', 'the task is suspended pending review', { reasons: ['task_suspended'], ...(task.review_id ? { review_id: task.review_id } : {}) });
   }
   if (task.status === 'revoked' || !isLive(row)) throw invalidRequest('subject_token has been revoked or is no longer live');
+  if (!row.subject_issuer) throw invalidRequest('subject_token does not represent a user');
   const details = (task.authorization_details ?? []) as AuthorizationDetail[];
   const scopes = (task.scope ?? '').split(' ').filter(Boolean);
   return {

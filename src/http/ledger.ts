@@ -2,6 +2,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { LedgerKey } from '../ledger/key.ts';
 import { recordResourceEvent } from '../ledger/events.ts';
+import { issuedToken } from '../tokens/issued.ts';
 import { checkpointConsistency, entryProof, latestCheckpoint } from '../ledger/proof.ts';
 import type { LedgerWriter } from '../ledger/writer.ts';
 import { authenticateAdmin } from '../registry/admins.ts';
@@ -13,7 +14,7 @@ import { basicClient } from './client_basic.ts';
 import { sendBasicChallenge } from './client_auth.ts';
 import { sendError, sendRateLimited } from './errors.ts';
 import type { RateLimiter } from '../ops/rate_limit.ts';
-import { decodeRows, type LedgerEntry } from '../ledger/query.ts';
+import { entryBySeq, type LedgerEntry } from '../ledger/query.ts';
 import type { AuthFailureReason } from '../ledger/auth_failures.ts';
 import { queryParams } from './request_url.ts';
 
@@ -88,7 +89,7 @@ export function ledgerEndpoints({ limiter, db, registry, ledger, key, provider, 
         if (resourceServer === undefined) return refuse(ctx);
       }
       // Authorised on the entry alone, before the proof's work (proportional to the ledger) is done.
-      const [entry] = await decodeRows(db, await db('ledger_entries').where({ seq: Number(seqParam) }).select('seq', 'payload', 'leaf_hash', 'chain_hash'));
+      const entry = await entryBySeq(db, Number(seqParam));
       const concerns = entry && entry.kind !== 'exchange.denied' && (entry.payload.audience === resourceServer
         || (entry.kind === 'resource.event' && entry.actor === resourceServer));
       if (!entry || (!admin && !concerns)) return sendError(ctx, 404, 'not_found', 'no such entry, or not one about your tokens');
@@ -105,7 +106,7 @@ export function ledgerEndpoints({ limiter, db, registry, ledger, key, provider, 
       if (resourceServer === undefined) return refuse(ctx);
       if (resourceServer === null) return sendError(ctx, 403, 'access_denied', 'this client is not registered as a resource server');
       try {
-        const result = await recordResourceEvent(db, ledger, resourceServer, await readJsonObject(ctx, bodyLimit));
+        const result = await recordResourceEvent(db, (jti) => issuedToken(db, jti), ledger, resourceServer, await readJsonObject(ctx, bodyLimit));
         if (result.status === 201) {
           ctx.status = 201;
           ctx.body = { seq: result.seq };

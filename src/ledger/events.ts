@@ -65,7 +65,10 @@ function outsideDetails(details: Detail[], event: ResourceEvent): string | undef
  * for an action and object the token's details carry or an object the call created; linked to the
  * exchange that issued the token. Its `success` events become history at that resource alone.
  */
-export async function recordResourceEvent(db: Db, ledger: LedgerWriter, resourceServer: string, body: unknown): Promise<EventResult> {
+/** The issued-token index's row for a token (src/tokens owns it), as an event is checked against it. */
+export type TokenLookup = (jti: string) => Promise<{ audience: string; client_id: string; subject: string | null; subject_issuer: string | null; task: string | null; authorization_details: unknown } | undefined>;
+
+export async function recordResourceEvent(db: Db, findToken: TokenLookup, ledger: LedgerWriter, resourceServer: string, body: unknown): Promise<EventResult> {
   const event = check<ResourceEvent>(validate, body);
   if (event.summary && Buffer.byteLength(JSON.stringify(event.summary)) > 4096) {
     throw new ValidationError('summary must be at most 4096 bytes of counts and hashes', 'summary');
@@ -73,7 +76,7 @@ export async function recordResourceEvent(db: Db, ledger: LedgerWriter, resource
   if (event.object?.created === true && (event.outcome !== 'success' || event.object.type === undefined || event.object.id === undefined)) {
     throw new ValidationError('object.created is for a success that created the object, and needs its type and id', 'object.created');
   }
-  const token = await db('issued_tokens').where({ jti: event.jti }).first('audience', 'client_id', 'subject', 'subject_issuer', 'task', 'authorization_details');
+  const token = await findToken(event.jti);
   if (!token) return { status: 404, message: 'no token with that jti was issued' };
   if (token.audience !== resourceServer) return { status: 403, message: 'that token was issued for another resource server' };
   const outside = outsideDetails(Array.isArray(token.authorization_details) ? token.authorization_details as Detail[] : [], event);

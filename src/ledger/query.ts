@@ -123,3 +123,18 @@ export async function decisionsPerHour(db: Db, since: Date, until = new Date()):
   }
   return buckets;
 }
+
+/** One entry by sequence number, decoded; `kinds` limits which kinds count. */
+export async function entryBySeq(db: Db, seq: number, kinds?: string[]) {
+  const q = db('ledger_entries').where({ seq });
+  if (kinds) q.whereIn('kind', kinds);
+  const [entry] = await decodeRows(db, await q.select('seq', 'payload', 'leaf_hash', 'chain_hash'));
+  return entry;
+}
+
+/** Entries of these kinds after `after` (and from `since`), oldest first, one page, decoded. */
+export async function entriesAfter(db: Db, kinds: string[], after: number, limit: number, since?: Date) {
+  const q = db('ledger_entries').whereIn('kind', kinds).where('seq', '>', after);
+  if (since) q.where('at', '>=', since);
+  return decodeRows(db, await q.orderBy('seq', 'asc').limit(limit).select('seq', 'payload', 'leaf_hash', 'chain_hash'));
+}

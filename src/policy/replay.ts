@@ -1,4 +1,4 @@
-import { decodeRows } from '../ledger/query.ts';
+import { entriesAfter, entryBySeq } from '../ledger/query.ts';
 import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
@@ -19,6 +19,8 @@ export interface ReplayChange {
 export interface ReplayReport { examined: number; skipped: number; unchanged: number; changed: ReplayChange[] }
 
 const PAGE = 2000;
+/** The kinds of entry that record an exchange decision. */
+const DECISION_KINDS = ['exchange.granted', 'exchange.denied'];
 const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
 
 type RecordedPayload = Record<string, unknown> & { context?: Omit<DecisionInput, 'now'> & { now: string }; outcome?: string; decision?: string };
@@ -42,8 +44,7 @@ export function agrees(p: RecordedPayload, d: RequestDecision): boolean {
 
 /** One recorded exchange decision, by sequence number. */
 export async function recordedDecision(db: Db, seq: number): Promise<{ seq: number; at: string; payload: RecordedPayload } | undefined> {
-  const rows = await db('ledger_entries').whereIn('kind', ['exchange.granted', 'exchange.denied']).where({ seq }).select('seq', 'payload', 'leaf_hash', 'chain_hash');
-  const [entry] = await decodeRows(db, rows);
+  const entry = await entryBySeq(db, seq, DECISION_KINDS);
   return entry ? { seq: entry.seq, at: entry.at, payload: entry.payload as RecordedPayload } : undefined;
 }
 
@@ -65,12 +66,10 @@ export async function replay(db: Db, policy: CompiledPolicy, since?: Date): Prom
   const report: ReplayReport = { examined: 0, skipped: 0, unchanged: 0, changed: [] };
   let after = 0;
   for (;;) {
-    const q = db('ledger_entries').whereIn('kind', ['exchange.granted', 'exchange.denied']).where('seq', '>', after);
-    if (since) q.where('at', '>=', since);
-    const rows = await q.orderBy('seq', 'asc').limit(PAGE).select('seq', 'payload', 'leaf_hash', 'chain_hash');
-    if (rows.length === 0) return report;
-    after = Number(rows.at(-1)!.seq);
-    for (const entry of await decodeRows(db, rows)) {
+    const entries = await entriesAfter(db, DECISION_KINDS, after, PAGE, since);
+    if (entries.length === 0) return report;
+    after = Number(entries.at(-1)!.seq);
+    for (const entry of entries) {
       report.examined++;
       const p = entry.payload as RecordedPayload;
       if (!p.context) {

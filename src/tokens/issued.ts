@@ -40,3 +40,15 @@ export async function lockLiveParents(trx: Db, jtis: string[]): Promise<string |
     .forShare().select('jti')).map((r: { jti: string }) => r.jti));
   return jtis.find((j) => !live.has(j));
 }
+
+/** An issued token's row as the exchange and the ledger's event check read it. */
+export interface IssuedRow {
+  status: string; expires_at: Date | string; kind: string | null; audience: string; client_id: string;
+  subject: string | null; subject_issuer: string | null; task: string | null; subject_claims: unknown; authorization_details: unknown;
+}
+
+/** The index's row for one token, or undefined when intentgate never issued it. */
+export async function issuedToken(db: Db, jti: string): Promise<IssuedRow | undefined> {
+  return db('issued_tokens').where({ jti })
+    .first('status', 'expires_at', 'kind', 'audience', 'client_id', 'subject', 'subject_issuer', 'task', 'subject_claims', 'authorization_details');
+}

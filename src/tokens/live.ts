@@ -7,6 +7,6 @@ import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 export type TokenStatus = 'active' | 'revoked' | 'suspended';
 
 /** The one liveness rule: a token intentgate issued is live while its row is `active` and unexpired. */
-export function isLive(row: { status?: unknown; expires_at?: unknown } | undefined | null): boolean {
+export function isLive<T extends { status?: unknown; expires_at?: unknown }>(row: T | undefined | null): row is T {
   return !!row && row.status === 'active' && !hasPassed(row.expires_at as Date | string);
 }
