@@ -131,7 +131,7 @@ export async function startBenchServer(databaseUrl: string | undefined): Promise
     INTENTGATE_CONFIG: path.join(ROOT, 'config/default.yaml'),
   };
   const config = loadConfig('development', env, {
-    rate_limits: { token: { burst: 1_000_000, per_second: 1_000_000 } },
+    rate_limits: { token: { burst: 1_000_000, per_second: 1_000_000 }, token_per_address: { burst: 1_000_000, per_second: 1_000_000 } },
     policy: { file: POLICY_FILE },
     development_issuer: false,
   });
