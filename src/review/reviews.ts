@@ -83,11 +83,6 @@ export async function consumeApproval(db: Db, id: string): Promise<boolean> {
   return rows.length === 1;
 }
 
-export async function suspendTask(db: Db, task: string, reviewId: string, reason: string): Promise<void> {
-  await db('tasks').insert({ task, status: 'suspended', reason, review_id: reviewId, updated_at: new Date() })
-    .onConflict('task').merge();
-}
-
 export interface Reviewer {
   id: string;
   /** The person the deciding credential is bound to; null for a credential bound to nobody. */

@@ -1,6 +1,6 @@
 import { appendEntry } from '../ledger/append.ts';
 import type { BehaviourOutcome, CompiledPolicy, CounterRule } from '../policy/compile.ts';
-import { openReview, suspendTask, type ReviewBinding } from '../review/reviews.ts';
+import { openReview, type ReviewBinding } from '../review/reviews.ts';
 import type { Db } from '../store/db.ts';
 import { resumeTaskIn } from './tasks.ts';
 import { downgrade, lift, suspend, type HoldTarget, type Standing } from './holds.ts';
@@ -28,13 +28,10 @@ export async function suspendHold(db: Db, t: HoldTarget, binding: ReviewBinding,
   // A task token is held, not revoked: the task can resume with it once a person lifts the suspension.
   const revoked = await revokeCascade(db, revocationOf(t), 'system', `behaviour: ${reasons.join(', ')}`, t.per === 'task' ? { holdTaskToken: true } : {});
   const evidence = { ...(context.evidence as object | undefined), revoked: revoked.jtis };
-  if (t.per === 'task') {
-    const reviewId = await openReview(db, 'task_suspension', { ...binding, task: t.task }, { ...context, reasons, evidence });
-    await suspendTask(db, t.task, reviewId, reasons.join(', '));
-    return reviewId;
-  }
-  const reviewId = await openReview(db, 'agent_suspension', { ...binding, task: null }, { ...context, reasons, evidence, hold: t });
-  await db.transaction((trx) => suspend(trx, t, reasons.join(', '), reviewId));
+  const reviewId = t.per === 'task'
+    ? await openReview(db, 'task_suspension', { ...binding, task: t.task }, { ...context, reasons, evidence })
+    : await openReview(db, 'agent_suspension', { ...binding, task: null }, { ...context, reasons, evidence, hold: t });
+  await suspend(db, t, reasons.join(', '), reviewId);
   return reviewId;
 }
 
