@@ -6,6 +6,7 @@ import { getResource } from '../registry/resources.ts';
 import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { isLive } from '../tokens/live.ts';
+import { taskHasTokens, tokensOfTask } from '../tokens/issued.ts';
 import { releaseTaskToken, revokeCascadeIn } from '../tokens/revoke.ts';
 
 /**
@@ -179,8 +180,7 @@ const EVIDENCE_LIMIT = 200;
 export async function taskView(db: Db, task: string): Promise<Record<string, unknown> | undefined> {
   const [row, tokens] = await Promise.all([
     getTask(db, task),
-    db('issued_tokens').where({ task }).orderBy([{ column: 'issued_at', order: 'asc' }, { column: 'jti', order: 'asc' }])
-      .select('jti', 'parent_jti', 'kind', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at', 'subject_issuer', 'subject', 'authorization_details') as Promise<TokenRow[]>,
+    tokensOfTask(db, task) as Promise<TokenRow[]>,
   ]);
   if (!row && tokens.length === 0) return undefined;
   // Issue times have whole seconds: within one, a parent comes before its children (the tree's depth).
@@ -228,8 +228,7 @@ export async function taskView(db: Db, task: string): Promise<Record<string, unk
 async function lockTask(trx: Db, task: string): Promise<TaskRow | undefined> {
   const row = await trx('tasks').where({ task }).forUpdate().first();
   if (row) return row;
-  const any = await trx('issued_tokens').where({ task }).first('jti');
-  if (!any) return undefined;
+  if (!(await taskHasTokens(trx, task))) return undefined;
   await trx('tasks').insert({ task, status: 'active', updated_at: new Date() }).onConflict('task').ignore();
   return trx('tasks').where({ task }).forUpdate().first();
 }

@@ -52,3 +52,14 @@ export async function issuedToken(db: Db, jti: string): Promise<IssuedRow | unde
   return db('issued_tokens').where({ jti })
     .first('status', 'expires_at', 'kind', 'audience', 'client_id', 'subject', 'subject_issuer', 'task', 'subject_claims', 'authorization_details');
 }
+
+/** A task's tokens in issue order, as the admin's task view shows them. */
+export async function tokensOfTask(db: Db, task: string) {
+  return db('issued_tokens').where({ task }).orderBy([{ column: 'issued_at', order: 'asc' }, { column: 'jti', order: 'asc' }])
+    .select('jti', 'parent_jti', 'kind', 'client_id', 'audience', 'scope', 'status', 'issued_at', 'expires_at', 'subject_issuer', 'subject', 'authorization_details');
+}
+
+/** Whether any token was issued in this task. */
+export async function taskHasTokens(db: Db, task: string): Promise<boolean> {
+  return (await db('issued_tokens').where({ task }).first('jti')) !== undefined;
+}
