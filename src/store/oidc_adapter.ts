@@ -2,6 +2,9 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from './db.ts';
 import { rethrowAsStorageFailure } from './errors.ts';
 
+/** The tables src/store owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['oidc_payloads'] as const;
+
 export type ClientLookup = (clientId: string) => Promise<Record<string, unknown> | undefined>;
 
 /** Runs a storage call, turning "the database is not there" into StorageUnavailable for the edge to map. */

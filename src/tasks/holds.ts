@@ -1,6 +1,9 @@
 import { appendEntry } from '../ledger/append.ts';
 import type { Db } from '../store/db.ts';
 
+/** The tables src/tasks owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['agent_holds'] as const;
+
 export type Standing = { status: 'active' | 'suspended' | 'downgraded'; review_id: string | null };
 
 /**
