@@ -3,11 +3,10 @@ import type { BaselineFacts, DecisionInput, HistoryInput } from '../policy/decid
 import type { BuiltContext, DecisionRequest } from '../policy/request.ts';
 import { splitScope } from '../validate/common.ts';
 import type { RegistryCache } from '../registry/cache.ts';
-import type { Db } from '../store/db.ts';
-import { amountTotals, type AmountQuery } from '../tasks/amounts.ts';
+import { runStatements, type Db } from '../store/db.ts';
 import { baselineGrants } from '../tasks/baseline.ts';
 import { taskStatus } from '../tasks/behaviour.ts';
-import { historyFacts, historyFromRows } from '../tasks/history.ts';
+import { historyRead } from '../tasks/history.ts';
 import { agentStanding } from '../tasks/holds.ts';
 import { ExchangeError } from './errors.ts';
 import { resolveTarget, scopeLimits, type Target } from './target.ts';
@@ -21,22 +20,11 @@ export interface ContextSources { db: Db; registry: RegistryCache }
 
 /**
  * The history facts the policy reads: grants and events per object, the task's counts, running totals.
- * `prefetched` are the rows of historyReads when the exchange read them in the round trip of its lock.
+ * `prefetched` are the rows of historyRead's statements when the exchange read them in the round trip of its lock.
  */
 async function history(db: Db, policy: CompiledPolicy, r: DecisionRequest, prefetched?: unknown[][]): Promise<HistoryInput> {
-  const facts: HistoryInput = prefetched
-    ? await historyFromRows(db, r.user, r.target, r.task, r.details, prefetched)
-    : await historyFacts(db, r.user, r.target, r.task, r.details);
-  if (policy.amountWindows.length) {
-    const queries: AmountQuery[] = [];
-    for (const d of r.details) {
-      const action = str(d.action);
-      const type = str(d.object?.type);
-      if (action && type) for (const within of policy.amountWindows) queries.push({ within, action, type });
-    }
-    facts.amountTotals = await amountTotals(db, r.user, r.target, queries, r.now);
-  }
-  return facts;
+  const read = historyRead(policy, r);
+  return read.facts(db, prefetched ?? await runStatements(db, read.statements));
 }
 
 /**

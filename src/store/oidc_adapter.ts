@@ -78,6 +78,19 @@ export function createOidcAdapter(db: Db, lookupClient: ClientLookup): new (mode
   };
 }
 
+/**
+ * Records (model, id) until `expiresAt`, once, atomically across every process sharing the database: false
+ * when a record of it is still unexpired (a replay). An expired record is taken over.
+ */
+export async function recordOnce(db: Db, model: string, id: string, payload: Record<string, unknown>, expiresAt: Date): Promise<boolean> {
+  const fresh = await db('oidc_payloads')
+    .insert({ model, id, payload: JSON.stringify(payload), expires_at: expiresAt })
+    .onConflict(['model', 'id']).merge(['payload', 'expires_at'])
+    .where('oidc_payloads.expires_at', '<=', new Date())
+    .returning('id');
+  return fresh.length > 0;
+}
+
 /** Deletes expired rows; run periodically. Returns how many went. */
 export async function sweepOidcPayloads(db: Db): Promise<number> {
   const rows = await db('oidc_payloads').where('expires_at', '<', new Date()).delete().returning('id');

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Db } from '../store/db.ts';
-import { isEmbedded } from '../store/db.ts';
+import { isEmbedded, runStatements, type Db, type Statement } from '../store/db.ts';
 import { StorageUnavailable } from '../store/errors.ts';
 
 export interface UserLockOptions {
@@ -78,8 +77,6 @@ class LockSession {
   }
 }
 
-/** A read to run once the lock is held: knex-style SQL (`?` placeholders) and its text bindings. */
-export interface LockedRead { sql: string; bindings: string[] }
 
 export interface Held {
   /** The rows of each read, in order. */
@@ -88,7 +85,7 @@ export interface Held {
 }
 
 /** `sql` with each `?` replaced by its binding as a quoted literal, for the simple-query protocol (no parameters). */
-function inline(read: LockedRead): string {
+function inline(read: Statement): string {
   const parts = read.sql.split('?');
   if (parts.length !== read.bindings.length + 1) throw new Error('a locked read has as many ? as bindings');
   return parts.reduce((acc, part, i) => acc + pg.escapeLiteral(read.bindings[i - 1]!) + part);
@@ -127,7 +124,7 @@ export class UserLocks {
    * order, each on a snapshot of its own (READ COMMITTED), so every read sees what committed before the lock
    * was taken. Reads that ran without the lock (another process held it) are thrown away and retried with it.
    */
-  async acquire(key: string, reads: LockedRead[] = [], db?: Db): Promise<Held> {
+  async acquire(key: string, reads: Statement[] = [], db?: Db): Promise<Held> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     let done!: () => void;
     const mine = new Promise<void>((r) => { done = r; });
@@ -168,7 +165,7 @@ export class UserLocks {
   }
 
   /** Takes the user's lock across processes with try-locks and a bounded, growing back-off. */
-  async #lockAcross(session: LockSession, key: string, reads: LockedRead[]): Promise<{ client: pg.Client; rows: unknown[][] }> {
+  async #lockAcross(session: LockSession, key: string, reads: Statement[]): Promise<{ client: pg.Client; rows: unknown[][] }> {
     const deadline = Date.now() + this.#waitMs;
     const text = [`select pg_try_advisory_lock(hashtextextended(${pg.escapeLiteral(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
     let pause = 1;
