@@ -16,15 +16,32 @@ const DEFAULT_SESSIONS = 2;
 const DEFAULT_WAIT_MS = 5000;
 const DISCARD_WAIT_MS = 2000;
 
+// The most queued jobs sent in one round trip.
+const MAX_BATCH = 64;
+
+interface Job {
+  /** One or more statements, `;`-separated, and how many. */
+  text: string;
+  statements: number;
+  /** Only on this connection (an unlock: its lock lived there); skipped if the session has been replaced. */
+  only?: pg.Client;
+  resolve(r: { client: pg.Client; results: pg.QueryResult[] }): void;
+  reject(err: unknown): void;
+}
+
 /**
  * One dedicated PostgreSQL session (not from the request pool) on which many users' advisory locks are held
  * at once. Only non-blocking try-locks run on it, so one held lock never stops another user's lock or unlock.
+ * One query is in flight at a time (pg 9 refuses more): what callers queue meanwhile goes in the next round
+ * trip together, as one simple-query message of several statements, which PostgreSQL runs in order.
  */
 class LockSession {
   readonly #url: string;
   #client: pg.Client | undefined;
   #connecting: Promise<pg.Client> | undefined;
   #closed = false;
+  #queue: Job[] = [];
+  #draining = false;
 
   constructor(url: string) {
     this.#url = url;
@@ -53,6 +70,51 @@ class LockSession {
   }
 
   /**
+   * Runs `text` (`statements` statements) after everything queued before it, on the session's connection:
+   * that connection and each statement's result. A failure fails every job of its round trip and ends the
+   * connection (see discard).
+   */
+  run(text: string, statements: number, only?: pg.Client): Promise<{ client: pg.Client; results: pg.QueryResult[] }> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ text, statements, ...(only ? { only } : {}), resolve, reject });
+      if (!this.#draining) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    while (this.#queue.length) {
+      let client: pg.Client;
+      try {
+        client = await this.client();
+      } catch (err) {
+        for (const j of this.#queue.splice(0)) j.reject(err);
+        break;
+      }
+      const batch: Job[] = [];
+      for (const j of this.#queue.splice(0, MAX_BATCH)) {
+        // An unlock for a connection that is gone: its locks went with it.
+        if (j.only && j.only !== client) j.resolve({ client: j.only, results: [] });
+        else batch.push(j);
+      }
+      if (batch.length === 0) continue;
+      let results: pg.QueryResult[];
+      try {
+        const r = await client.query(batch.map((j) => j.text).join(';\n')) as unknown as pg.QueryResult | pg.QueryResult[];
+        results = Array.isArray(r) ? r : [r];
+        if (results.length !== batch.reduce((n, j) => n + j.statements, 0)) throw new Error('a lock round trip answered a different number of statements than it sent');
+      } catch (err) {
+        await this.discard(client);
+        for (const j of batch) j.reject(new StorageUnavailable(err));
+        continue;
+      }
+      let at = 0;
+      for (const j of batch) j.resolve({ client, results: results.slice(at, (at += j.statements)) });
+    }
+    this.#draining = false;
+  }
+
+  /**
    * Ends `c` and forgets it, when a lock query on it failed or timed out. pg's query_timeout only stops the
    * wait: the statement still runs on the server and may take the lock after we answered, and session locks
    * are re-entrant, so a lock taken then would never be released. Ending the session releases every lock it
@@ -76,7 +138,6 @@ class LockSession {
     await c?.end().catch(() => {});
   }
 }
-
 
 export interface Held {
   /** The rows of each read, in order. */
@@ -137,8 +198,7 @@ export class UserLocks {
     };
     if (this.#embedded) {
       try {
-        const rows = [];
-        for (const r of reads) rows.push(((await db!.raw(r.sql, r.bindings)) as { rows: unknown[] }).rows);
+        const rows = await runStatements(db!, reads);
         return { rows, release: async () => releaseLocal() };
       } catch (err) {
         releaseLocal();
@@ -157,9 +217,10 @@ export class UserLocks {
     }
     return { rows, release: async () => {
       // The unlock is queued on the session, not awaited: this process's next try-lock for the user runs on the
-      // same session after it, and another process retries until it has run. A session that was lost took
-      // its locks with it; an unlock that fails or times out ends the session, which releases them.
-      if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => session.discard(client));
+      // same session after it (often in the same round trip), and another process retries until it has run. A
+      // session that was lost took its locks with it; an unlock that fails or times out ends the session,
+      // which releases them.
+      if (session.holds(client)) session.run(`select pg_advisory_unlock(hashtextextended(${pg.escapeLiteral(key)}, 0))`, 1, client).catch(() => {});
       releaseLocal();
     } };
   }
@@ -170,18 +231,9 @@ export class UserLocks {
     const text = [`select pg_try_advisory_lock(hashtextextended(${pg.escapeLiteral(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
     let pause = 1;
     for (;;) {
-      const client = await session.client();
-      let got: boolean;
-      let rows: unknown[][];
-      try {
-        const r = await client.query(text) as unknown as pg.QueryResult | pg.QueryResult[];
-        const results = Array.isArray(r) ? r : [r];
-        got = (results[0]?.rows[0] as { ok?: boolean } | undefined)?.ok === true;
-        rows = results.slice(1).map((x) => x.rows);
-      } catch (err) {
-        await session.discard(client);
-        throw new StorageUnavailable(err);
-      }
+      const { client, results } = await session.run(text, 1 + reads.length);
+      const got = (results[0]?.rows[0] as { ok?: boolean } | undefined)?.ok === true;
+      const rows = results.slice(1).map((x) => x.rows);
       if (got) return { client, rows };
       if (Date.now() >= deadline) throw new StorageUnavailable(new Error('another instance held this user\'s decision lock too long'));
       await sleep(pause);
