@@ -3,7 +3,6 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Decision, DecisionInput } from '../policy/decide.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import { historyRead } from '../tasks/history.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
@@ -24,7 +23,7 @@ import { applyOutcome, suspendHold } from '../tasks/behaviour.ts';
 import type { HoldTarget } from '../tasks/holds.ts';
 import type { HoldScope } from '../policy/compile.ts';
 import { decideRequest, strongestSignal, type DecisionRequest, type RequestDecision } from '../policy/request.ts';
-import { buildDecisionContext, type ExchangeContext } from './context.ts';
+import { buildDecisionContext, contextReads, type ExchangeContext } from './context.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, recorded, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
@@ -231,9 +230,9 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   };
   // A policy that reads history decides each user's requests one at a time, from reading the history
   // until this decision's record commits (lock order: user, then ledger head).
-  // The history is read in the round trip that takes the lock.
+  // The history and the standings are read in the round trip that takes the lock.
   const held = policy.usesHistory
-    ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, historyRead(policy, request).statements, db)
+    ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, contextReads(policy, request), db)
     : undefined;
   try {
     const built = await buildDecisionContext({ db, registry: deps.registry }, policy, request, held?.rows);

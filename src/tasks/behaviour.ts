@@ -4,15 +4,14 @@ import type { BehaviourOutcome, CompiledPolicy, CounterRule } from '../policy/co
 import { openReview, type ReviewBinding } from '../review/reviews.ts';
 import type { Db } from '../store/db.ts';
 import { resumeTaskIn } from './tasks.ts';
-import { downgrade, lift, suspend, type HoldTarget, type Standing } from './holds.ts';
+import { downgrade, lift, standingOf, suspend, type HoldTarget, type Standing } from './holds.ts';
 import { countAgentGrants } from '../tokens/grants.ts';
 import { revokeCascade, type RevocationTarget } from '../tokens/revoke.ts';
 
 export type TaskStatus = Standing;
 
 export async function taskStatus(db: Db, task: string): Promise<TaskStatus> {
-  const row = await db('tasks').where({ task }).first('status', 'review_id');
-  return row ? { status: row.status, review_id: row.review_id ?? null } : { status: 'active', review_id: null };
+  return standingOf(db, { per: 'task', task });
 }
 
 const revocationOf = (t: HoldTarget): RevocationTarget => (t.per === 'task' ? { task: t.task } : { client_id: t.client_id, user: t.user });
