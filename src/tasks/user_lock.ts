@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { isEmbedded, runStatements, type Db, type Statement } from '../store/db.ts';
 import { StorageUnavailable } from '../store/errors.ts';
+import { storableText } from '../validate/schema.ts';
 
 export interface UserLockOptions {
   /** PostgreSQL URL for the lock sessions; absent on the embedded database (one process, no one to exclude). */
@@ -145,11 +146,21 @@ export interface Held {
   release(): Promise<void>;
 }
 
+/**
+ * A quoted literal for the simple-query text. Text PostgreSQL refuses (NUL, a lone surrogate) would fail the
+ * whole round trip, other users' locks with it: it is refused here, for its caller alone (the exchange refuses
+ * such input long before, so this is an invariant, not a check of requests).
+ */
+function literal(v: string): string {
+  if (!storableText(v)) throw new Error('a user lock key or binding is not storable text');
+  return pg.escapeLiteral(v);
+}
+
 /** `sql` with each `?` replaced by its binding as a quoted literal, for the simple-query protocol (no parameters). */
 function inline(read: Statement): string {
   const parts = read.sql.split('?');
   if (parts.length !== read.bindings.length + 1) throw new Error('a locked read has as many ? as bindings');
-  return parts.reduce((acc, part, i) => acc + pg.escapeLiteral(read.bindings[i - 1]!) + part);
+  return parts.reduce((acc, part, i) => acc + literal(read.bindings[i - 1]!) + part);
 }
 
 function slotOf(key: string, n: number): number {
@@ -228,7 +239,7 @@ export class UserLocks {
   /** Takes the user's lock across processes with try-locks and a bounded, growing back-off. */
   async #lockAcross(session: LockSession, key: string, reads: Statement[]): Promise<{ client: pg.Client; rows: unknown[][] }> {
     const deadline = Date.now() + this.#waitMs;
-    const text = [`select pg_try_advisory_lock(hashtextextended(${pg.escapeLiteral(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
+    const text = [`select pg_try_advisory_lock(hashtextextended(${literal(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
     let pause = 1;
     for (;;) {
       const { client, results } = await session.run(text, 1 + reads.length);

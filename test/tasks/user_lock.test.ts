@@ -36,9 +36,9 @@ describe.skipIf(!onPostgres)('user decision locks after a failed lock query', ()
     try {
       await locks.acquire('user-a');
       expect(await heldElsewhere('user-a')).toBe(true);
-      // A lock query that fails on the server (a NUL is not valid text) while the session stays connected:
-      // the same path as a query_timeout, whose statement may still take the lock after the caller gave up.
-      await expect(locks.acquire('user-\0')).rejects.toBeInstanceOf(StorageUnavailable);
+      // A lock query that fails on the server while the session stays connected: the same path as a
+      // query_timeout, whose statement may still take the lock after the caller gave up.
+      await expect(locks.acquire('user-z', [{ sql: 'select 1 / 0', bindings: [] }])).rejects.toBeInstanceOf(StorageUnavailable);
       expect(await heldElsewhere('user-a')).toBe(false);
       // The next decision opens a new session.
       const { release } = await locks.acquire('user-b');
@@ -77,6 +77,27 @@ describe.skipIf(!onPostgres)('user decision locks after a failed lock query', ()
       expect(held.rows).toEqual([[{ v: hostile, j: [{ object: { id: hostile } }] }]]);
       await held.release();
       expect((await db.raw('select count(*)::int as n from lock_probe')).rows[0].n).toBe(1);
+    } finally {
+      await locks.close();
+    }
+  });
+
+  it('refuses text PostgreSQL cannot hold for its caller alone, before it can fail a round trip shared with others', async () => {
+    const locks = new UserLocks(db, { databaseUrl: database.env.DATABASE_URL, sessions: 1 });
+    try {
+      const [a, bad, badKey, c] = await Promise.allSettled([
+        locks.acquire('user-e', [{ sql: 'select ?::text as v', bindings: ['fine'] }]),
+        locks.acquire('user-f', [{ sql: 'select ?::text as v', bindings: ['nul \0 inside'] }]),
+        locks.acquire('user-\ud800'),
+        locks.acquire('user-g'),
+      ]);
+      expect(a.status === 'fulfilled' && a.value.rows).toEqual([[{ v: 'fine' }]]);
+      expect(bad.status === 'rejected' && !(bad.reason instanceof StorageUnavailable)).toBe(true);
+      expect(badKey.status).toBe('rejected');
+      expect(c.status).toBe('fulfilled');
+      // The others' locks are held: their session was not ended.
+      expect(await heldElsewhere('user-e')).toBe(true);
+      expect(await heldElsewhere('user-g')).toBe(true);
     } finally {
       await locks.close();
     }
