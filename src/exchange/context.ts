@@ -3,12 +3,11 @@ import type { BaselineFacts, DecisionInput, HistoryInput } from '../policy/decid
 import type { BuiltContext, DecisionRequest } from '../policy/request.ts';
 import { splitScope } from '../validate/common.ts';
 import type { RegistryCache } from '../registry/cache.ts';
-import type { Db } from '../store/db.ts';
-import { amountTotals, type AmountQuery } from '../tasks/amounts.ts';
+import { runStatements, type Db, type Statement } from '../store/db.ts';
 import { baselineGrants } from '../tasks/baseline.ts';
 import { taskStatus } from '../tasks/behaviour.ts';
-import { historyFacts, historyFromRows } from '../tasks/history.ts';
-import { agentStanding } from '../tasks/holds.ts';
+import { historyRead } from '../tasks/history.ts';
+import { agentStanding, standingFrom, standingRead } from '../tasks/holds.ts';
 import { ExchangeError } from './errors.ts';
 import { resolveTarget, scopeLimits, type Target } from './target.ts';
 
@@ -21,22 +20,11 @@ export interface ContextSources { db: Db; registry: RegistryCache }
 
 /**
  * The history facts the policy reads: grants and events per object, the task's counts, running totals.
- * `prefetched` are the rows of historyReads when the exchange read them in the round trip of its lock.
+ * `prefetched` are the rows of historyRead's statements when the exchange read them in the round trip of its lock.
  */
 async function history(db: Db, policy: CompiledPolicy, r: DecisionRequest, prefetched?: unknown[][]): Promise<HistoryInput> {
-  const facts: HistoryInput = prefetched
-    ? await historyFromRows(db, r.user, r.target, r.task, r.details, prefetched)
-    : await historyFacts(db, r.user, r.target, r.task, r.details);
-  if (policy.amountWindows.length) {
-    const queries: AmountQuery[] = [];
-    for (const d of r.details) {
-      const action = str(d.action);
-      const type = str(d.object?.type);
-      if (action && type) for (const within of policy.amountWindows) queries.push({ within, action, type });
-    }
-    facts.amountTotals = await amountTotals(db, r.user, r.target, queries, r.now);
-  }
-  return facts;
+  const read = historyRead(policy, r);
+  return read.facts(db, prefetched ?? await runStatements(db, read.statements));
 }
 
 /**
@@ -76,11 +64,25 @@ async function baseline({ db, registry }: ContextSources, policy: CompiledPolicy
 }
 
 /**
+ * The statements a decision under the user lock reads in the lock's round trip, in order: the task's standing
+ * (on a task hop), the agent's for this user, and the history the policy reads. Their rows go to
+ * buildDecisionContext as `prefetched`.
+ */
+export function contextReads(policy: CompiledPolicy, r: DecisionRequest): Statement[] {
+  return [
+    ...(r.task ? [standingRead({ per: 'task', task: r.task })] : []),
+    standingRead({ per: 'agent', client_id: r.client.client_id, user: r.user }),
+    ...(policy.usesHistory ? historyRead(policy, r).statements : []),
+  ];
+}
+
+/**
  * The one builder of a decision's input, for the exchange, `policies/simulate` and `policies/replay`
  * (which re-decides what this recorded): the target and its labels, the ceiling (subject ∩ client ∩
  * target scopes), the task's and the agent's standing, and, as the policy needs them, the history facts
  * and the agent's baselines. A request beyond the ceiling or for an unknown target is refused before
- * any decision. The caller holds the user's decision lock when the policy reads history.
+ * any decision. The caller holds the user's decision lock when the policy reads history, and then hands in
+ * `prefetched`, the rows of contextReads' statements read in the lock's round trip.
  */
 export async function buildDecisionContext(
   sources: ContextSources, policy: CompiledPolicy, r: DecisionRequest, prefetched?: unknown[][],
@@ -101,10 +103,12 @@ export async function buildDecisionContext(
   if (beyond.length) {
     return { ok: false, error: 'invalid_scope', description: scopeLimits(beyond, subjectScopes, clientScopes, targetScopes, r.client.client_id, r.target) };
   }
+  // The rows of contextReads when the user lock read them in its round trip; otherwise read here.
+  const n = r.task ? 2 : 1;
   const [task, agent, facts, base] = await Promise.all([
-    r.task ? taskStatus(db, r.task) : undefined,
-    agentStanding(db, r.client.client_id, r.user),
-    policy.usesHistory ? history(db, policy, r, prefetched) : undefined,
+    r.task ? (prefetched ? standingFrom(prefetched[0]!) : taskStatus(db, r.task)) : undefined,
+    prefetched ? standingFrom(prefetched[n - 1]!) : agentStanding(db, r.client.client_id, r.user),
+    policy.usesHistory ? history(db, policy, r, prefetched && prefetched.slice(n)) : undefined,
     policy.baselines.length && target.kind === 'resource' ? baseline(sources, policy, r) : undefined,
   ]);
   const input: DecisionInput = {

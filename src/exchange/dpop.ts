@@ -3,6 +3,9 @@ import type { Db } from '../store/db.ts';
 import { rethrowAsStorageFailure } from '../store/errors.ts';
 import { ExchangeError } from './errors.ts';
 
+/** The tables src/exchange owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['dpop_proofs'] as const;
+
 export interface SenderDeps {
   db: Db;
   /** The token endpoint's URL, which a proof's `htu` must name. */

@@ -3,7 +3,6 @@ import type { Config } from '../config/index.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import type { Decision, DecisionInput } from '../policy/decide.ts';
 import type { CompiledPolicy } from '../policy/compile.ts';
-import { historyReads } from '../tasks/history.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
@@ -23,8 +22,8 @@ import { applyCounters, redeemReview, reviewState, suspendIfBehaviourRule, type 
 import { applyOutcome, suspendHold } from '../tasks/behaviour.ts';
 import type { HoldTarget } from '../tasks/holds.ts';
 import type { HoldScope } from '../policy/compile.ts';
-import { decideRequest, strongestSignal, type RequestDecision } from '../policy/request.ts';
-import { buildDecisionContext, type ExchangeContext } from './context.ts';
+import { decideRequest, strongestSignal, type DecisionRequest, type RequestDecision } from '../policy/request.ts';
+import { buildDecisionContext, contextReads, type ExchangeContext } from './context.ts';
 import { parseExchange, type ExchangeRequest } from './parse.ts';
 import { recordDenial, recordGrant, recorded, type DecisionRecord } from './record.ts';
 import { authenticateSubject, type Act, type Subject } from './subject.ts';
@@ -220,22 +219,23 @@ export async function runExchange(deps: ExchangeDeps, call: ExchangeCall): Promi
   } catch {
     throw new ExchangeError('temporarily_unavailable', 'no valid policy is loaded; nothing can be decided', {}, 503);
   }
+  // The same builder as policies/simulate: the target, the ceiling, the task's and agent's standing, history, baselines.
+  // An attempt that leaves its task is decided against everything the target offers this client.
+  const request: DecisionRequest = {
+    client, user: subject.user, ...(outOfTask ? {} : { subjectScopes: subject.scopes }), target: req.target, ...(req.scope ? { requestedScopes: req.scope } : {}),
+    details, delegated: depth(act) > 1, sourceIp: call.sourceIp, now: new Date(), inTask,
+    ...(subject.task?.purpose ? { purpose: subject.task.purpose } : {}),
+    ...(config.environment ? { environment: config.environment } : {}),
+    ...(subject.parent ? { task: subject.parent.task } : {}), ...(req.reviewId ? { reviewId: req.reviewId } : {}),
+  };
   // A policy that reads history decides each user's requests one at a time, from reading the history
   // until this decision's record commits (lock order: user, then ledger head).
-  // The history is read in the round trip that takes the lock.
+  // The history and the standings are read in the round trip that takes the lock.
   const held = policy.usesHistory
-    ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, historyReads(subject.user, req.target, subject.parent?.task, details), db)
+    ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, contextReads(policy, request), db)
     : undefined;
   try {
-    // The same builder as policies/simulate: the target, the ceiling, the task's and agent's standing, history, baselines.
-    // An attempt that leaves its task is decided against everything the target offers this client.
-    const built = await buildDecisionContext({ db, registry: deps.registry }, policy, {
-      client, user: subject.user, ...(outOfTask ? {} : { subjectScopes: subject.scopes }), target: req.target, ...(req.scope ? { requestedScopes: req.scope } : {}),
-      details, delegated: depth(act) > 1, sourceIp: call.sourceIp, now: new Date(), inTask,
-      ...(subject.task?.purpose ? { purpose: subject.task.purpose } : {}),
-      ...(config.environment ? { environment: config.environment } : {}),
-      ...(subject.parent ? { task: subject.parent.task } : {}), ...(req.reviewId ? { reviewId: req.reviewId } : {}),
-    }, held?.rows);
+    const built = await buildDecisionContext({ db, registry: deps.registry }, policy, request, held?.rows);
     if (!built.ok) return denyCounted(outOfTask ?? (built.error === 'invalid_scope' ? invalidScope(built.description) : invalidTarget(built.description)));
     return await decideMintRecord(deps, { policy, built, req, client, subject, act, task, record, deny, outOfTask });
   } finally {

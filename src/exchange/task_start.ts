@@ -1,6 +1,6 @@
 import type { Decision, DecisionInput } from '../policy/decide.ts';
-import { decideRequest } from '../policy/request.ts';
-import { buildDecisionContext } from './context.ts';
+import { decideRequest, type DecisionRequest } from '../policy/request.ts';
+import { buildDecisionContext, contextReads } from './context.ts';
 import { ParentNotLive } from '../ledger/writer.ts';
 import { splitScope } from '../validate/common.ts';
 import { extendTask, getTask, insertTask } from '../tasks/tasks.ts';
@@ -78,20 +78,24 @@ export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<Excha
   } catch {
     throw new ExchangeError('temporarily_unavailable', 'no valid policy is loaded; nothing can be decided', {}, 503);
   }
-  // Held for the whole decision, as a tool call's is; the history of each resource is read under it.
-  const held = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, [], db) : undefined;
+  const now = new Date();
+  // The same builder as every exchange, simulate and replay: standings, history and baselines included.
+  const requests: DecisionRequest[] = targets.map((t, i) => ({
+    client, user: subject.user, subjectScopes: subject.scopes, target: t.identifier,
+    ...(req.scope ? { requestedScopes: asked[i]! } : {}),
+    details: req.details, delegated: s.act.act !== undefined, sourceIp: s.sourceIp, now, request: 'task', inTask: false,
+    ...(config.environment ? { environment: config.environment } : {}),
+  }));
+  // Held for the whole decision, as a tool call's is; each resource's history and the standings are read in
+  // the round trip that takes it.
+  const reads = policy.usesHistory ? requests.map((r) => contextReads(policy, r)) : [];
+  const held = policy.usesHistory ? await deps.userLocks.acquire(`${subject.user.issuer}|${subject.user.sub}`, reads.flat(), db) : undefined;
   try {
-    const now = new Date();
     const inputs: DecisionInput[] = [];
     const pairs: Pair[] = [];
+    let at = 0;
     for (const [i, t] of targets.entries()) {
-      // The same builder as every exchange, simulate and replay: standings, history and baselines included.
-      const built = await buildDecisionContext({ db, registry: deps.registry }, policy, {
-        client, user: subject.user, subjectScopes: subject.scopes, target: t.identifier,
-        ...(req.scope ? { requestedScopes: asked[i]! } : {}),
-        details: req.details, delegated: s.act.act !== undefined, sourceIp: s.sourceIp, now, request: 'task', inTask: false,
-        ...(config.environment ? { environment: config.environment } : {}),
-      });
+      const built = await buildDecisionContext({ db, registry: deps.registry }, policy, requests[i]!, held ? held.rows.slice(at, (at += reads[i]!.length)) : undefined);
       if (!built.ok) return deny(built.error === 'invalid_scope' ? invalidScope(built.description) : invalidTarget(built.description));
       const input = built.input;
       inputs.push(input);

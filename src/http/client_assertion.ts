@@ -3,6 +3,7 @@ import { errors, type KoaContextWithOIDC } from 'oidc-provider';
 import { isSoleAudience } from '../jwt/audience.ts';
 import { lifetimeTooLong, nowSeconds, timeClaimProblem } from '../../packages/resource/src/protocol/time.ts';
 import type { Db } from '../store/db.ts';
+import { recordOnce } from '../store/oidc_adapter.ts';
 
 export interface AssertionRules {
   db: Db;
@@ -51,12 +52,7 @@ export function clientAssertionRules(rules: AssertionRules) {
     // longer be accepted; a record past that time may be taken over.
     const id = createHash('sha256').update(JSON.stringify([iss, jti])).digest('base64url');
     const expiresAt = new Date((exp + rules.clockSkew) * 1000);
-    const fresh = await rules.db('oidc_payloads')
-      .insert({ model: MODEL, id, payload: JSON.stringify({ iss }), expires_at: expiresAt })
-      .onConflict(['model', 'id']).merge(['payload', 'expires_at'])
-      .where('oidc_payloads.expires_at', '<=', new Date())
-      .returning('id');
-    if (fresh.length === 0) throw refuse('client assertion has been used before (jti replayed); make a new one for every request');
+    if (!await recordOnce(rules.db, MODEL, id, { iss }, expiresAt)) throw refuse('client assertion has been used before (jti replayed); make a new one for every request');
   };
 }
 

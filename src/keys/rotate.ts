@@ -6,6 +6,9 @@ import { notify } from '../store/notify.ts';
 import { generateSigningKey } from './generate.ts';
 import { sealContext } from './keyring.ts';
 
+/** The tables src/keys owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['signing_keys'] as const;
+
 export const KEYS_CHANNEL = 'intentgate_keys';
 // Serialises key creation across processes sharing one database.
 const KEYS_LOCK = 0x1a7e_0001;

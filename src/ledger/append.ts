@@ -2,6 +2,9 @@ import type { Db } from '../store/db.ts';
 import type { LedgerInput } from './entry.ts';
 import { seal } from './entry.ts';
 
+/** The tables src/ledger owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['ledger_entries', 'ledger_head', 'ledger_personal'] as const;
+
 export type { LedgerInput };
 
 /**

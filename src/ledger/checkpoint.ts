@@ -6,6 +6,9 @@ import { canonicalBytes } from './canonical.ts';
 import type { LedgerKey } from './key.ts';
 import { MerkleAccumulator } from './merkle.ts';
 
+/** The tables src/ledger owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['ledger_checkpoints'] as const;
+
 const CHECKPOINT_LOCK = 0x1a7e_0004;
 export const CHECKPOINT_TYP = 'intentgate-checkpoint+jws';
 const PAGE = 10_000;

@@ -1,4 +1,4 @@
-import type { Db } from '../store/db.ts';
+import type { Db, Statement } from '../store/db.ts';
 import { sha256Hex } from './hash.ts';
 import { ValidationError } from '../validate/schema.ts';
 
@@ -137,4 +137,26 @@ export async function entriesAfter(db: Db, kinds: string[], after: number, limit
   const q = db('ledger_entries').whereIn('kind', kinds).where('seq', '>', after);
   if (since) q.where('at', '>=', since);
   return decodeRows(db, await q.orderBy('seq', 'asc').limit(limit).select('seq', 'payload', 'leaf_hash', 'chain_hash'));
+}
+
+/** The events a resource server (`actor`) reported about one user's sub: rows for decodeRows. */
+export function resourceEvents(subject: string, actor: string): Statement {
+  return { sql: "select seq, payload, leaf_hash, chain_hash from ledger_entries where kind = 'resource.event' and subject = ? and actor = ?", bindings: [subject, actor] };
+}
+
+// Reviews opened for a request that asked for a review are not refusals of the agent's behaviour.
+const NOT_PENDING = `coalesce(convert_from(payload, 'UTF8')::jsonb #>> '{body,error}', '') <> 'authorization_pending'`;
+
+/**
+ * How many exchange decisions (`granted` or `denied`) since `since`: of a task, or of one agent for one user
+ * (issuer + sub). Refusals that only asked for a person's review (authorization_pending) do not count.
+ */
+export async function countDecisions(db: Db, of: { task: string } | { client_id: string; user: { issuer: string; sub: string } }, decision: 'granted' | 'denied', since: Date): Promise<number> {
+  const q = db('ledger_entries').where({ kind: `exchange.${decision}` }).where('at', '>=', since);
+  if ('task' in of) q.where({ task: of.task });
+  // The ledger's columns index the user's sub; the issuer is read from the sealed payload.
+  else q.where({ client_id: of.client_id, subject: of.user.sub }).whereRaw(`convert_from(payload, 'UTF8')::jsonb #>> '{body,user,issuer}' = ?`, [of.user.issuer]);
+  if (decision === 'denied') q.whereRaw(NOT_PENDING);
+  const row = await q.count({ n: '*' }).first();
+  return Number(row?.n ?? 0);
 }

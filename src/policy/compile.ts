@@ -67,6 +67,11 @@ export interface CompiledPolicy {
   readonly version: string;
   /** Some rule reads history: decisions must then be serialised per user (see tasks/user_lock.ts). */
   readonly usesHistory: boolean;
+  /**
+   * The history facts some rule reads (`user_object_actions`, `task_action_count`; `amount_total` is
+   * amountWindows): a decision reads, and records, only these.
+   */
+  readonly historyNeeds: Readonly<{ objectActions: boolean; taskCounts: boolean }>;
   /** Counters over recorded decisions (repeated denials, volume), per task or per (agent, user), and their outcomes. */
   readonly behaviour: ReadonlyArray<CounterRule>;
   /** Baseline drift checks: per agent and purpose, what it was granted over a window. */
@@ -140,6 +145,10 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
     for (const s of subjects) for (const r of ability.rulesFor(effect, s)) void r.ast;
   }
   const usesHistory = doc.rules.some((r) => r.when?.history !== undefined);
+  const historyNeeds = Object.freeze({
+    objectActions: doc.rules.some((r) => r.when?.history?.user_object_actions !== undefined),
+    taskCounts: doc.rules.some((r) => r.when?.history?.task_action_count !== undefined),
+  });
   const behaviour: CounterRule[] = [];
   const baselines: BaselineRule[] = [];
   for (const b of doc.behaviour ?? []) {
@@ -152,5 +161,5 @@ export function compilePolicy(doc: PolicyDocument, version: string): CompiledPol
     behaviour.push({ id: b.id, counts: b.repeated_denials ? 'denied' : 'granted', count: c.count, within: c.within, outcome: b.outcome, per });
   }
   const amountWindows = [...new Set(doc.rules.flatMap((r) => (r.when?.history?.amount_total !== undefined ? [r.when.history.within as number] : [])))];
-  return Object.freeze({ version, usesHistory, behaviour, baselines, amountWindows, defaultTtl: doc.default_ttl, taskTtl: doc.task_ttl ?? DEFAULT_TASK_TTL, ability, rules });
+  return Object.freeze({ version, usesHistory, historyNeeds, behaviour, baselines, amountWindows, defaultTtl: doc.default_ttl, taskTtl: doc.task_ttl ?? DEFAULT_TASK_TTL, ability, rules });
 }

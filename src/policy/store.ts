@@ -5,6 +5,9 @@ import { notify } from '../store/notify.ts';
 import { compilePolicy, type CompiledPolicy } from './compile.ts';
 import { parsePolicyDocument } from './document.ts';
 
+/** The tables src/policy owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['policies'] as const;
+
 export const POLICY_CHANNEL = 'intentgate_policy';
 const POLICY_LOCK = 0x1a7e_0003;
 

@@ -5,6 +5,9 @@ import { iso } from '../validate/common.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
+/** The tables src/registry owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['admins'] as const;
+
 /**
  * `admin`: everything. `reviewer`: the review queue (read, approve, deny) and every read. `auditor`: reads only.
  * Only an `admin` manages credentials.

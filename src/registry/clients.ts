@@ -8,6 +8,9 @@ import { checkPublicJwks, jwksSchema, type PublicJwks } from './jwks.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
+/** The tables src/registry owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['clients'] as const;
+
 export const GRANT_CLIENT_CREDENTIALS = 'client_credentials';
 export const GRANT_TOKEN_EXCHANGE_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const SUPPORTED_GRANT_TYPES = [GRANT_CLIENT_CREDENTIALS, GRANT_TOKEN_EXCHANGE_TYPE] as const;

@@ -6,6 +6,9 @@ import { checkPublicJwks, jwksSchema, type PublicJwks } from './jwks.ts';
 import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
+/** The tables src/registry owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['issuers'] as const;
+
 // Asymmetric algorithms only: a shared secret with an outside issuer would let either side mint tokens.
 export const ISSUER_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 

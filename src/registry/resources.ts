@@ -5,6 +5,9 @@ import { checkAbsoluteUri, isUniqueViolation, iso, SCOPE_TOKEN } from '../valida
 import { paginate, type Page, type PageParams } from './pagination.ts';
 import { check, compileSchema, ValidationError } from '../validate/schema.ts';
 
+/** The tables src/registry owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['resources'] as const;
+
 export type Sensitivity = 'public' | 'internal' | 'confidential' | 'restricted';
 export interface ResourceScope { name: string; sensitivity: Sensitivity; operation: 'read' | 'write' }
 export interface Resource {

@@ -6,6 +6,9 @@ import { ValidationError } from '../validate/schema.ts';
 import type { Db } from '../store/db.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 
+/** The tables src/review owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['reviews'] as const;
+
 /** Seconds an agent waits between polls of a pending review (`interval`). */
 export const REVIEW_INTERVAL = 5;
 /** How long a request may wait for a person, and how long an approval stays usable. */

@@ -9,6 +9,19 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
 
 export type Db = Knex;
 
+/**
+ * One SQL statement, knex-style (`?` placeholders), with text bindings: what a table's owner hands out when
+ * the caller runs several owners' reads in one round trip (the user lock, src/tasks/user_lock.ts).
+ */
+export interface Statement { sql: string; bindings: string[] }
+
+/** Runs statements one after another on `db`: the rows of each, in order. */
+export async function runStatements(db: Db, statements: Statement[]): Promise<unknown[][]> {
+  const rows: unknown[][] = [];
+  for (const s of statements) rows.push(((await db.raw(s.sql, s.bindings)) as { rows: unknown[] }).rows);
+  return rows;
+}
+
 export interface DbOptions {
   databaseUrl: string | undefined;
   dataDir: string;

@@ -2,6 +2,9 @@ import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Db } from './db.ts';
 import { rethrowAsStorageFailure } from './errors.ts';
 
+/** The tables src/store owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['oidc_payloads'] as const;
+
 export type ClientLookup = (clientId: string) => Promise<Record<string, unknown> | undefined>;
 
 /** Runs a storage call, turning "the database is not there" into StorageUnavailable for the edge to map. */
@@ -73,6 +76,19 @@ export function createOidcAdapter(db: Db, lookupClient: ClientLookup): new (mode
       return row.consumed_at ? { ...payload, consumed: Math.floor(new Date(row.consumed_at).getTime() / 1000) } : payload;
     }
   };
+}
+
+/**
+ * Records (model, id) until `expiresAt`, once, atomically across every process sharing the database: false
+ * when a record of it is still unexpired (a replay). An expired record is taken over.
+ */
+export async function recordOnce(db: Db, model: string, id: string, payload: Record<string, unknown>, expiresAt: Date): Promise<boolean> {
+  const fresh = await db('oidc_payloads')
+    .insert({ model, id, payload: JSON.stringify(payload), expires_at: expiresAt })
+    .onConflict(['model', 'id']).merge(['payload', 'expires_at'])
+    .where('oidc_payloads.expires_at', '<=', new Date())
+    .returning('id');
+  return fresh.length > 0;
 }
 
 /** Deletes expired rows; run periodically. Returns how many went. */

@@ -1,4 +1,5 @@
 import type { Db } from '../store/db.ts';
+import { grantsForPurpose } from '../tokens/grants.ts';
 
 /** One agent's grants for one purpose over a window, by audience and granted scope string, with how many. */
 export type BaselineGrants = Array<{ audience: string; scopes: string[]; grants: number }>;
@@ -10,14 +11,6 @@ export type BaselineGrants = Array<{ audience: string; scopes: string[]; grants:
  * about a resource and the caller drops them.
  */
 export async function baselineGrants(db: Db, clientId: string, purpose: string, within: number, now: Date): Promise<BaselineGrants> {
-  const since = new Date(now.getTime() - within * 1000);
-  const rows: Array<{ audience: string; scope: string; n: number | string }> = await db('issued_tokens')
-    .where({ client_id: clientId })
-    .where('issued_at', '>=', since)
-    .where('issued_at', '<', now)
-    .whereRaw('authorization_details @> ?::jsonb', [JSON.stringify([{ purpose }])])
-    .groupBy('audience', 'scope')
-    .select('audience', 'scope')
-    .count({ n: '*' });
-  return rows.map((r) => ({ audience: r.audience, scopes: r.scope.split(' ').filter(Boolean), grants: Number(r.n) }));
+  const rows = await grantsForPurpose(db, clientId, purpose, new Date(now.getTime() - within * 1000), now);
+  return rows.map((r) => ({ audience: r.audience, scopes: r.scope.split(' ').filter(Boolean), grants: r.n }));
 }

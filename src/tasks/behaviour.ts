@@ -1,16 +1,17 @@
 import { appendEntry } from '../ledger/append.ts';
+import { countDecisions } from '../ledger/query.ts';
 import type { BehaviourOutcome, CompiledPolicy, CounterRule } from '../policy/compile.ts';
 import { openReview, type ReviewBinding } from '../review/reviews.ts';
 import type { Db } from '../store/db.ts';
 import { resumeTaskIn } from './tasks.ts';
-import { downgrade, lift, suspend, type HoldTarget, type Standing } from './holds.ts';
+import { downgrade, lift, standingOf, suspend, type HoldTarget, type Standing } from './holds.ts';
+import { countAgentGrants } from '../tokens/grants.ts';
 import { revokeCascade, type RevocationTarget } from '../tokens/revoke.ts';
 
 export type TaskStatus = Standing;
 
 export async function taskStatus(db: Db, task: string): Promise<TaskStatus> {
-  const row = await db('tasks').where({ task }).first('status', 'review_id');
-  return row ? { status: row.status, review_id: row.review_id ?? null } : { status: 'active', review_id: null };
+  return standingOf(db, { per: 'task', task });
 }
 
 const revocationOf = (t: HoldTarget): RevocationTarget => (t.per === 'task' ? { task: t.task } : { client_id: t.client_id, user: t.user });
@@ -61,25 +62,13 @@ export async function applyOutcome(db: Db, t: HoldTarget, standing: Standing, ou
   await downgrade(db, t, rule, evidence, reviewId);
 }
 
-// Reviews opened for a request that asked for a review are not refusals of the agent's behaviour.
-const NOT_PENDING = `coalesce(convert_from(payload, 'UTF8')::jsonb #>> '{body,error}', '') <> 'authorization_pending'`;
-
 /** How many decisions of one kind the counter's target had within its window. */
 async function countFor(db: Db, rule: CounterRule, at: { task: string; client_id: string; user: { issuer: string; sub: string } }): Promise<number> {
   const since = new Date(Date.now() - rule.within * 1000);
-  let q;
-  if (rule.per === 'task') {
-    q = db('ledger_entries').where({ task: at.task, kind: rule.counts === 'denied' ? 'exchange.denied' : 'exchange.granted' }).where('at', '>=', since);
-    if (rule.counts === 'denied') q.whereRaw(NOT_PENDING);
-  } else if (rule.counts === 'denied') {
-    // The ledger's columns index the user's sub; the issuer is read from the sealed payload.
-    q = db('ledger_entries').where({ client_id: at.client_id, subject: at.user.sub, kind: 'exchange.denied' }).where('at', '>=', since)
-      .whereRaw(`convert_from(payload, 'UTF8')::jsonb #>> '{body,user,issuer}' = ?`, [at.user.issuer]).whereRaw(NOT_PENDING);
-  } else {
-    q = db('issued_tokens').where({ client_id: at.client_id, subject_issuer: at.user.issuer, subject: at.user.sub }).where('issued_at', '>=', since);
-  }
-  const row = await q.count({ n: '*' }).first();
-  return Number(row?.n ?? 0);
+  if (rule.per === 'task') return countDecisions(db, { task: at.task }, rule.counts, since);
+  // An agent's grants for a user are its issued tokens (a task token included); its refusals are ledger entries.
+  if (rule.counts === 'denied') return countDecisions(db, { client_id: at.client_id, user: at.user }, 'denied', since);
+  return countAgentGrants(db, at.client_id, at.user, since);
 }
 
 /**

@@ -1,5 +1,8 @@
 import { appendEntry } from '../ledger/append.ts';
-import type { Db } from '../store/db.ts';
+import { runStatements, type Db, type Statement } from '../store/db.ts';
+
+/** The tables src/tasks owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['agent_holds'] as const;
 
 export type Standing = { status: 'active' | 'suspended' | 'downgraded'; review_id: string | null };
 
@@ -13,10 +16,29 @@ export type HoldTarget =
 
 const agentKey = (t: Extract<HoldTarget, { per: 'agent' }>) => ({ client_id: t.client_id, subject_issuer: t.user.issuer, subject: t.user.sub });
 
+/**
+ * The statement that reads a standing: a task's (`tasks`) or an agent's for one user (`agent_holds`); its rows
+ * go to standingFrom. A statement, so a decision under the user lock reads it in the lock's round trip.
+ */
+export function standingRead(t: HoldTarget): Statement {
+  return t.per === 'task'
+    ? { sql: 'select status, review_id from tasks where task = ?', bindings: [t.task] }
+    : { sql: 'select status, review_id from agent_holds where client_id = ? and subject_issuer = ? and subject = ?', bindings: [t.client_id, t.user.issuer, t.user.sub] };
+}
+
+/** The standing from standingRead's rows (no row: active). */
+export function standingFrom(rows: unknown[]): Standing {
+  const row = rows[0] as { status: Standing['status']; review_id: string | null } | undefined;
+  return row ? { status: row.status, review_id: row.review_id ?? null } : { status: 'active', review_id: null };
+}
+
+export async function standingOf(db: Db, t: HoldTarget): Promise<Standing> {
+  return standingFrom((await runStatements(db, [standingRead(t)]))[0]!);
+}
+
 /** The agent's standing for this user (`agent_holds`; no row: active). */
 export async function agentStanding(db: Db, client_id: string, user: { issuer: string; sub: string }): Promise<Standing> {
-  const row = await db('agent_holds').where(agentKey({ per: 'agent', client_id, user })).first('status', 'review_id');
-  return row ? { status: row.status, review_id: row.review_id ?? null } : { status: 'active', review_id: null };
+  return standingOf(db, { per: 'agent', client_id, user });
 }
 
 async function current(trx: Db, t: HoldTarget): Promise<{ status: string; review_id: string | null } | undefined> {

@@ -9,6 +9,9 @@ import { isLive } from '../tokens/live.ts';
 import { taskHasTokens, tokensOfTask } from '../tokens/issued.ts';
 import { releaseTaskToken, revokeCascadeIn } from '../tokens/revoke.ts';
 
+/** The tables src/tasks owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['tasks'] as const;
+
 /**
  * The `tasks` table: one row per task started with a task token (who, for whom, why, its ceiling and
  * lifetime), and the state behaviour rules and admins set on a task (`active`, `suspended`, `downgraded`,

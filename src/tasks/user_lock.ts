@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Db } from '../store/db.ts';
-import { isEmbedded } from '../store/db.ts';
+import { isEmbedded, runStatements, type Db, type Statement } from '../store/db.ts';
 import { StorageUnavailable } from '../store/errors.ts';
+import { storableText } from '../validate/schema.ts';
 
 export interface UserLockOptions {
   /** PostgreSQL URL for the lock sessions; absent on the embedded database (one process, no one to exclude). */
@@ -17,15 +17,32 @@ const DEFAULT_SESSIONS = 2;
 const DEFAULT_WAIT_MS = 5000;
 const DISCARD_WAIT_MS = 2000;
 
+// The most queued jobs sent in one round trip.
+const MAX_BATCH = 64;
+
+interface Job {
+  /** One or more statements, `;`-separated, and how many. */
+  text: string;
+  statements: number;
+  /** Only on this connection (an unlock: its lock lived there); skipped if the session has been replaced. */
+  only?: pg.Client;
+  resolve(r: { client: pg.Client; results: pg.QueryResult[] }): void;
+  reject(err: unknown): void;
+}
+
 /**
  * One dedicated PostgreSQL session (not from the request pool) on which many users' advisory locks are held
  * at once. Only non-blocking try-locks run on it, so one held lock never stops another user's lock or unlock.
+ * One query is in flight at a time (pg 9 refuses more): what callers queue meanwhile goes in the next round
+ * trip together, as one simple-query message of several statements, which PostgreSQL runs in order.
  */
 class LockSession {
   readonly #url: string;
   #client: pg.Client | undefined;
   #connecting: Promise<pg.Client> | undefined;
   #closed = false;
+  #queue: Job[] = [];
+  #draining = false;
 
   constructor(url: string) {
     this.#url = url;
@@ -54,6 +71,51 @@ class LockSession {
   }
 
   /**
+   * Runs `text` (`statements` statements) after everything queued before it, on the session's connection:
+   * that connection and each statement's result. A failure fails every job of its round trip and ends the
+   * connection (see discard).
+   */
+  run(text: string, statements: number, only?: pg.Client): Promise<{ client: pg.Client; results: pg.QueryResult[] }> {
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ text, statements, ...(only ? { only } : {}), resolve, reject });
+      if (!this.#draining) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#draining = true;
+    while (this.#queue.length) {
+      let client: pg.Client;
+      try {
+        client = await this.client();
+      } catch (err) {
+        for (const j of this.#queue.splice(0)) j.reject(err);
+        break;
+      }
+      const batch: Job[] = [];
+      for (const j of this.#queue.splice(0, MAX_BATCH)) {
+        // An unlock for a connection that is gone: its locks went with it.
+        if (j.only && j.only !== client) j.resolve({ client: j.only, results: [] });
+        else batch.push(j);
+      }
+      if (batch.length === 0) continue;
+      let results: pg.QueryResult[];
+      try {
+        const r = await client.query(batch.map((j) => j.text).join(';\n')) as unknown as pg.QueryResult | pg.QueryResult[];
+        results = Array.isArray(r) ? r : [r];
+        if (results.length !== batch.reduce((n, j) => n + j.statements, 0)) throw new Error('a lock round trip answered a different number of statements than it sent');
+      } catch (err) {
+        await this.discard(client);
+        for (const j of batch) j.reject(new StorageUnavailable(err));
+        continue;
+      }
+      let at = 0;
+      for (const j of batch) j.resolve({ client, results: results.slice(at, (at += j.statements)) });
+    }
+    this.#draining = false;
+  }
+
+  /**
    * Ends `c` and forgets it, when a lock query on it failed or timed out. pg's query_timeout only stops the
    * wait: the statement still runs on the server and may take the lock after we answered, and session locks
    * are re-entrant, so a lock taken then would never be released. Ending the session releases every lock it
@@ -78,20 +140,27 @@ class LockSession {
   }
 }
 
-/** A read to run once the lock is held: knex-style SQL (`?` placeholders) and its text bindings. */
-export interface LockedRead { sql: string; bindings: string[] }
-
 export interface Held {
   /** The rows of each read, in order. */
   rows: unknown[][];
   release(): Promise<void>;
 }
 
+/**
+ * A quoted literal for the simple-query text. Text PostgreSQL refuses (NUL, a lone surrogate) would fail the
+ * whole round trip, other users' locks with it: it is refused here, for its caller alone (the exchange refuses
+ * such input long before, so this is an invariant, not a check of requests).
+ */
+function literal(v: string): string {
+  if (!storableText(v)) throw new Error('a user lock key or binding is not storable text');
+  return pg.escapeLiteral(v);
+}
+
 /** `sql` with each `?` replaced by its binding as a quoted literal, for the simple-query protocol (no parameters). */
-function inline(read: LockedRead): string {
+function inline(read: Statement): string {
   const parts = read.sql.split('?');
   if (parts.length !== read.bindings.length + 1) throw new Error('a locked read has as many ? as bindings');
-  return parts.reduce((acc, part, i) => acc + pg.escapeLiteral(read.bindings[i - 1]!) + part);
+  return parts.reduce((acc, part, i) => acc + literal(read.bindings[i - 1]!) + part);
 }
 
 function slotOf(key: string, n: number): number {
@@ -127,7 +196,7 @@ export class UserLocks {
    * order, each on a snapshot of its own (READ COMMITTED), so every read sees what committed before the lock
    * was taken. Reads that ran without the lock (another process held it) are thrown away and retried with it.
    */
-  async acquire(key: string, reads: LockedRead[] = [], db?: Db): Promise<Held> {
+  async acquire(key: string, reads: Statement[] = [], db?: Db): Promise<Held> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     let done!: () => void;
     const mine = new Promise<void>((r) => { done = r; });
@@ -140,8 +209,7 @@ export class UserLocks {
     };
     if (this.#embedded) {
       try {
-        const rows = [];
-        for (const r of reads) rows.push(((await db!.raw(r.sql, r.bindings)) as { rows: unknown[] }).rows);
+        const rows = await runStatements(db!, reads);
         return { rows, release: async () => releaseLocal() };
       } catch (err) {
         releaseLocal();
@@ -160,31 +228,23 @@ export class UserLocks {
     }
     return { rows, release: async () => {
       // The unlock is queued on the session, not awaited: this process's next try-lock for the user runs on the
-      // same session after it, and another process retries until it has run. A session that was lost took
-      // its locks with it; an unlock that fails or times out ends the session, which releases them.
-      if (session.holds(client)) client.query('select pg_advisory_unlock(hashtextextended($1, 0))', [key]).catch(() => session.discard(client));
+      // same session after it (often in the same round trip), and another process retries until it has run. A
+      // session that was lost took its locks with it; an unlock that fails or times out ends the session,
+      // which releases them.
+      if (session.holds(client)) session.run(`select pg_advisory_unlock(hashtextextended(${pg.escapeLiteral(key)}, 0))`, 1, client).catch(() => {});
       releaseLocal();
     } };
   }
 
   /** Takes the user's lock across processes with try-locks and a bounded, growing back-off. */
-  async #lockAcross(session: LockSession, key: string, reads: LockedRead[]): Promise<{ client: pg.Client; rows: unknown[][] }> {
+  async #lockAcross(session: LockSession, key: string, reads: Statement[]): Promise<{ client: pg.Client; rows: unknown[][] }> {
     const deadline = Date.now() + this.#waitMs;
-    const text = [`select pg_try_advisory_lock(hashtextextended(${pg.escapeLiteral(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
+    const text = [`select pg_try_advisory_lock(hashtextextended(${literal(key)}, 0)) as ok`, ...reads.map(inline)].join(';\n');
     let pause = 1;
     for (;;) {
-      const client = await session.client();
-      let got: boolean;
-      let rows: unknown[][];
-      try {
-        const r = await client.query(text) as unknown as pg.QueryResult | pg.QueryResult[];
-        const results = Array.isArray(r) ? r : [r];
-        got = (results[0]?.rows[0] as { ok?: boolean } | undefined)?.ok === true;
-        rows = results.slice(1).map((x) => x.rows);
-      } catch (err) {
-        await session.discard(client);
-        throw new StorageUnavailable(err);
-      }
+      const { client, results } = await session.run(text, 1 + reads.length);
+      const got = (results[0]?.rows[0] as { ok?: boolean } | undefined)?.ok === true;
+      const rows = results.slice(1).map((x) => x.rows);
       if (got) return { client, rows };
       if (Date.now() >= deadline) throw new StorageUnavailable(new Error('another instance held this user\'s decision lock too long'));
       await sleep(pause);

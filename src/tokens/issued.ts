@@ -1,5 +1,8 @@
 import type { Db } from '../store/db.ts';
 
+/** The tables src/tokens owns: no other folder queries them (test/foundation/table_owners.test.ts). */
+export const OWNED_TABLES = ['issued_tokens'] as const;
+
 export interface IssuedToken {
   jti: string;
   client_id: string;

@@ -71,6 +71,24 @@ describe('separation of duties (seed scenario 1)', () => {
     expect(await third.json()).toMatchObject({ error: 'access_denied', reasons: ['task_submit_limit'] });
   });
 
+  it('decides a task start on the same history, per resource of the task', async () => {
+    const start = async (id: string) => w.exchange('agent', {
+      ...exchangeParams(await w.userToken({ sub: 'iris' }), {
+        scope: 'hr:read expenses:approve', intent: `approve expense ${id}`, authorization_details: details('approve', { type: 'Expense', id, amount: 120 }),
+      }),
+      requested_token_type: 'urn:intentgate:token-type:task',
+      // The resource whose history decides comes second: each resource is decided on its own history.
+      resource: ['https://hr.example', 'https://expenses.example'],
+    });
+    expect((await act('submit', 'exp_task_1', 'iris')).status).toBe(200);
+    const own = await start('exp_task_1');
+    expect(own.status).toBe(400);
+    expect(await own.json()).toMatchObject({ error: 'access_denied', reasons: ['separation_of_duties'] });
+    expect((await act('submit', 'exp_task_2', 'bob')).status).toBe(200);
+    const other = await start('exp_task_2');
+    expect(other.status).toBe(200);
+  });
+
   it('never grants both of two concurrent conflicting requests (submit X and approve X)', async () => {
     const pairs = await Promise.all(Array.from({ length: 12 }, async (_, i) => {
       const id = `exp_race_${i}`;

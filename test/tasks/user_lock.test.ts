@@ -5,6 +5,9 @@ import { StorageUnavailable } from '../../src/store/errors.ts';
 import { UserLocks } from '../../src/tasks/user_lock.ts';
 import { freshDatabase, onPostgres } from '../helpers/server.ts';
 
+const warnings: string[] = [];
+process.on('warning', (w) => warnings.push(w.message));
+
 // The advisory locks exist on PostgreSQL only (PGlite has one process and one connection: nothing to exclude).
 describe.skipIf(!onPostgres)('user decision locks after a failed lock query', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
@@ -33,9 +36,9 @@ describe.skipIf(!onPostgres)('user decision locks after a failed lock query', ()
     try {
       await locks.acquire('user-a');
       expect(await heldElsewhere('user-a')).toBe(true);
-      // A lock query that fails on the server (a NUL is not valid text) while the session stays connected:
-      // the same path as a query_timeout, whose statement may still take the lock after the caller gave up.
-      await expect(locks.acquire('user-\0')).rejects.toBeInstanceOf(StorageUnavailable);
+      // A lock query that fails on the server while the session stays connected: the same path as a
+      // query_timeout, whose statement may still take the lock after the caller gave up.
+      await expect(locks.acquire('user-z', [{ sql: 'select 1 / 0', bindings: [] }])).rejects.toBeInstanceOf(StorageUnavailable);
       expect(await heldElsewhere('user-a')).toBe(false);
       // The next decision opens a new session.
       const { release } = await locks.acquire('user-b');
@@ -77,5 +80,47 @@ describe.skipIf(!onPostgres)('user decision locks after a failed lock query', ()
     } finally {
       await locks.close();
     }
+  });
+
+  it('refuses text PostgreSQL cannot hold for its caller alone, before it can fail a round trip shared with others', async () => {
+    const locks = new UserLocks(db, { databaseUrl: database.env.DATABASE_URL, sessions: 1 });
+    try {
+      const [a, bad, badKey, c] = await Promise.allSettled([
+        locks.acquire('user-e', [{ sql: 'select ?::text as v', bindings: ['fine'] }]),
+        locks.acquire('user-f', [{ sql: 'select ?::text as v', bindings: ['nul \0 inside'] }]),
+        locks.acquire('user-\ud800'),
+        locks.acquire('user-g'),
+      ]);
+      expect(a.status === 'fulfilled' && a.value.rows).toEqual([[{ v: 'fine' }]]);
+      expect(bad.status === 'rejected' && !(bad.reason instanceof StorageUnavailable)).toBe(true);
+      expect(badKey.status).toBe('rejected');
+      expect(c.status).toBe('fulfilled');
+      // The others' locks are held: their session was not ended.
+      expect(await heldElsewhere('user-e')).toBe(true);
+      expect(await heldElsewhere('user-g')).toBe(true);
+    } finally {
+      await locks.close();
+    }
+  });
+
+  it('serves many users at once on one session, one query in flight at a time (no pg queueing), each with its own rows', async () => {
+    const locks = new UserLocks(db, { databaseUrl: database.env.DATABASE_URL, sessions: 1 });
+    try {
+      const keys = Array.from({ length: 40 }, (_, i) => `user-many-${i}`);
+      const held = await Promise.all(keys.map((k) => locks.acquire(k, [{ sql: 'select ?::text as k', bindings: [k] }, { sql: 'select 2 as two', bindings: [] }])));
+      held.forEach((h, i) => expect(h.rows).toEqual([[{ k: keys[i] }], [{ two: 2 }]]));
+      for (const k of keys) expect(await heldElsewhere(k)).toBe(true);
+      // Releases and new acquires interleave on the session: the same user again, and new ones.
+      await Promise.all(held.map((h) => h.release()));
+      const again = await Promise.all([...keys.slice(0, 10), 'user-many-new'].map((k) => locks.acquire(k)));
+      await Promise.all(again.map((h) => h.release()));
+      await locks.acquire('user-many-last').then((h) => h.release());
+      await new Promise((r) => setTimeout(r, 100));
+      for (const k of keys) expect(await heldElsewhere(k)).toBe(false);
+    } finally {
+      await locks.close();
+    }
+    // Over this whole file: pg warns (once) when a query is sent while another is in flight on a client.
+    expect(warnings.filter((w) => w.includes('already executing a query'))).toEqual([]);
   });
 });
