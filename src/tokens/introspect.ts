@@ -1,4 +1,5 @@
-import { jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { verifyJwt } from '../jwt/jws.ts';
 import { boundKey } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { issSub } from './sub_id.ts';
@@ -14,7 +15,7 @@ const INACTIVE = Object.freeze({ active: false });
 async function verifyOwn(keyring: Keyring, issuer: string, token: string): Promise<JWTPayload | undefined> {
   if (token.length > 16_384) return undefined;
   try {
-    return (await jwtVerify(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], requiredClaims: ['jti', 'exp', 'aud'] })).payload;
+    return (await verifyJwt(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], requiredClaims: ['jti', 'exp', 'aud'] })).payload;
   } catch {
     return undefined;
   }
