@@ -1,5 +1,5 @@
 import type { Db } from '../store/db.ts';
-import type { LedgerInput } from './entry.ts';
+import type { LedgerInput, PreparedEntry } from './entry.ts';
 import { seal } from './entry.ts';
 
 export type { LedgerInput };
@@ -9,7 +9,7 @@ export type { LedgerInput };
  * one sequence whatever the number of processes, and the entries commit with the change they record or
  * not at all. Returns the sequence numbers.
  */
-export async function appendEntries(trx: Db, inputs: LedgerInput[]): Promise<number[]> {
+export async function appendEntries(trx: Db, inputs: Array<LedgerInput | PreparedEntry>): Promise<number[]> {
   const head = await trx('ledger_head').where({ id: 1 }).forUpdate().first('seq', 'chain_hash');
   let seq = Number(head.seq);
   let previous: Buffer = head.chain_hash;

@@ -1,7 +1,6 @@
 import type { Db } from '../store/db.ts';
 import { appendEntries } from './append.ts';
-import type { LedgerInput } from './entry.ts';
-import { canonicalBytes } from './canonical.ts';
+import { prepare, type LedgerInput, type PreparedEntry } from './entry.ts';
 
 export interface LedgerJob<T = unknown> {
   entries: LedgerInput[];
@@ -30,7 +29,7 @@ export interface TokenIndex<T> {
   lockLiveParents(trx: Db, jtis: string[]): Promise<string | undefined>;
 }
 
-interface Pending<T> { job: LedgerJob<T>; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
+interface Pending<T> { job: LedgerJob<T>; prepared: PreparedEntry[]; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
 
 /**
  * Group commit for the ledger: jobs that arrive while a transaction is committing go together in the
@@ -53,14 +52,16 @@ export class LedgerWriter<T = unknown> {
   }
 
   commit(job: LedgerJob<T>): Promise<number[]> {
-    // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink.
+    // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink; the
+    // canonical body made here is the one sealed.
+    let prepared: PreparedEntry[];
     try {
-      for (const e of job.entries) canonicalBytes({ payload: e.payload, personal: e.personal ?? {} });
+      prepared = job.entries.map(prepare);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job, resolve, reject });
+      this.#queue.push({ job, prepared, resolve, reject });
       if (!this.#flushing) void this.#flush();
     });
   }
@@ -73,7 +74,7 @@ export class LedgerWriter<T = unknown> {
       if (gone) throw new ParentNotLive(gone);
       await this.#index.record(trx, batch.flatMap((p) => p.job.tokens ?? []));
       for (const p of batch) await p.job.writes?.(trx);
-      const seqs = await appendEntries(trx, batch.flatMap((p) => p.job.entries));
+      const seqs = await appendEntries(trx, batch.flatMap((p) => p.prepared));
       let at = 0;
       return batch.map((p) => seqs.slice(at, (at += p.job.entries.length)));
     });
