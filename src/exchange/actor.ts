@@ -1,5 +1,5 @@
 import { createLocalJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { ASYMMETRIC_ALGS, verifyJwt, type JwtVerifyOptions, type ParsedJws } from '../jwt/jws.ts';
+import { ASYMMETRIC_ALGS, verifyJwt, type JwtVerifyOptions, type ParsedJws } from '../../packages/resource/src/protocol/jws.ts';
 import type { PublicJwks } from '../registry/jwks.ts';
 import type { Db } from '../store/db.ts';
 import { invalidRequest } from './errors.ts';

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { privateKeyOf, signJwt } from '../jwt/jws.ts';
+import { privateKeyOf, signJwt } from '../../packages/resource/src/protocol/jws.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { issSub } from '../tokens/sub_id.ts';
 import type { AuthorizationDetail } from './details.ts';

@@ -1,5 +1,5 @@
 import { errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
-import { parseJws, verifyJwt, type JwtVerifyOptions, type ParsedJws } from '../jwt/jws.ts';
+import { parseJws, verifyJwt, type JwtVerifyOptions, type ParsedJws } from '../../packages/resource/src/protocol/jws.ts';
 import { boundKey, UnreadableCnf } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';

@@ -1,5 +1,5 @@
 import type { JWTPayload } from 'jose';
-import { verifyJwt } from '../jwt/jws.ts';
+import { verifyJwt } from '../../packages/resource/src/protocol/jws.ts';
 import { boundKey } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { issSub } from './sub_id.ts';

@@ -7,7 +7,7 @@ import { errors, type CryptoKey, type JWK, type JWTPayload, type JWTVerifyGetKey
  * promise per step. WebCrypto's asynchronous ECDSA was the largest single cost of an exchange (issue #13).
  * Key selection stays with jose's JWKS resolvers (kid matching, remote fetch and cooldown); the errors are
  * jose's public error classes, so every caller's mapping of a failure to an answer is unchanged.
- * No imports from src/: a leaf.
+ * Shared by the authorization server (src/) and this package's DPoP proof check; imports nothing of either.
  */
 
 export interface ParsedJws {
@@ -84,14 +84,23 @@ export const ASYMMETRIC_ALGS: readonly string[] = Object.keys(ALGS);
 
 const SALT: Readonly<Record<string, number>> = { sha256: 32, sha384: 48, sha512: 64 };
 
+/** Per key: the algorithms it fits (reading a KeyObject's type and details crosses into C++ each time). */
+const fitting = new WeakMap<KeyObject, Map<string, boolean>>();
+
 /** The key must be of the algorithm's family and curve, and an RSA key at least 2048 bits (RFC 7518 §3.3). */
-function keyFits(key: KeyObject, spec: AlgSpec): boolean {
-  const type = key.asymmetricKeyType;
-  if (!type || !spec.keyTypes.includes(type)) return false;
-  const details = key.asymmetricKeyDetails;
-  if (spec.curve && details?.namedCurve !== spec.curve) return false;
-  if (spec.keyTypes.includes('rsa') && (details?.modulusLength ?? 0) < 2048) return false;
-  return true;
+function keyFits(key: KeyObject, alg: string, spec: AlgSpec): boolean {
+  let known = fitting.get(key);
+  if (!known) fitting.set(key, known = new Map());
+  let fits = known.get(alg);
+  if (fits === undefined) {
+    const type = key.asymmetricKeyType;
+    const details = key.asymmetricKeyDetails;
+    fits = !!type && spec.keyTypes.includes(type)
+      && (!spec.curve || details?.namedCurve === spec.curve)
+      && (!spec.keyTypes.includes('rsa') || (details?.modulusLength ?? 0) >= 2048);
+    known.set(alg, fits);
+  }
+  return fits;
 }
 
 function signOptions(key: KeyObject, spec: AlgSpec) {
@@ -117,7 +126,7 @@ export function keyObjectOf(key: CryptoKey | KeyObject | Uint8Array): KeyObject 
 /** Whether `signature` is `alg`'s signature over `input` by `key` (false for a key of another kind). */
 export function verifySignature(alg: string, key: KeyObject, input: string, signature: Buffer): boolean {
   const spec = ALGS[alg];
-  if (!spec || !keyFits(key, spec)) throw new errors.JOSENotSupported(`the key does not fit the algorithm ${alg}`);
+  if (!spec || !keyFits(key, alg, spec)) throw new errors.JOSENotSupported(`the key does not fit the algorithm ${alg}`);
   // An ECDSA signature in JWS is exactly r‖s of the curve's size (RFC 7518 §3.4): no other length is read.
   if (spec.sigLength && signature.length !== spec.sigLength) return false;
   try {
@@ -209,7 +218,7 @@ const b64json = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64u
 /** Signs a JWT: the header as given (it must name `alg`), the claims as given. */
 export function signJwt(header: { alg: string } & Record<string, unknown>, claims: Record<string, unknown>, key: KeyObject): string {
   const spec = ALGS[header.alg];
-  if (!spec || !keyFits(key, spec)) throw new Error(`cannot sign ${header.alg} with this key`);
+  if (!spec || !keyFits(key, header.alg, spec)) throw new Error(`cannot sign ${header.alg} with this key`);
   const input = `${b64json(header)}.${b64json(claims)}`;
   return `${input}.${cryptoSign(spec.digest, Buffer.from(input), signOptions(key, spec)).toString('base64url')}`;
 }
