@@ -30,7 +30,7 @@ import { LedgerWriter } from './ledger/writer.ts';
 import { UserLocks } from './tasks/user_lock.ts';
 import { AgentHoldCache, HOLDS_CHANNEL } from './tasks/holds.ts';
 import { Checkpointer, uncheckpointed } from './ledger/checkpoint.ts';
-import { lockLiveParents, recordIssuedTokens } from './tokens/issued.ts';
+import { issuedTokensInsert, lockLiveParents } from './tokens/issued.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
 import { auditRefusals, noteAuthFailure } from './http/refusal_audit.ts';
@@ -123,7 +123,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log.warn('the development issuer is trusted (development mode only)', { issuer: dev.issuer });
     }
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
-    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64, { record: recordIssuedTokens, lockLiveParents });
+    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64, { insert: issuedTokensInsert, lockLiveParents });
     const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
     const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, registry, dpop };
 
