@@ -57,7 +57,7 @@ export interface PreparedEntry {
 }
 
 /**
- * Splits off the personal values (each kept as its JSON text, the body carrying its SHA-256) and
+ * Splits off the personal values (each kept as its canonical JSON text, the body carrying its SHA-256) and
  * canonicalises the body. Throws a TypeError for anything that is not JSON, in the payload or in a
  * personal value, so a bad entry fails alone, before it joins a batch.
  */
@@ -66,8 +66,8 @@ export function prepare(input: LedgerInput): PreparedEntry {
   const refs: Record<string, string> = {};
   for (const [name, value] of Object.entries(input.personal ?? {})) {
     if (value === undefined) continue;
-    canonicalize(value); // refuses what JSON.stringify would silently change
-    const text = JSON.stringify(value);
+    // Kept as its canonical JSON: one pass that also refuses what JSON.stringify would silently change.
+    const text = canonicalize(value);
     const hash = sha256Hex(text);
     personal.push({ hash, value: text });
     refs[`${name}_sha256`] = hash;
