@@ -43,6 +43,9 @@ const withPglite = process.env.BENCH_PGLITE !== '0';
 // Phases profiled after the measured rounds, in a window of their own (profiling slows a server down).
 const profiled = (process.env.BENCH_PROFILE ?? 'exchange').split(',').map((s) => s.trim()).filter((s) => s && s !== 'none');
 
+// Node/V8 flags for the intentgate processes only (e.g. heap sizing), to measure their effect against the same peer.
+const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
+
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------------------------------------------
@@ -221,8 +224,8 @@ async function main(): Promise<number> {
 
   const [peer, ig, lite] = await Promise.all([
     ServerProcess.start('peer', 'peer.ts', {}),
-    ServerProcess.start('intentgate', 'serve.ts', { BENCH_DATABASE_URL: database.url }),
-    withPglite ? ServerProcess.start('intentgate (PGlite)', 'serve.ts', { BENCH_DATABASE_URL: '' }) : Promise.resolve(undefined),
+    ServerProcess.start('intentgate', 'serve.ts', { BENCH_DATABASE_URL: database.url }, serverFlags),
+    withPglite ? ServerProcess.start('intentgate (PGlite)', 'serve.ts', { BENCH_DATABASE_URL: '' }, serverFlags) : Promise.resolve(undefined),
   ]);
   servers.push(peer, ig, ...(lite ? [lite] : []));
   say(`bench: peer on ${String(peer.ready.url)}, intentgate on ${String(ig.ready.url)}${lite ? `, intentgate on PGlite on ${String(lite.ready.url)}` : ''}`);

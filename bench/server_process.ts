@@ -27,8 +27,8 @@ export class ServerProcess {
     });
   }
 
-  static start(name: string, file: string, env: Record<string, string | undefined>): Promise<ServerProcess> {
-    const proc = fork(path.join(import.meta.dirname, file), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  static start(name: string, file: string, env: Record<string, string | undefined>, flags: string[] = []): Promise<ServerProcess> {
+    const proc = fork(path.join(import.meta.dirname, file), [], { env: { ...process.env, ...env }, execArgv: [...process.execArgv, ...flags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     return new Promise((resolve, reject) => {
       proc.once('error', reject);
       proc.once('exit', (code) => reject(new Error(`${name} exited (${code}) before it was ready`)));

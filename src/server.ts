@@ -28,8 +28,9 @@ import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
 import { LedgerWriter } from './ledger/writer.ts';
 import { UserLocks } from './tasks/user_lock.ts';
+import { AgentHoldCache, HOLDS_CHANNEL } from './tasks/holds.ts';
 import { Checkpointer, uncheckpointed } from './ledger/checkpoint.ts';
-import { lockLiveParents, recordIssuedTokens } from './tokens/issued.ts';
+import { issuedTokensInsert, lockLiveParents } from './tokens/issued.ts';
 import { loadLedgerKey } from './ledger/key.ts';
 import { ledgerEndpoints } from './http/ledger.ts';
 import { auditRefusals, noteAuthFailure } from './http/refusal_audit.ts';
@@ -112,6 +113,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await policies.init(config.policyFile);
     const registry = new RegistryCache(background, kek);
     await registry.loadAll();
+    // Agent holds in memory; on PostgreSQL relied on only while notifications are heard (src/tasks/holds.ts).
+    const holds = new AgentHoldCache(db, isEmbedded(db));
+    await holds.reload();
     const builtInIssuers = new Map<string, TrustedIssuer>();
     if (config.devIssuer) {
       const dev = await devTrustedIssuer(config);
@@ -119,7 +123,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log.warn('the development issuer is trusted (development mode only)', { issuer: dev.issuer });
     }
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
-    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64, { record: recordIssuedTokens, lockLiveParents });
+    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64, { insert: issuedTokensInsert, lockLiveParents });
     const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
     const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, registry, dpop };
 
@@ -139,18 +143,25 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const reloadPolicy = () => policies.load().catch((err) => log.error('policy reload failed; keeping the version in force', { err }));
     const reloadRegistry = (table?: RegistryTable) => (table ? registry.reload(table) : registry.loadAll())
       .catch((err) => log.error('registry reload failed; keeping the copy in memory', { err }));
-    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL, POLICY_CHANNEL, REGISTRY_CHANNEL], (channel, payload) => {
+    const reloadHolds = () => holds.changed().catch((err) => log.warn('agent holds reload failed; standing is read from the database', { err }));
+    const listener = listen(db, config.databaseUrl, [KEYS_CHANNEL, POLICY_CHANNEL, REGISTRY_CHANNEL, HOLDS_CHANNEL], (channel, payload) => {
       if (channel === KEYS_CHANNEL) void safeReload();
       else if (channel === POLICY_CHANNEL) void reloadPolicy();
+      else if (channel === HOLDS_CHANNEL) void reloadHolds();
       else void reloadRegistry(REGISTRY_TABLES.find((t) => t === payload));
-    }, (err) => log.warn('notification connection failed', { err }), () => {
+    }, (err) => {
+      holds.listening(false);
+      log.warn('notification connection failed', { err });
+    }, () => {
       // (Re)connected: whatever was notified while the connection was down was missed.
       void reloadRegistry();
+      holds.listening(true);
     });
     timers.push(setInterval(() => {
       void safeReload();
       void reloadPolicy();
       void reloadRegistry();
+      void holds.reload().catch(() => undefined);
     }, KEY_RELOAD_MS).unref());
     timers.push(setInterval(() => {
       sweepOidcPayloads(background).catch((err) => log.warn('sweep failed', { err }));
@@ -361,6 +372,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         await checkpoint(() => true, 'shutdown');
         await flushAuthFailures();
         await listener.close();
+        holds.close();
         await userLocks.close();
         if (background !== db) await background.destroy();
         await db.destroy();

@@ -1,4 +1,5 @@
-import { createLocalJWKSet, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { ASYMMETRIC_ALGS, verifyJwt, type JwtVerifyOptions, type ParsedJws } from '../../packages/resource/src/protocol/jws.ts';
 import type { PublicJwks } from '../registry/jwks.ts';
 import type { Db } from '../store/db.ts';
 import { invalidRequest } from './errors.ts';
@@ -20,10 +21,10 @@ export interface ActorDeps {
 
 export interface ActingClient { id: string; jwks: PublicJwks | null }
 
-async function verified(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2] & { clockTolerance: number }): Promise<JWTPayload> {
+async function verified(token: ParsedJws, key: JWTVerifyGetKey, options: JwtVerifyOptions & { clockTolerance: number }): Promise<JWTPayload> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, key, options));
+    ({ payload } = await verifyJwt(token, key, options));
   } catch (err) {
     throw describeJoseError(err, 'actor_token');
   }
@@ -47,9 +48,9 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
   }
   if (actorToken === undefined) return;
 
-  const { claims } = peek(actorToken, 'actor_token');
+  const { claims, jws } = peek(actorToken, 'actor_token');
   if (claims.iss === deps.issuer) {
-    const payload = await verified(actorToken, deps.ownKeys(), {
+    const payload = await verified(jws, deps.ownKeys(), {
       issuer: deps.issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'client_id'],
     });
     if (payload.client_id !== client.id) throw invalidRequest('actor_token was issued to another client');
@@ -59,8 +60,8 @@ export async function checkActor(deps: ActorDeps, client: ActingClient, actorTok
     return jkt;
   }
   if (claims.iss === client.id && client.jwks) {
-    const payload = await verified(actorToken, createLocalJWKSet(client.jwks), {
-      issuer: client.id, subject: client.id, clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'aud'],
+    const payload = await verified(jws, createLocalJWKSet(client.jwks), {
+      issuer: client.id, subject: client.id, algorithms: ASYMMETRIC_ALGS, clockTolerance: deps.clockSkew, requiredClaims: ['exp', 'aud'],
     });
     // jose takes any audience list that contains ours: a token made for several servers is refused here, and
     // a long-lived one is a bearer credential, held to the client assertions' cap.

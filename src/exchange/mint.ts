@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { SignJWT } from 'jose';
+import { privateKeyOf, signJwt } from '../../packages/resource/src/protocol/jws.ts';
 import type { Keyring } from '../keys/keyring.ts';
 import { issSub } from '../tokens/sub_id.ts';
 import type { AuthorizationDetail } from './details.ts';
@@ -29,15 +29,9 @@ async function sign(keyring: Keyring, claims: Record<string, unknown>, h: { typ:
   const iat = Math.floor(Date.now() / 1000);
   const exp = iat + h.ttl;
   const jti = randomBytes(18).toString('base64url');
-  const token = await new SignJWT(claims)
-    .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: h.typ })
-    .setIssuer(h.issuer)
-    .setSubject(h.sub)
-    .setAudience(h.audience)
-    .setIssuedAt(iat)
-    .setExpirationTime(exp)
-    .setJti(jti)
-    .sign(await keyring.privateKey(key));
+  const token = signJwt({ alg: key.alg, kid: key.kid, typ: h.typ }, {
+    ...claims, iss: h.issuer, sub: h.sub, aud: h.audience, iat, exp, jti,
+  }, privateKeyOf(key.privateJwk));
   return { token, jti, iat, exp };
 }
 

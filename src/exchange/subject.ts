@@ -1,4 +1,5 @@
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errors as joseErrors, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
+import { parseJws, verifyJwt, type JwtVerifyOptions, type ParsedJws } from '../../packages/resource/src/protocol/jws.ts';
 import { boundKey, UnreadableCnf } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
@@ -77,13 +78,15 @@ export function describeJoseError(err: unknown, what: string): ExchangeError {
 }
 
 /** Reads the header and claims without trusting them: only to choose which issuer's rules apply. */
-export function peek(token: string, what: string): { header: ReturnType<typeof decodeProtectedHeader>; claims: JWTPayload } {
+export function peek(token: string, what: string): { header: ProtectedHeaderParameters; claims: JWTPayload; jws: ParsedJws } {
   const parts = token.split('.');
   if (parts.length === 5) throw invalidRequest(`${what} is encrypted (JWE); only signed JWTs are accepted`);
   if (parts.length !== 3) throw invalidRequest(`${what} is not a JWT`);
   let decoded;
   try {
-    decoded = { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
+    // Decoded once: the signature check below takes this same parse.
+    const jws = parseJws(token);
+    decoded = { header: jws.header, claims: jws.payload, jws };
   } catch {
     throw invalidRequest(`${what} is not a JWT`);
   }
@@ -156,9 +159,9 @@ export function jktOf(claims: JWTPayload, what: string): string | undefined {
   }
 }
 
-export async function verify(token: string, key: JWTVerifyGetKey, options: Parameters<typeof jwtVerify>[2], what: string) {
+export async function verify(token: string | ParsedJws, key: JWTVerifyGetKey, options: JwtVerifyOptions, what: string) {
   try {
-    return await jwtVerify(token, key, options);
+    return await verifyJwt(token, key, options);
   } catch (err) {
     throw describeJoseError(err, what);
   }
@@ -182,15 +185,15 @@ function untrusted(iss: string, builtIn: ReadonlyMap<string, TrustedIssuer>): st
  * issued, which must still be live in the issued-token index and presentable by this client.
  */
 export async function authenticateSubject(deps: SubjectDeps, token: string, clientId: string): Promise<Subject> {
-  const { header, claims } = peek(token, 'subject_token');
+  const { header, claims, jws } = peek(token, 'subject_token');
   if (typeof claims.iss !== 'string') throw invalidRequest('subject_token has no issuer');
-  if (claims.iss === deps.issuer) return ownToken(deps, token, clientId);
+  if (claims.iss === deps.issuer) return ownToken(deps, jws, clientId);
 
   const issuer = deps.builtInIssuers.get(claims.iss) ?? deps.registry.issuer(claims.iss);
   if (!issuer) throw invalidRequest(untrusted(claims.iss, deps.builtInIssuers));
   const typ = typeof header.typ === 'string' ? normTyp(header.typ) : undefined;
   if (!typ || !issuer.typs.map(normTyp).includes(typ)) throw invalidRequest(`subject_token typ must be one of ${issuer.typs.join(', ')}`);
-  const { payload } = await verify(token, deps.issuerKeys.for(issuer), {
+  const { payload } = await verify(jws, deps.issuerKeys.for(issuer), {
     issuer: issuer.issuer,
     audience: issuer.audiences,
     algorithms: issuer.algorithms,
@@ -214,7 +217,7 @@ export function checkTimeClaims(payload: JWTPayload, skew: number, what: string)
   if (problem) throw invalidRequest(`${what} ${problem}`);
 }
 
-async function ownToken(deps: SubjectDeps, token: string, clientId: string): Promise<Subject> {
+async function ownToken(deps: SubjectDeps, token: ParsedJws, clientId: string): Promise<Subject> {
   const { payload } = await verify(token, deps.keyring.verifier(), {
     issuer: deps.issuer,
     typ: 'at+jwt',

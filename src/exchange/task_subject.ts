@@ -15,9 +15,9 @@ import { issuedToken } from '../tokens/issued.ts';
  * the review that can lift it), so the agent knows to wait rather than start over.
  */
 export async function authenticateTaskToken(deps: SubjectDeps, token: string, clientId: string): Promise<Subject> {
-  const { claims } = peek(token, 'subject_token');
+  const { claims, jws } = peek(token, 'subject_token');
   if (claims.iss !== deps.issuer) throw invalidRequest('subject_token_type is the task token type, but subject_token is not a task token this server issued');
-  const { payload } = await verify(token, deps.keyring.verifier(), {
+  const { payload } = await verify(jws, deps.keyring.verifier(), {
     issuer: deps.issuer,
     audience: deps.issuer,
     typ: TASK_TOKEN_TYP,

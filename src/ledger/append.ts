@@ -1,5 +1,6 @@
+import type { Knex } from 'knex';
 import type { Db } from '../store/db.ts';
-import type { LedgerInput } from './entry.ts';
+import type { LedgerInput, PreparedEntry } from './entry.ts';
 import { seal } from './entry.ts';
 
 /** The tables src/ledger owns: no other folder queries them (test/foundation/table_owners.test.ts). */
@@ -10,9 +11,10 @@ export type { LedgerInput };
 /**
  * Appends entries inside the caller's transaction, under the ledger head's row lock, so the chain stays
  * one sequence whatever the number of processes, and the entries commit with the change they record or
- * not at all. Returns the sequence numbers.
+ * not at all. The entries, their personal values, the head's move and `alongside` (inserts the caller
+ * records with them) are one statement. Returns the sequence numbers.
  */
-export async function appendEntries(trx: Db, inputs: LedgerInput[]): Promise<number[]> {
+export async function appendEntries(trx: Db, inputs: Array<LedgerInput | PreparedEntry>, alongside: Knex.QueryBuilder[] = []): Promise<number[]> {
   const head = await trx('ledger_head').where({ id: 1 }).forUpdate().first('seq', 'chain_hash');
   let seq = Number(head.seq);
   let previous: Buffer = head.chain_hash;
@@ -28,11 +30,12 @@ export async function appendEntries(trx: Db, inputs: LedgerInput[]): Promise<num
     previous = sealed.entry.chain_hash;
     seqs.push(seq);
   }
-  if (personal.size) {
-    await trx('ledger_personal').insert([...personal].map(([hash, value]) => ({ hash, value }))).onConflict('hash').ignore();
-  }
-  if (entries.length) await trx('ledger_entries').insert(entries);
-  await trx('ledger_head').where({ id: 1 }).update({ seq, chain_hash: previous });
+  const writes = [...alongside];
+  if (personal.size) writes.push(trx('ledger_personal').insert([...personal].map(([hash, value]) => ({ hash, value }))).onConflict('hash').ignore());
+  if (entries.length) writes.push(trx('ledger_entries').insert(entries));
+  let statement = trx('ledger_head');
+  writes.forEach((w, i) => { statement = statement.with(`w${i}`, w); });
+  await statement.where({ id: 1 }).update({ seq, chain_hash: previous });
   return seqs;
 }
 

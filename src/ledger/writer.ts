@@ -1,7 +1,7 @@
+import type { Knex } from 'knex';
 import type { Db } from '../store/db.ts';
 import { appendEntries } from './append.ts';
-import type { LedgerInput } from './entry.ts';
-import { canonicalBytes } from './canonical.ts';
+import { prepare, type LedgerInput, type PreparedEntry } from './entry.ts';
 
 export interface LedgerJob<T = unknown> {
   entries: LedgerInput[];
@@ -25,17 +25,18 @@ export class ParentNotLive extends Error {
  * entries, and the parents to lock live first. Handed in, so the ledger imports no domain above it.
  */
 export interface TokenIndex<T> {
-  record(trx: Db, tokens: T[]): Promise<void>;
+  /** The insert of the rows to record, unexecuted (undefined when there are none). */
+  insert(trx: Db, tokens: T[]): Knex.QueryBuilder | undefined;
   /** Locks the parents for share; answers the first that is no longer live. */
   lockLiveParents(trx: Db, jtis: string[]): Promise<string | undefined>;
 }
 
-interface Pending<T> { job: LedgerJob<T>; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
+interface Pending<T> { job: LedgerJob<T>; prepared: PreparedEntry[]; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
 
 /**
  * Group commit for the ledger: jobs that arrive while a transaction is committing go together in the
- * next one, written with one multi-row statement per table under one lock of the ledger head, so a
- * batch costs the same few round trips and one fsync whatever its size. Every caller is answered only
+ * next one, written with one statement (multi-row inserts in a WITH) under one lock of the ledger head, so
+ * a batch costs the same few round trips and one fsync whatever its size. Every caller is answered only
  * after the COMMIT that holds its entries. If a batch fails, each of its jobs is retried alone, so one
  * bad job cannot sink the others. With `maxBatch` 1 (PGlite's single connection) each job is alone.
  */
@@ -53,14 +54,16 @@ export class LedgerWriter<T = unknown> {
   }
 
   commit(job: LedgerJob<T>): Promise<number[]> {
-    // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink.
+    // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink; the
+    // canonical body made here is the one sealed.
+    let prepared: PreparedEntry[];
     try {
-      for (const e of job.entries) canonicalBytes({ payload: e.payload, personal: e.personal ?? {} });
+      prepared = job.entries.map(prepare);
     } catch (err) {
       return Promise.reject(err);
     }
     return new Promise((resolve, reject) => {
-      this.#queue.push({ job, resolve, reject });
+      this.#queue.push({ job, prepared, resolve, reject });
       if (!this.#flushing) void this.#flush();
     });
   }
@@ -71,9 +74,10 @@ export class LedgerWriter<T = unknown> {
       // Parents are locked before the ledger head, in the order revocation takes them (see tokens/revoke.ts).
       const gone = await this.#index.lockLiveParents(trx, [...new Set(batch.flatMap((p) => p.job.parents ?? []))]);
       if (gone) throw new ParentNotLive(gone);
-      await this.#index.record(trx, batch.flatMap((p) => p.job.tokens ?? []));
       for (const p of batch) await p.job.writes?.(trx);
-      const seqs = await appendEntries(trx, batch.flatMap((p) => p.job.entries));
+      // The index rows go in the statement that appends the entries: one round trip for both.
+      const rows = this.#index.insert(trx, batch.flatMap((p) => p.job.tokens ?? []));
+      const seqs = await appendEntries(trx, batch.flatMap((p) => p.prepared), rows ? [rows] : []);
       let at = 0;
       return batch.map((p) => seqs.slice(at, (at += p.job.entries.length)));
     });

@@ -1,5 +1,6 @@
 import { appendEntry } from '../ledger/append.ts';
 import { runStatements, type Db, type Statement } from '../store/db.ts';
+import { notify } from '../store/notify.ts';
 
 /** The tables src/tasks owns: no other folder queries them (test/foundation/table_owners.test.ts). */
 export const OWNED_TABLES = ['agent_holds'] as const;
@@ -36,9 +37,103 @@ export async function standingOf(db: Db, t: HoldTarget): Promise<Standing> {
   return standingFrom((await runStatements(db, [standingRead(t)]))[0]!);
 }
 
-/** The agent's standing for this user (`agent_holds`; no row: active). */
+/** Every change to agent_holds is notified here, in its transaction: each process then reloads its copy. */
+export const HOLDS_CHANNEL = 'intentgate_holds';
+
+const ACTIVE: Standing = Object.freeze({ status: 'active', review_id: null }) as Standing;
+const cacheKey = (client_id: string, issuer: string, sub: string) => JSON.stringify([client_id, issuer, sub]);
+
+// This process's copies, by the database they copy, and how many hold writes of this process have not
+// yet committed and been reloaded: until they have, every standing is read from the database.
+const caches = new Map<Db, AgentHoldCache>();
+let writesInFlight = 0;
+
+/**
+ * The agent holds (agent_holds: only agents that are held, for a user), in this process's memory, so an
+ * exchange needs no round trip to learn that its agent is in good standing. A write by this process makes
+ * every read go to the database until it has committed and the copy is reloaded; a write by another process
+ * arrives by NOTIFY, and the copy is dropped until reloaded. While the notification connection is down (or
+ * before it is up) the copy is not used at all: standing is read from the database, as without a cache.
+ */
+export class AgentHoldCache {
+  readonly #db: Db;
+  #rows: ReadonlyMap<string, Standing> | undefined;
+  #listening: boolean;
+  #generation = 0;
+  #running: Promise<void> | undefined;
+
+  /** `listening`: no other process writes (embedded database), or notifications are being heard. */
+  constructor(db: Db, listening: boolean) {
+    this.#db = db;
+    this.#listening = listening;
+    caches.set(db, this);
+  }
+
+  /** The standing in memory, or undefined when the copy cannot be relied on now. */
+  lookup(client_id: string, user: { issuer: string; sub: string }): Standing | undefined {
+    if (!this.#listening || writesInFlight > 0 || !this.#rows) return undefined;
+    return this.#rows.get(cacheKey(client_id, user.issuer, user.sub)) ?? ACTIVE;
+  }
+
+  /** A change was notified (or made here): drop the copy, and load it again. */
+  changed(): Promise<void> {
+    this.#generation++;
+    this.#rows = undefined;
+    return this.reload();
+  }
+
+  /** The notification connection is up again (or went down): notifications may have been missed. */
+  listening(up: boolean): void {
+    this.#listening = up;
+    void this.changed().catch(() => undefined);
+  }
+
+  /** Reads the table; a read overtaken by a change is repeated, so the copy installed is never older than one. */
+  reload(): Promise<void> {
+    this.#running ??= (async () => {
+      try {
+        for (;;) {
+          const generation = this.#generation;
+          const rows = await this.#db('agent_holds').select('client_id', 'subject_issuer', 'subject', 'status', 'review_id') as
+            Array<{ client_id: string; subject_issuer: string; subject: string; status: Standing['status']; review_id: string | null }>;
+          if (generation !== this.#generation) continue;
+          this.#rows = new Map(rows.map((r) => [cacheKey(r.client_id, r.subject_issuer, r.subject), { status: r.status, review_id: r.review_id ?? null }]));
+          return;
+        }
+      } finally {
+        this.#running = undefined;
+      }
+    })();
+    return this.#running;
+  }
+
+  close(): void {
+    if (caches.get(this.#db) === this) caches.delete(this.#db);
+  }
+}
+
+/** The agent's standing for this user (`agent_holds`; no row: active): from memory when it can be relied on. */
 export async function agentStanding(db: Db, client_id: string, user: { issuer: string; sub: string }): Promise<Standing> {
-  return standingOf(db, { per: 'agent', client_id, user });
+  return caches.get(db)?.lookup(client_id, user) ?? standingOf(db, { per: 'agent', client_id, user });
+}
+
+/**
+ * Around a write of agent_holds: every copy in this process is bypassed from before the write until the
+ * transaction has ended and the copies are reloaded; other processes hear of it by NOTIFY on commit.
+ */
+async function writingHolds(trx: Db, write: () => Promise<unknown>): Promise<void> {
+  writesInFlight++;
+  let ended: Promise<unknown> | undefined;
+  try {
+    await write();
+    await notify(trx, HOLDS_CHANNEL, 'agent_holds');
+    ended = (trx as { executionPromise?: Promise<unknown> }).executionPromise;
+  } finally {
+    // Not a transaction (or the write failed): the change, if any, is already in force.
+    void Promise.resolve(ended).catch(() => undefined)
+      .then(() => Promise.all([...caches.values()].map((c) => c.changed().catch(() => undefined))))
+      .finally(() => { writesInFlight--; });
+  }
 }
 
 async function current(trx: Db, t: HoldTarget): Promise<{ status: string; review_id: string | null } | undefined> {
@@ -52,10 +147,10 @@ async function put(trx: Db, t: HoldTarget, status: 'active' | 'suspended' | 'dow
   if (t.per === 'task') {
     await trx('tasks').insert({ task: t.task, status, reason, review_id: reviewId, updated_at: now }).onConflict('task').merge();
   } else if (status === 'active') {
-    await trx('agent_holds').where(agentKey(t)).del();
+    await writingHolds(trx, () => trx('agent_holds').where(agentKey(t)).del());
   } else {
-    await trx('agent_holds').insert({ ...agentKey(t), status, reason, review_id: reviewId, updated_at: now })
-      .onConflict(['client_id', 'subject_issuer', 'subject']).merge();
+    await writingHolds(trx, () => trx('agent_holds').insert({ ...agentKey(t), status, reason, review_id: reviewId, updated_at: now })
+      .onConflict(['client_id', 'subject_issuer', 'subject']).merge());
   }
 }
 

@@ -1,9 +1,11 @@
-import { jwtVerify, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
+import { verifyJwt } from '../../packages/resource/src/protocol/jws.ts';
 import { boundKey } from '../../packages/resource/src/protocol/cnf.ts';
 import { SIGNING_ALGS, type Keyring } from '../keys/keyring.ts';
 import { issSub } from './sub_id.ts';
 import { revokeCascade } from './revoke.ts';
 import type { Db } from '../store/db.ts';
+import { namedQuery } from '../store/prepared.ts';
 import { hasPassed } from '../../packages/resource/src/protocol/time.ts';
 import { isLive } from './live.ts';
 
@@ -14,7 +16,7 @@ const INACTIVE = Object.freeze({ active: false });
 async function verifyOwn(keyring: Keyring, issuer: string, token: string): Promise<JWTPayload | undefined> {
   if (token.length > 16_384) return undefined;
   try {
-    return (await jwtVerify(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], requiredClaims: ['jti', 'exp', 'aud'] })).payload;
+    return (await verifyJwt(token, keyring.verifier(), { issuer, typ: 'at+jwt', algorithms: [...SIGNING_ALGS], requiredClaims: ['jti', 'exp', 'aud'] })).payload;
   } catch {
     return undefined;
   }
@@ -30,7 +32,8 @@ export async function introspect(db: Db, keyring: Keyring, issuer: string, calle
   if (!claims) return INACTIVE;
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!aud.includes(callerResourceServer)) return INACTIVE;
-  const row = await db('issued_tokens').where({ jti: claims.jti }).first('status', 'expires_at', 'subject_issuer');
+  const [row] = await namedQuery<{ status: string; expires_at: Date; subject_issuer: string | null }>(db, 'introspect_liveness',
+    'select status, expires_at, subject_issuer from issued_tokens where jti = $1 limit 1', [claims.jti]);
   if (!isLive(row)) return INACTIVE;
   // RFC 9449 §6.2: a bound token's key, as resource servers that introspect need it. Our own tokens' cnf is well-formed.
   const jkt = boundKey(claims);

@@ -1,3 +1,4 @@
+import type { Knex } from 'knex';
 import type { Db } from '../store/db.ts';
 
 /** The tables src/tokens owns: no other folder queries them (test/foundation/table_owners.test.ts). */
@@ -28,9 +29,11 @@ export interface IssuedToken {
 /**
  * The issued-token index: every token intentgate mints, recorded in the same transaction as its ledger
  * entry and before the token is returned, so no token exists that the server does not know about.
+ * Answered unexecuted: the ledger writer runs it within the statement that appends the entries (one
+ * round trip for a whole group commit).
  */
-export async function recordIssuedTokens(trx: Db, tokens: IssuedToken[]): Promise<void> {
-  if (tokens.length) await trx('issued_tokens').insert(tokens.map((t) => ({ ...t, status: 'active' })));
+export function issuedTokensInsert(trx: Db, tokens: IssuedToken[]): Knex.QueryBuilder | undefined {
+  return tokens.length ? trx('issued_tokens').insert(tokens.map((t) => ({ ...t, status: 'active' }))) : undefined;
 }
 
 /**

@@ -119,6 +119,25 @@ describe('subject token: signature and algorithm (RFC 8725 §2.1, §3.1)', () =>
     await expectRefused(await present(forged), /subject_token signature is invalid/, forged);
   });
 
+  it('reads an ES256 signature only as r‖s of 64 bytes: the same signature in DER, padded, or cut short is refused', async () => {
+    const token = await signRaw({ alg: 'ES256', kid: 'idp-1', typ: 'JWT' }, baseClaims(), w.idpKey);
+    const [h, p, s] = token.split('.') as [string, string, string];
+    const rs = Buffer.from(s, 'base64url');
+    const int = (v: Buffer) => {
+      let i = 0;
+      while (i < v.length - 1 && v[i] === 0) i++;
+      const m = v.subarray(i);
+      return Buffer.concat([Buffer.of(2, m.length + (m[0]! & 0x80 ? 1 : 0)), ...(m[0]! & 0x80 ? [Buffer.of(0)] : []), m]);
+    };
+    const body = Buffer.concat([int(rs.subarray(0, 32)), int(rs.subarray(32))]);
+    const der = Buffer.concat([Buffer.of(0x30, body.length), body]);
+    for (const sig of [der, Buffer.concat([rs, Buffer.of(0)]), rs.subarray(0, 63), Buffer.alloc(64)]) {
+      const forged = `${h}.${p}.${sig.toString('base64url')}`;
+      await expectRefused(await present(forged), /subject_token signature is invalid/, forged);
+    }
+    expect((await present(token)).status).toBe(200);
+  });
+
   it('refuses a token signed with a kid the issuer does not publish', async () => {
     const token = await w.userToken({}, { kid: 'idp-2' }, attacker.privateKey);
     await expectRefused(await present(token), /key the issuer does not publish/, token);

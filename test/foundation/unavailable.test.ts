@@ -22,8 +22,23 @@ async function takeDatabaseAway(): Promise<void> {
 
 describe('storage unavailable: fail closed', () => {
   it('answers 503 temporarily_unavailable with Retry-After, never a token', async () => {
-    expect((await tokenRequest(t.url, { grant_type: 'client_credentials', resource: EXPENSES }, creds)).status).toBe(200);
+    const issued = await tokenRequest(t.url, { grant_type: 'client_credentials', resource: EXPENSES }, creds);
+    expect(issued.status).toBe(200);
+    const { access_token: token } = await issued.json() as { access_token: string };
+    // A resource server that introspects: its liveness lookup is a named statement outside knex (src/store/prepared.ts).
+    const created = await t.admin('POST', '/admin/api/clients', { client_id: 'expenses-rs', resource_server: EXPENSES });
+    const { client_secret: rsSecret } = await created.json() as { client_secret: string };
+    const introspect = () => fetch(`${t.url}/token/introspection`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`expenses-rs:${rsSecret}`).toString('base64')}` },
+      body: new URLSearchParams({ token }),
+    });
+    expect(await (await introspect()).json()).toMatchObject({ active: true });
     await takeDatabaseAway();
+
+    const unavailable = await introspect();
+    expect(unavailable.status).toBe(503);
+    expect(await unavailable.json()).toMatchObject({ error: 'temporarily_unavailable' });
 
     const res = await tokenRequest(t.url, { grant_type: 'client_credentials', resource: EXPENSES }, creds);
     expect(res.status).toBe(503);

@@ -1,5 +1,6 @@
-import { createHash } from 'node:crypto';
-import { calculateJwkThumbprint, errors as joseErrors, importJWK, jwtVerify, type CryptoKey, type JWK, type JWSHeaderParameters } from 'jose';
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { errors as joseErrors, type JWK, type JWSHeaderParameters } from 'jose';
+import { verifyJwt } from './jws.ts';
 import { MAX_JSON_DEPTH, tooDeep } from './json_depth.ts';
 import { isExpired, nowSeconds, timeClaimProblem } from './time.ts';
 
@@ -68,27 +69,56 @@ function normalisedUrl(value: string): string | undefined {
 // An agent makes every proof with the same key: imported keys are kept by algorithm and thumbprint, so a
 // proof costs its signature check, not a key import. Bounded; the oldest go first.
 const MAX_CACHED_KEYS = 10_000;
-const importedKeys = new Map<string, CryptoKey | Uint8Array>();
+const importedKeys = new Map<string, KeyObject>();
+
+const EC_CURVES: Readonly<Record<string, number>> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
+const OKP_CURVES: Readonly<Record<string, number>> = { Ed25519: 32, Ed448: 57 };
+const B64URL = /^[A-Za-z0-9_-]+$/;
+
+function coordinate(v: unknown, bytes: number): v is string {
+  return typeof v === 'string' && B64URL.test(v) && Buffer.from(v, 'base64url').length === bytes;
+}
+
+/**
+ * RFC 7638 SHA-256 thumbprint of an EC or OKP public key: its required members, in lexicographic order,
+ * as JSON without whitespace. The members must be well-formed (a known curve, coordinates of its size).
+ */
+function thumbprint(jwk: JWK): string {
+  const { kty, crv, x, y } = jwk;
+  let members: string;
+  if (kty === 'EC' && typeof crv === 'string' && EC_CURVES[crv] && coordinate(x, EC_CURVES[crv]) && coordinate(y, EC_CURVES[crv])) {
+    members = JSON.stringify({ crv, kty, x, y });
+  } else if (kty === 'OKP' && typeof crv === 'string' && OKP_CURVES[crv] && coordinate(x, OKP_CURVES[crv])) {
+    members = JSON.stringify({ crv, kty, x });
+  } else {
+    throw new DpopProofError('DPoP proof jwk is not a well-formed EC or OKP public key');
+  }
+  return createHash('sha256').update(members).digest('base64url');
+}
 
 /**
  * The proof's embedded public key (RFC 9449 §4.2), with the checks of jose's EmbeddedJWK: a JSON object,
  * no private part, `use` sig and `alg` the header's when present. Imported from the members its RFC 7638
  * thumbprint covers, so the key checked is exactly the key `jkt` names.
  */
-async function embeddedKey(header: JWSHeaderParameters, out: { jkt?: string }): Promise<CryptoKey | Uint8Array> {
+function embeddedKey(header: JWSHeaderParameters, out: { jkt?: string }): KeyObject {
   const jwk = header.jwk as JWK | undefined;
   if (!jwk || typeof jwk !== 'object' || Array.isArray(jwk)) throw new DpopProofError('DPoP proof header must carry its public key as a JSON object (jwk)');
   if (jwk.d !== undefined || (jwk.kty !== 'EC' && jwk.kty !== 'OKP')) throw new DpopProofError('DPoP proof jwk must be an EC or OKP public key');
   if (jwk.use !== undefined && jwk.use !== 'sig') throw new DpopProofError('DPoP proof jwk use must be sig when present');
   if (jwk.alg !== undefined && jwk.alg !== header.alg) throw new DpopProofError('DPoP proof jwk alg must be the header alg when present');
-  const jkt = await calculateJwkThumbprint(jwk, 'sha256');
+  const jkt = thumbprint(jwk);
   out.jkt = jkt;
   const cacheKey = `${header.alg}:${jkt}`;
   const cached = importedKeys.get(cacheKey);
   if (cached) return cached;
   const { kty, crv, x, y } = jwk;
-  const key = await importJWK({ kty, crv, x, ...(kty === 'EC' ? { y } : {}) }, header.alg);
-  if (key instanceof Uint8Array || key.type !== 'public') throw new DpopProofError('DPoP proof jwk must be a public key');
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: { kty, crv, x, ...(kty === 'EC' ? { y } : {}) } as JsonWebKey, format: 'jwk' });
+  } catch {
+    throw new DpopProofError('DPoP proof jwk is not a valid public key');
+  }
   if (importedKeys.size >= MAX_CACHED_KEYS) importedKeys.delete(importedKeys.keys().next().value!);
   importedKeys.set(cacheKey, key);
   return key;
@@ -100,7 +130,7 @@ export async function verifyDpopProof(proof: string, expect: DpopExpectation): P
   let payload;
   const key: { jkt?: string } = {};
   try {
-    const verified = await jwtVerify(proof, (header) => embeddedKey(header, key), { algorithms: [...DPOP_ALGS], clockTolerance: expect.clockSkew });
+    const verified = await verifyJwt(proof, async (header) => embeddedKey(header, key) as never, { algorithms: DPOP_ALGS, clockTolerance: expect.clockSkew });
     // RFC 9449 §4.3 asks for exactly `dpop+jwt`; jose's typ option would also take `application/dpop+jwt`.
     if (verified.protectedHeader.typ !== 'dpop+jwt') throw new DpopProofError('DPoP proof typ must be dpop+jwt');
     // Like every JSON from outside, bounded in depth before anything reads it.
