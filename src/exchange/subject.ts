@@ -94,7 +94,7 @@ export function peek(token: string, what: string): { header: ProtectedHeaderPara
   if (tooDeep(decoded.header) || tooDeep(decoded.claims)) {
     throw invalidRequest(`${what} nests arrays or objects more than ${MAX_JSON_DEPTH} levels deep`);
   }
-  // Claims are looked up and recorded (jose has already refused bytes that are not UTF-8): lone
+  // Claims are looked up and recorded (parsing has already refused bytes that are not UTF-8): lone
   // surrogates and NUL are refused here, before any query can trip over them.
   if (malformedString(decoded.header) !== undefined || malformedString(decoded.claims) !== undefined) {
     throw invalidRequest(`${what} carries text that is not well-formed Unicode, or that contains NUL`);

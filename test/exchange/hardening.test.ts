@@ -3,7 +3,7 @@ import path from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { publicKeyFrom, verifyLedger } from '../../src/ledger/verify.ts';
-import { ACCESS_TOKEN_TYPE, EXPENSES, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { ACCESS_TOKEN_TYPE, EXPENSES, IDP, exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
 import { lastEntry } from '../helpers/ledger.ts';
 
 // Findings of the first security review, each pinned by a test.
@@ -63,6 +63,23 @@ describe('hardening', () => {
     // The refused exchange is recorded (a refusal after client authentication), and nothing else is.
     expect(Number((await w.t.server.db('ledger_head').first('seq')).seq)).toBe(before + 1);
     expect((await lastEntry(w.t.server.db, 'token.refused')).payload).toMatchObject({ client_id: 'agent', error: 'invalid_authorization_details' });
+  });
+
+  it('refuses a signed subject token whose claims are not UTF-8, instead of reading U+FFFD', async () => {
+    // Signed by the trusted issuer's key, so only the decoding can refuse it: two different byte strings in
+    // `sub` must never be read as one user.
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (b: Buffer) => b.toString('base64url');
+    const header = b64(Buffer.from(JSON.stringify({ alg: 'ES256', kid: 'idp-1', typ: 'JWT' })));
+    const claims = JSON.stringify({ iss: IDP, aud: 'intentgate', sub: 'alice-SUFFIX', iat: now, exp: now + 300, scope: 'expenses:read expenses:submit' });
+    const raw = Buffer.from(claims, 'utf8');
+    const at = raw.indexOf('SUFFIX');
+    raw[at] = 0xff; // never valid in UTF-8
+    const input = `${header}.${b64(raw)}`;
+    const sig = Buffer.from(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, w.idpKey, Buffer.from(input)));
+    const res = await w.exchange('agent', exchangeParams(`${input}.${b64(sig)}`));
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: 'invalid_request', error_description: 'subject_token is not a JWT' });
   });
 
   it('treats a malformed client_id as an unknown client, never a 500', async () => {

@@ -34,6 +34,9 @@ export interface JwtVerifyOptions {
 }
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
+// Bytes that are not UTF-8 are refused, never replaced by U+FFFD: two different byte strings must not read as
+// one `sub` (jose refuses them too).
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function b64urlBytes(part: string, what: string): Buffer {
   if (!B64URL.test(part) || part.length % 4 === 1) throw new errors.JWSInvalid(`${what} is not base64url`);
@@ -43,7 +46,7 @@ function b64urlBytes(part: string, what: string): Buffer {
 function jsonObject(part: string, what: string, Err: typeof errors.JWSInvalid): Record<string, unknown> {
   let value: unknown;
   try {
-    value = JSON.parse(b64urlBytes(part, what).toString('utf8'));
+    value = JSON.parse(UTF8.decode(b64urlBytes(part, what)));
   } catch {
     throw new Err(`${what} is not valid JSON`);
   }
@@ -165,7 +168,7 @@ export function keyObjectOf(key: CryptoKey | KeyObject | Uint8Array): KeyObject 
 
 /** Whether `signature` is `alg`'s signature over `input` by `key` (false for a key of another kind). */
 export function verifySignature(alg: string, key: KeyObject, input: string, signature: Buffer): boolean {
-  const spec = ALGS[alg];
+  const spec = Object.hasOwn(ALGS, alg) ? ALGS[alg] : undefined;
   if (!spec || !keyFits(key, alg, spec)) throw new errors.JOSENotSupported(`the key does not fit the algorithm ${alg}`);
   // An ECDSA signature in JWS is exactly r‖s of the curve's size (RFC 7518 §3.4): no other length is read.
   if (spec.sigLength && signature.length !== spec.sigLength) return false;
@@ -202,7 +205,7 @@ export async function verifyJwt(token: string | ParsedJws, getKey: JWTVerifyGetK
     throw new errors.JOSENotSupported('an extension listed in "crit" is not supported');
   }
   if (typeof header.alg !== 'string' || header.alg === '') throw new errors.JWSInvalid('"alg" is missing or invalid');
-  if (!options.algorithms.includes(header.alg) || !ALGS[header.alg]) throw new errors.JOSEAlgNotAllowed('"alg" is not allowed');
+  if (!options.algorithms.includes(header.alg) || !Object.hasOwn(ALGS, header.alg)) throw new errors.JOSEAlgNotAllowed('"alg" is not allowed');
   const resolved = await getKey(header as Parameters<JWTVerifyGetKey>[0], { payload: jws.parts[1], signature: jws.parts[2], protected: jws.parts[0] } as never);
   const key = keyObjectOf(resolved as CryptoKey | KeyObject | Uint8Array);
   if (!verifySignature(header.alg, key, jws.signingInput, jws.signature)) throw new errors.JWSSignatureVerificationFailed();
@@ -215,7 +218,7 @@ export async function verifyJwt(token: string | ParsedJws, getKey: JWTVerifyGetK
   if (options.audience !== undefined) required.add('aud');
   if (options.subject !== undefined) required.add('sub');
   for (const claim of required) {
-    if (!(claim in payload)) throw claimFailed(payload, claim, 'missing', `missing required "${claim}" claim`);
+    if (!Object.hasOwn(payload, claim)) throw claimFailed(payload, claim, 'missing', `missing required "${claim}" claim`);
   }
   if (options.issuer !== undefined && !asList(options.issuer).includes(payload.iss as string)) {
     throw claimFailed(payload, 'iss', 'check_failed', 'unexpected "iss" claim value');
@@ -258,7 +261,7 @@ const b64json = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64u
 
 /** Signs a JWT: the header as given (it must name `alg`), the claims as given. */
 export function signJwt(header: { alg: string } & Record<string, unknown>, claims: Record<string, unknown>, key: KeyObject): string {
-  const spec = ALGS[header.alg];
+  const spec = Object.hasOwn(ALGS, header.alg) ? ALGS[header.alg] : undefined;
   if (!spec || !keyFits(key, header.alg, spec)) throw new Error(`cannot sign ${header.alg} with this key`);
   const input = `${b64json(header)}.${b64json(claims)}`;
   const raw = cryptoSign(spec.digest, Buffer.from(input), signOptions(key, spec));
