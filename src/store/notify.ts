@@ -12,6 +12,8 @@ export interface Listener { close(): Promise<void> }
 // A connection that died silently (a half-open TCP connection, a NAT or firewall that dropped an idle one)
 // raises no error: notifications just stop. A heartbeat on it every few seconds, bounded, finds out.
 const HEARTBEAT_MS = 3000;
+/** The listener's application_name: an operator finds it in pg_stat_activity. */
+export const LISTENER_NAME = 'intentgate-listener';
 const HEARTBEAT_TIMEOUT_MS = 3000;
 
 /**
@@ -33,7 +35,7 @@ export function listen(
   const connect = async () => {
     if (closed) return;
     const c = new pg.Client({
-      connectionString: databaseUrl, connectionTimeoutMillis: 5000, query_timeout: HEARTBEAT_TIMEOUT_MS, keepAlive: true, keepAliveInitialDelayMillis: 5000,
+      connectionString: databaseUrl, connectionTimeoutMillis: 5000, query_timeout: HEARTBEAT_TIMEOUT_MS, application_name: LISTENER_NAME, keepAlive: true, keepAliveInitialDelayMillis: 5000,
     });
     let failed = false;
     // Once per connection, whatever noticed first (an error event, a failed heartbeat, a failed LISTEN).
