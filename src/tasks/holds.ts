@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { appendEntry } from '../ledger/append.ts';
 import { isEmbedded, runStatements, type Db, type Statement } from '../store/db.ts';
 import { notify } from '../store/notify.ts';
@@ -58,20 +59,27 @@ export async function lockHold(trx: Db, t: HoldTarget): Promise<void> {
 
 /**
  * For the ledger's group commit: the standing of each agent (for its user), in order, held against change
- * until the batch commits (the hold lock, shared). Two statements per batch whatever its size: the locks,
- * then one read (a read in the locks' statement would run on a snapshot taken before they were granted).
+ * until the batch commits (the hold lock, shared). One round trip per batch whatever its size: on PostgreSQL
+ * the locks and the read are two statements of one simple-query message, each on a snapshot of its own (READ
+ * COMMITTED), so the read sees every hold committed before the locks were granted (a read in the locks'
+ * statement would not). Their values go as quoted literals (the simple protocol has no parameters).
  */
 export async function lockStandings(trx: Db, agents: Array<{ client_id: string; issuer: string; sub: string }>): Promise<Standing[]> {
   if (agents.length === 0) return [];
-  if (!isEmbedded(trx)) {
+  type Row = { client_id: string; subject_issuer: string; subject: string; status: Standing['status']; review_id: string | null };
+  let rows: Row[];
+  const read = (list: (values: string[]) => string) => 'select client_id, subject_issuer, subject, status, review_id from agent_holds'
+    + ` where (client_id, subject_issuer, subject) in (select * from unnest(${list(agents.map((a) => a.client_id))}, ${list(agents.map((a) => a.issuer))}, ${list(agents.map((a) => a.sub))}))`;
+  if (isEmbedded(trx)) {
+    rows = ((await trx.raw(read(() => '?::text[]'), [agents.map((a) => a.client_id), agents.map((a) => a.issuer), agents.map((a) => a.sub)])) as { rows: Row[] }).rows;
+  } else {
+    const list = (values: string[]) => `array[${values.map((v) => pg.escapeLiteral(v)).join(', ')}]::text[]`;
     // Sorted, so two batches always take them in the same order.
     const texts = [...new Set(agents.map((a) => lockText(a.client_id, a.issuer, a.sub)))].sort();
-    await trx.raw('select count(pg_advisory_xact_lock_shared(?, hashtext(k))) from unnest(?::text[]) as k', [HOLD_LOCK_CLASS, texts]);
+    const results = await trx.raw(`select count(pg_advisory_xact_lock_shared(${HOLD_LOCK_CLASS}, hashtext(k))) from unnest(${list(texts)}) as k;\n${read(list)}`) as unknown as Array<{ rows: Row[] }>;
+    if (!Array.isArray(results) || results.length !== 2) throw new Error('the standings round trip answered a different number of statements than it sent');
+    rows = results[1]!.rows;
   }
-  const { rows } = await trx.raw(
-    'select client_id, subject_issuer, subject, status, review_id from agent_holds where (client_id, subject_issuer, subject) in (select * from unnest(?::text[], ?::text[], ?::text[]))',
-    [agents.map((a) => a.client_id), agents.map((a) => a.issuer), agents.map((a) => a.sub)],
-  ) as { rows: Array<{ client_id: string; subject_issuer: string; subject: string; status: Standing['status']; review_id: string | null }> };
   const held = new Map(rows.map((r) => [lockText(r.client_id, r.subject_issuer, r.subject), { status: r.status, review_id: r.review_id ?? null }]));
   return agents.map((a) => held.get(lockText(a.client_id, a.issuer, a.sub)) ?? ACTIVE);
 }

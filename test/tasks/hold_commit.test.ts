@@ -98,4 +98,11 @@ describe('a grant\'s commit and an agent hold for the same user', () => {
     // And from now on the commit refuses.
     await expect(writer.commit(grant('cal').job)).rejects.toBeInstanceOf(StandingChanged);
   });
+
+  it('reads the standing of users whose names need quoting, and only theirs', async () => {
+    const odd = 'd\'o\\"x; --';
+    await suspend(db, { per: 'agent', client_id: 'agent', user: user(odd) }, 'test', null);
+    await expect(writer.commit(grant(odd).job)).rejects.toBeInstanceOf(StandingChanged);
+    await expect(writer.commit(grant(`${odd}2`).job)).resolves.toHaveLength(1);
+  });
 });
