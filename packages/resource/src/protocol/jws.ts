@@ -215,7 +215,7 @@ export async function verifyJwt(token: string | ParsedJws, getKey: JWTVerifyGetK
   if (options.audience !== undefined) required.add('aud');
   if (options.subject !== undefined) required.add('sub');
   for (const claim of required) {
-    if (!(claim in payload)) throw claimFailed(payload, claim, 'missing', `missing required "${claim}" claim`);
+    if (!Object.hasOwn(payload, claim)) throw claimFailed(payload, claim, 'missing', `missing required "${claim}" claim`);
   }
   if (options.issuer !== undefined && !asList(options.issuer).includes(payload.iss as string)) {
     throw claimFailed(payload, 'iss', 'check_failed', 'unexpected "iss" claim value');
