@@ -23,9 +23,10 @@ export function heldRefusal(policy: CompiledPolicy, input: DecisionInput, grante
   const decided = input.agent;
   // What was decided on, or a hold lifted meanwhile (the stricter decision stands).
   if (fresh.status === 'active' || (decided?.status === fresh.status && decided.review_id === fresh.review_id)) return undefined;
-  const again = decideRequest(policy, { ...input, agent: fresh });
+  const now = { ...input, agent: fresh };
+  const again = decideRequest(policy, now);
   if (again.outcome === 'deny') {
-    return standingRefusal(again, input) ?? new ExchangeError('access_denied', `denied by policy: ${again.reasons.join(', ')}`, { reasons: again.reasons });
+    return standingRefusal(again, now) ?? new ExchangeError('access_denied', `denied by policy: ${again.reasons.join(', ')}`, { reasons: again.reasons });
   }
   const still = new Set(again.outcome === 'allow' ? again.grantedScopes.filter((s) => ceiling.includes(s)) : []);
   const lost = granted.filter((s) => !still.has(s));
