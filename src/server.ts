@@ -26,9 +26,9 @@ import { removeServerRecord, writeServerRecord } from './ops/server_record.ts';
 import { RateLimiter } from './ops/rate_limit.ts';
 import { bootstrapAdmin } from './registry/admins.ts';
 import { createDb, isEmbedded, type Db } from './store/db.ts';
-import { LedgerWriter } from './ledger/writer.ts';
+import { LedgerWriter, type StandingIndex } from './ledger/writer.ts';
 import { UserLocks } from './tasks/user_lock.ts';
-import { AgentHoldCache, HOLDS_CHANNEL } from './tasks/holds.ts';
+import { AgentHoldCache, HOLDS_CHANNEL, lockStandings } from './tasks/holds.ts';
 import { Checkpointer, uncheckpointed } from './ledger/checkpoint.ts';
 import { issuedTokensInsert, lockLiveParents } from './tokens/issued.ts';
 import { loadLedgerKey } from './ledger/key.ts';
@@ -123,7 +123,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log.warn('the development issuer is trusted (development mode only)', { issuer: dev.issuer });
     }
     // Group commit on PostgreSQL; PGlite has one connection, so one job per transaction there.
-    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64, { insert: issuedTokensInsert, lockLiveParents });
+    // Each grant's agent standing is re-read at commit: the copy in memory never decides alone that a token is minted.
+    const ledger = new LedgerWriter(db, isEmbedded(db) ? 1 : 64, { insert: issuedTokensInsert, lockLiveParents }, { lockStandings } as StandingIndex<unknown>);
     const dpop = { db, tokenUrl: `${config.issuer}/token`, maxAge: config.exchange.dpopProofMaxAge, clockSkew: config.exchange.clockSkew };
     const exchange = { ledger, userLocks, db, config, keyring, issuerKeys: new IssuerKeys(), detailTypes: new DetailTypes(config.detailTypes), policies, builtInIssuers, registry, dpop };
 

@@ -6,7 +6,8 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
-import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
+import { ParentNotLive, StandingChanged, type LedgerWriter } from '../ledger/writer.ts';
+import { heldRefusal, standingRefusal } from './held.ts';
 import { splitScope } from '../validate/common.ts';
 import { getClient } from '../registry/clients.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
@@ -20,7 +21,7 @@ import type { IssuerKeys } from './issuer_keys.ts';
 import { mintAccessToken } from './mint.ts';
 import { applyCounters, redeemReview, reviewState, suspendIfBehaviourRule, type GateInput } from './review_gate.ts';
 import { applyOutcome, suspendHold } from '../tasks/behaviour.ts';
-import type { HoldTarget } from '../tasks/holds.ts';
+import type { HoldTarget, Standing } from '../tasks/holds.ts';
 import type { HoldScope } from '../policy/compile.ts';
 import { decideRequest, strongestSignal, type DecisionRequest, type RequestDecision } from '../policy/request.ts';
 import { buildDecisionContext, contextReads, type ExchangeContext } from './context.ts';
@@ -275,16 +276,6 @@ async function countDenial(deps: ExchangeDeps, record: DecisionRecord, task: str
     .catch(() => undefined);
 }
 
-/** Why a standing refused the request, in the words the agent is given. */
-function standingRefusal(decision: RequestDecision, input: DecisionInput): ExchangeError | undefined {
-  const [reason] = decision.reasons;
-  const [which, state] = (reason ?? '').split('_');
-  if ((which !== 'task' && which !== 'agent') || (state !== 'suspended' && state !== 'downgraded') || decision.reasons.length !== 1) return undefined;
-  const who = which === 'task' ? 'the task' : 'this agent, for this user,';
-  if (state === 'downgraded') return new ExchangeError('access_denied', `${who} is downgraded to read scopes: ${input.requestedScopes.filter((s) => !input.resource.scopes.some((x) => x.name === s && x.operation === 'read')).join(' ')} refused`, { reasons: [reason] });
-  return new ExchangeError('access_denied', `${who} is suspended pending review`, { reasons: [reason], review_id: input[which]?.review_id ?? undefined });
-}
-
 /** decide → mint → record, for one request whose context is built. */
 async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<ExchangeResponse> {
   const { config } = deps;
@@ -372,10 +363,22 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
   try {
-    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', outcome: decision.outcome, granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted));
+    const agent = {
+      key: { client_id: client.client_id, issuer: subject.user.issuer, sub: subject.user.sub },
+      refuse: (fresh: unknown) => heldRefusal(policy, input, granted, ceiling, fresh as Standing),
+    };
+    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', outcome: decision.outcome, granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted, undefined, agent));
   } catch (err) {
     // The parent was revoked after the decision: refused, and recorded as such; the child never existed.
     if (err instanceof ParentNotLive) return deny(invalidRequest('subject_token has been revoked or is no longer live'), decision);
+    // The agent was held for this user after the decision: refused as the hold refuses; nothing was recorded.
+    if (err instanceof StandingChanged) {
+      try {
+        return await deny(err.refusal as ExchangeError, decision);
+      } finally {
+        await applyCounters(gate, 'denied').catch(() => undefined);
+      }
+    }
     throw err;
   }
   await applyCounters(gate, 'granted').catch(() => undefined);

@@ -1,5 +1,5 @@
 import { ledgerText } from '../ledger/refusals.ts';
-import { ParentNotLive, type LedgerWriter } from '../ledger/writer.ts';
+import { ParentNotLive, StandingChanged, type LedgerJob, type LedgerWriter } from '../ledger/writer.ts';
 import type { Db } from '../store/db.ts';
 import type { AuthorizationDetail } from './details.ts';
 import { ExchangeError } from './errors.ts';
@@ -53,9 +53,10 @@ export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord,
  * The decision and the token's index row, committed together. Only after the commit is the token
  * returned; if it fails, the caller answers an error and the token is never seen.
  */
-export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted, writes?: (trx: Db) => Promise<void>): Promise<void> {
+export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted, writes?: (trx: Db) => Promise<void>, agent?: LedgerJob['agent']): Promise<void> {
   await ledger.commit({
     ...(writes ? { writes } : {}),
+    ...(agent ? { agent } : {}),
     entries: [entry('exchange.granted', record, { jti: minted.jti, expires_at: minted.exp })],
     ...(record.parent_jti ? { parents: [record.parent_jti] } : {}),
     tokens: [{
@@ -80,13 +81,14 @@ export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, 
 
 /**
  * Fail closed: a grant or a refusal is answered only once its ledger entry has committed; if it cannot be
- * written, the answer is 503 and no token exists. A parent revoked meanwhile is the caller's to answer.
+ * written, the answer is 503 and no token exists. A parent revoked meanwhile, or the agent held meanwhile,
+ * is the caller's to answer.
  */
 export async function recorded(write: () => Promise<void>): Promise<void> {
   try {
     await write();
   } catch (err) {
-    if (err instanceof ParentNotLive) throw err;
+    if (err instanceof ParentNotLive || err instanceof StandingChanged) throw err;
     throw new ExchangeError('temporarily_unavailable', 'the decision could not be recorded; no token was issued; retry later', {}, 503, err);
   }
 }

@@ -2,7 +2,7 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { Decision } from '../policy/decide.ts';
 import { consumeApproval, openReview, pollReview, REVIEW_INTERVAL, type PollState, type ReviewBinding } from '../review/reviews.ts';
 import { applyOutcome, suspendForReview, taskStatus, trippedCounters } from '../tasks/behaviour.ts';
-import { agentStanding, downgrade, type HoldTarget } from '../tasks/holds.ts';
+import { downgrade, standingOf, type HoldTarget } from '../tasks/holds.ts';
 import type { Db } from '../store/db.ts';
 import { ExchangeError, invalidRequest } from './errors.ts';
 
@@ -78,7 +78,8 @@ export async function suspendIfBehaviourRule(g: GateInput, task: string): Promis
 /** After a decision is recorded: a tripped counter suspends, downgrades or sends to review its task or agent. */
 export async function applyCounters(g: GateInput, counts: 'denied' | 'granted'): Promise<void> {
   for (const { rule, target, evidence } of await trippedCounters(g.db, g.policy, g.at, counts)) {
-    const standing = target.per === 'task' ? await taskStatus(g.db, target.task) : await agentStanding(g.db, target.client_id, target.user);
+    // From the database, not the copy in memory: a stale copy would skip a suspension or repeat one (rare: a counter tripped).
+    const standing = target.per === 'task' ? await taskStatus(g.db, target.task) : await standingOf(g.db, target);
     await applyOutcome(g.db, target, standing, rule.outcome, rule.id, g.binding, g.context, evidence);
   }
 }

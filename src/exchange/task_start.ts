@@ -1,7 +1,9 @@
 import type { Decision, DecisionInput } from '../policy/decide.ts';
 import { decideRequest, type DecisionRequest } from '../policy/request.ts';
 import { buildDecisionContext, contextReads } from './context.ts';
-import { ParentNotLive } from '../ledger/writer.ts';
+import { ParentNotLive, StandingChanged } from '../ledger/writer.ts';
+import type { Standing } from '../tasks/holds.ts';
+import { heldRefusal } from './held.ts';
 import { splitScope } from '../validate/common.ts';
 import { extendTask, getTask, insertTask } from '../tasks/tasks.ts';
 import type { Client } from '../registry/clients.ts';
@@ -16,7 +18,7 @@ import { resolveTarget, type Target } from './target.ts';
 import { TT_TASK } from './token_types.ts';
 
 /** One (resource, scope, detail) of a task start, as the policy decided it. */
-interface Pair { resource: string; scope: string; detail: number; decision: Decision }
+interface Pair { resource: string; scope: string; detail: number; decision: Decision; input: DecisionInput }
 
 export interface TaskStart {
   req: ExchangeRequest;
@@ -106,7 +108,8 @@ export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<Excha
       const details = req.details.length ? req.details.map((d) => [d]) : [[]];
       for (const scope of scopes) {
         for (const [j, d] of details.entries()) {
-          pairs.push({ resource: t.identifier, scope, detail: j, decision: decideRequest(policy, { ...input, requestedScopes: [scope], details: d }) });
+          const asked = { ...input, requestedScopes: [scope], details: d };
+          pairs.push({ resource: t.identifier, scope, detail: j, decision: decideRequest(policy, asked), input: asked });
         }
       }
     }
@@ -166,12 +169,29 @@ export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<Excha
       ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
     });
     const matched = [...new Set(decisions.filter((d) => d.outcome !== 'deny').flatMap((d) => d.matchedRules))];
-    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: matched, policy_version: policy.version }, minted,
-      (trx) => insertTask(trx, {
-        task: s.task, client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, intent: req.intent,
-        scope: granted, resources: req.resources, authorization_details: req.details, task_jti: minted.jti,
-        created_at: new Date(minted.iat * 1000), expires_at: new Date(minted.exp * 1000), subject_expires_at: new Date(subject.exp * 1000),
-      })));
+    // At commit, the agent's standing as it is then: each granted pair must still be granted on it (pipeline.ts).
+    const agent = {
+      key: { client_id: client.client_id, issuer: subject.user.issuer, sub: subject.user.sub },
+      refuse: (fresh: unknown) => {
+        for (const p of pairs.filter((x) => granted.includes(x.scope))) {
+          const refusal = heldRefusal(policy, p.input, [p.scope], p.input.resource.scopes.map((x) => x.name), fresh as Standing);
+          if (refusal) return refusal;
+        }
+        return undefined;
+      },
+    };
+    try {
+      await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: granted, matched_rules: matched, policy_version: policy.version }, minted,
+        (trx) => insertTask(trx, {
+          task: s.task, client_id: client.client_id, user: { issuer: subject.user.issuer, sub: subject.user.sub }, intent: req.intent,
+          scope: granted, resources: req.resources, authorization_details: req.details, task_jti: minted.jti,
+          created_at: new Date(minted.iat * 1000), expires_at: new Date(minted.exp * 1000), subject_expires_at: new Date(subject.exp * 1000),
+        }), agent));
+    } catch (err) {
+      // The agent was held for this user after the decision: refused as the hold refuses; nothing was recorded.
+      if (err instanceof StandingChanged) return deny(err.refusal as ExchangeError, decisions[0]);
+      throw err;
+    }
     return {
       access_token: minted.token,
       issued_token_type: TT_TASK,

@@ -3,7 +3,7 @@ import type { Db } from '../store/db.ts';
 import { appendEntries } from './append.ts';
 import { prepare, type LedgerInput, type PreparedEntry } from './entry.ts';
 
-export interface LedgerJob<T = unknown> {
+export interface LedgerJob<T = unknown, S = unknown> {
   entries: LedgerInput[];
   /** Issued-token index rows that must commit with the entries. */
   tokens?: T[];
@@ -11,6 +11,35 @@ export interface LedgerJob<T = unknown> {
   parents?: string[];
   /** Other rows that must commit with the entries (a started task's row), written before the ledger head is locked. */
   writes?: (trx: Db) => Promise<void>;
+  /**
+   * The agent (for one user) whose standing this grant was decided on: re-read at commit, and `refuse`
+   * answers the refusal the decision would have given on that standing (undefined: it stands).
+   */
+  agent?: { key: AgentKey; refuse: (standing: S) => Error | undefined };
+}
+
+/** An agent, for one user: the key of its standing. */
+export interface AgentKey { client_id: string; issuer: string; sub: string }
+
+/** A job refused at commit: its agent's standing changed after the decision. Nothing of it was recorded. */
+export class StandingChanged extends Error {
+  readonly refusal: Error;
+  constructor(refusal: Error) {
+    super(refusal.message);
+    this.refusal = refusal;
+  }
+}
+
+/**
+ * The agents' standings, as the writer re-checks them (src/tasks owns agent_holds): handed in, as the
+ * TokenIndex is, so the ledger imports no domain above it.
+ */
+export interface StandingIndex<S> {
+  /**
+   * Each agent's standing (in order), locked against change until this transaction ends: a hold written
+   * meanwhile waits for this commit (and then revokes what it recorded), or came first and is seen here.
+   */
+  lockStandings(trx: Db, agents: AgentKey[]): Promise<S[]>;
 }
 
 /** A parent token was revoked (or expired) between the decision and its child's commit. */
@@ -31,7 +60,7 @@ export interface TokenIndex<T> {
   lockLiveParents(trx: Db, jtis: string[]): Promise<string | undefined>;
 }
 
-interface Pending<T> { job: LedgerJob<T>; prepared: PreparedEntry[]; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
+interface Pending<T, S> { job: LedgerJob<T, S>; prepared: PreparedEntry[]; resolve: (seqs: number[]) => void; reject: (err: unknown) => void }
 
 /**
  * Group commit for the ledger: jobs that arrive while a transaction is committing go together in the
@@ -40,20 +69,22 @@ interface Pending<T> { job: LedgerJob<T>; prepared: PreparedEntry[]; resolve: (s
  * after the COMMIT that holds its entries. If a batch fails, each of its jobs is retried alone, so one
  * bad job cannot sink the others. With `maxBatch` 1 (PGlite's single connection) each job is alone.
  */
-export class LedgerWriter<T = unknown> {
+export class LedgerWriter<T = unknown, S = unknown> {
   readonly #db: Db;
   readonly #maxBatch: number;
   readonly #index: TokenIndex<T>;
-  #queue: Pending<T>[] = [];
+  readonly #standings: StandingIndex<S> | undefined;
+  #queue: Pending<T, S>[] = [];
   #flushing = false;
 
-  constructor(db: Db, maxBatch: number, index: TokenIndex<T>) {
+  constructor(db: Db, maxBatch: number, index: TokenIndex<T>, standings?: StandingIndex<S>) {
     this.#db = db;
     this.#maxBatch = maxBatch;
     this.#index = index;
+    this.#standings = standings;
   }
 
-  commit(job: LedgerJob<T>): Promise<number[]> {
+  commit(job: LedgerJob<T, S>): Promise<number[]> {
     // A payload that cannot be canonicalised fails here, alone, not inside a batch it would sink; the
     // canonical body made here is the one sealed.
     let prepared: PreparedEntry[];
@@ -68,19 +99,45 @@ export class LedgerWriter<T = unknown> {
     });
   }
 
-  async #write(batch: Pending<T>[]): Promise<number[][]> {
+  /** One transaction for the batch: each job's sequence numbers, or its refusal (its agent is held now). */
+  async #write(batch: Pending<T, S>[]): Promise<Array<number[] | StandingChanged>> {
     return this.#db.transaction(async (trx) => {
       await trx.raw('SET LOCAL synchronous_commit = on');
+      // Standings first (once per batch), then parents, then the ledger head: the order a suspension takes
+      // them (its hold lock, then the tokens it revokes, then the head).
+      const refused = await this.#refusals(trx, batch);
+      const kept = batch.filter((p) => !refused.has(p));
       // Parents are locked before the ledger head, in the order revocation takes them (see tokens/revoke.ts).
-      const gone = await this.#index.lockLiveParents(trx, [...new Set(batch.flatMap((p) => p.job.parents ?? []))]);
+      const gone = await this.#index.lockLiveParents(trx, [...new Set(kept.flatMap((p) => p.job.parents ?? []))]);
       if (gone) throw new ParentNotLive(gone);
-      for (const p of batch) await p.job.writes?.(trx);
+      for (const p of kept) await p.job.writes?.(trx);
       // The index rows go in the statement that appends the entries: one round trip for both.
-      const rows = this.#index.insert(trx, batch.flatMap((p) => p.job.tokens ?? []));
-      const seqs = await appendEntries(trx, batch.flatMap((p) => p.prepared), rows ? [rows] : []);
+      const rows = this.#index.insert(trx, kept.flatMap((p) => p.job.tokens ?? []));
+      const seqs = kept.length ? await appendEntries(trx, kept.flatMap((p) => p.prepared), rows ? [rows] : []) : [];
       let at = 0;
-      return batch.map((p) => seqs.slice(at, (at += p.job.entries.length)));
+      return batch.map((p) => refused.get(p) ?? seqs.slice(at, (at += p.job.entries.length)));
     });
+  }
+
+  /** The jobs whose agent's standing, read (and locked) now, refuses what they record. */
+  async #refusals(trx: Db, batch: Pending<T, S>[]): Promise<Map<Pending<T, S>, StandingChanged>> {
+    const refused = new Map<Pending<T, S>, StandingChanged>();
+    const checked = batch.filter((p) => p.job.agent);
+    if (!this.#standings || checked.length === 0) return refused;
+    const keyOf = (k: AgentKey) => JSON.stringify([k.client_id, k.issuer, k.sub]);
+    const agents = new Map(checked.map((p) => [keyOf(p.job.agent!.key), p.job.agent!.key]));
+    const standings = await this.#standings.lockStandings(trx, [...agents.values()]);
+    const byKey = new Map([...agents.keys()].map((k, i) => [k, standings[i]!]));
+    for (const p of checked) {
+      const refusal = p.job.agent!.refuse(byKey.get(keyOf(p.job.agent!.key))!);
+      if (refusal) refused.set(p, new StandingChanged(refusal));
+    }
+    return refused;
+  }
+
+  #settle(p: Pending<T, S>, result: number[] | StandingChanged): void {
+    if (result instanceof StandingChanged) p.reject(result);
+    else p.resolve(result);
   }
 
   async #flush(): Promise<void> {
@@ -88,8 +145,8 @@ export class LedgerWriter<T = unknown> {
     while (this.#queue.length) {
       const batch = this.#queue.splice(0, this.#maxBatch);
       try {
-        const seqs = await this.#write(batch);
-        batch.forEach((p, i) => p.resolve(seqs[i]!));
+        const results = await this.#write(batch);
+        batch.forEach((p, i) => this.#settle(p, results[i]!));
       } catch (error) {
         if (batch.length === 1) {
           batch[0]!.reject(error);
@@ -97,7 +154,7 @@ export class LedgerWriter<T = unknown> {
         }
         for (const p of batch) {
           try {
-            p.resolve((await this.#write([p]))[0]!);
+            this.#settle(p, (await this.#write([p]))[0]!);
           } catch (err) {
             p.reject(err);
           }

@@ -4,9 +4,9 @@ import type { BehaviourOutcome, CompiledPolicy, CounterRule } from '../policy/co
 import { openReview, type ReviewBinding } from '../review/reviews.ts';
 import type { Db } from '../store/db.ts';
 import { resumeTaskIn } from './tasks.ts';
-import { downgrade, lift, standingOf, suspend, type HoldTarget, type Standing } from './holds.ts';
+import { downgrade, lift, lockHold, standingOf, suspend, type HoldTarget, type Standing } from './holds.ts';
 import { countAgentGrants } from '../tokens/grants.ts';
-import { revokeCascade, type RevocationTarget } from '../tokens/revoke.ts';
+import { revokeCascadeIn, type RevocationTarget } from '../tokens/revoke.ts';
 
 export type TaskStatus = Standing;
 
@@ -26,14 +26,19 @@ export async function suspendForReview(db: Db, task: string, binding: ReviewBind
 
 /** Suspends a task, or an agent for one user (all its tokens for that user, in every task), pending review. */
 export async function suspendHold(db: Db, t: HoldTarget, binding: ReviewBinding, context: Record<string, unknown>, reasons: string[]): Promise<string> {
-  // A task token is held, not revoked: the task can resume with it once a person lifts the suspension.
-  const revoked = await revokeCascade(db, revocationOf(t), 'system', `behaviour: ${reasons.join(', ')}`, t.per === 'task' ? { holdTaskToken: true } : {});
-  const evidence = { ...(context.evidence as object | undefined), revoked: revoked.jtis };
-  const reviewId = t.per === 'task'
-    ? await openReview(db, 'task_suspension', { ...binding, task: t.task }, { ...context, reasons, evidence })
-    : await openReview(db, 'agent_suspension', { ...binding, task: null }, { ...context, reasons, evidence, hold: t });
-  await suspend(db, t, reasons.join(', '), reviewId);
-  return reviewId;
+  // One transaction, under the hold lock taken first: a grant committing meanwhile either commits before the
+  // revocation (which then revokes it) or waits and reads the suspension (src/tasks/holds.ts, lockHold).
+  return db.transaction(async (trx) => {
+    await lockHold(trx, t);
+    // A task token is held, not revoked: the task can resume with it once a person lifts the suspension.
+    const revoked = await revokeCascadeIn(trx, revocationOf(t), 'system', `behaviour: ${reasons.join(', ')}`, t.per === 'task' ? { holdTaskToken: true } : {});
+    const evidence = { ...(context.evidence as object | undefined), revoked: revoked.jtis };
+    const reviewId = t.per === 'task'
+      ? await openReview(trx, 'task_suspension', { ...binding, task: t.task }, { ...context, reasons, evidence })
+      : await openReview(trx, 'agent_suspension', { ...binding, task: null }, { ...context, reasons, evidence, hold: t });
+    await suspend(trx, t, reasons.join(', '), reviewId);
+    return reviewId;
+  });
 }
 
 /** Downgrades a task: it may go on, with `read` scopes only (per each scope's `operation`). */
@@ -105,12 +110,14 @@ export async function reviewDecided(trx: Db, review: { id: string; kind: string;
   if (review.kind === 'task_suspension' && approved && review.task) await resumeTaskIn(trx, review.task);
   const hold = holdOf(review);
   if (!hold) return;
+  // Before anything it locks or appends (the hold lock comes before the ledger head, as in the group commit).
+  await lockHold(trx, hold);
   if (approved) {
     await lift(trx, hold, review.id);
     return;
   }
   if (review.kind === 'agent_suspension') return;
-  const revoked = await revokeCascade(trx, revocationOf(hold), 'system', `review ${review.id} denied`);
+  const revoked = await revokeCascadeIn(trx, revocationOf(hold), 'system', `review ${review.id} denied`);
   await suspend(trx, hold, 'review denied', review.id);
   await appendEntry(trx, { kind: `${hold.per}.suspended`, actor: 'system', payload: { ...(hold.per === 'task' ? { task: hold.task } : { client_id: hold.client_id, user: hold.user }), review_id: review.id, revoked: revoked.jtis } });
 }

@@ -1,5 +1,6 @@
+import pg from 'pg';
 import { appendEntry } from '../ledger/append.ts';
-import { runStatements, type Db, type Statement } from '../store/db.ts';
+import { isEmbedded, runStatements, type Db, type Statement } from '../store/db.ts';
 import { notify } from '../store/notify.ts';
 
 /** The tables src/tasks owns: no other folder queries them (test/foundation/table_owners.test.ts). */
@@ -35,6 +36,52 @@ export function standingFrom(rows: unknown[]): Standing {
 
 export async function standingOf(db: Db, t: HoldTarget): Promise<Standing> {
   return standingFrom((await runStatements(db, [standingRead(t)]))[0]!);
+}
+
+/*
+ * The hold lock: an advisory transaction lock per (agent, user), in the two-int4 key space (class, hash),
+ * apart from the one-bigint keys of the user locks. Why a lock and not `for share` on agent_holds: most holds
+ * are new rows, and a read that finds no row locks nothing; an INSERT committed after that read's snapshot
+ * would let the grant commit after the suspension revoked the agent's tokens, and live on. So every hold
+ * write takes it exclusive before it reads or revokes anything, and the ledger's group commit takes it shared,
+ * in the statement before its read of the standings: either the hold committed first (and the commit reads
+ * it), or the commit did (and the suspension, waiting for it, revokes what it recorded). A hash collision only
+ * serialises two unrelated pairs. The embedded database has one connection: its transactions never interleave.
+ */
+const HOLD_LOCK_CLASS = 0x1a7e_0100;
+const lockText = (client_id: string, issuer: string, sub: string) => JSON.stringify([client_id, issuer, sub]);
+
+/** Takes the target's hold lock (agents only) before its standing is written or its tokens revoked. */
+export async function lockHold(trx: Db, t: HoldTarget): Promise<void> {
+  if (t.per !== 'agent' || isEmbedded(trx)) return;
+  await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [HOLD_LOCK_CLASS, lockText(t.client_id, t.user.issuer, t.user.sub)]);
+}
+
+/**
+ * For the ledger's group commit: the standing of each agent (for its user), in order, held against change
+ * until the batch commits (the hold lock, shared). One round trip per batch whatever its size: on PostgreSQL
+ * the locks and the read are two statements of one simple-query message, each on a snapshot of its own (READ
+ * COMMITTED), so the read sees every hold committed before the locks were granted (a read in the locks'
+ * statement would not). Their values go as quoted literals (the simple protocol has no parameters).
+ */
+export async function lockStandings(trx: Db, agents: Array<{ client_id: string; issuer: string; sub: string }>): Promise<Standing[]> {
+  if (agents.length === 0) return [];
+  type Row = { client_id: string; subject_issuer: string; subject: string; status: Standing['status']; review_id: string | null };
+  let rows: Row[];
+  const read = (list: (values: string[]) => string) => 'select client_id, subject_issuer, subject, status, review_id from agent_holds'
+    + ` where (client_id, subject_issuer, subject) in (select * from unnest(${list(agents.map((a) => a.client_id))}, ${list(agents.map((a) => a.issuer))}, ${list(agents.map((a) => a.sub))}))`;
+  if (isEmbedded(trx)) {
+    rows = ((await trx.raw(read(() => '?::text[]'), [agents.map((a) => a.client_id), agents.map((a) => a.issuer), agents.map((a) => a.sub)])) as { rows: Row[] }).rows;
+  } else {
+    const list = (values: string[]) => `array[${values.map((v) => pg.escapeLiteral(v)).join(', ')}]::text[]`;
+    // Sorted, so two batches always take them in the same order.
+    const texts = [...new Set(agents.map((a) => lockText(a.client_id, a.issuer, a.sub)))].sort();
+    const results = await trx.raw(`select count(pg_advisory_xact_lock_shared(${HOLD_LOCK_CLASS}, hashtext(k))) from unnest(${list(texts)}) as k;\n${read(list)}`) as unknown as Array<{ rows: Row[] }>;
+    if (!Array.isArray(results) || results.length !== 2) throw new Error('the standings round trip answered a different number of statements than it sent');
+    rows = results[1]!.rows;
+  }
+  const held = new Map(rows.map((r) => [lockText(r.client_id, r.subject_issuer, r.subject), { status: r.status, review_id: r.review_id ?? null }]));
+  return agents.map((a) => held.get(lockText(a.client_id, a.issuer, a.sub)) ?? ACTIVE);
 }
 
 /** Every change to agent_holds is notified here, in its transaction: each process then reloads its copy. */
@@ -147,8 +194,10 @@ async function put(trx: Db, t: HoldTarget, status: 'active' | 'suspended' | 'dow
   if (t.per === 'task') {
     await trx('tasks').insert({ task: t.task, status, reason, review_id: reviewId, updated_at: now }).onConflict('task').merge();
   } else if (status === 'active') {
+    await lockHold(trx, t);
     await writingHolds(trx, () => trx('agent_holds').where(agentKey(t)).del());
   } else {
+    await lockHold(trx, t);
     await writingHolds(trx, () => trx('agent_holds').insert({ ...agentKey(t), status, reason, review_id: reviewId, updated_at: now })
       .onConflict(['client_id', 'subject_issuer', 'subject']).merge());
   }
@@ -163,6 +212,7 @@ const entryFields = (t: HoldTarget) => (t.per === 'task' ? { task: t.task } : { 
  */
 export async function downgrade(db: Db, t: HoldTarget, rule: string, evidence: Record<string, unknown>, reviewId: string | null = null): Promise<boolean> {
   return db.transaction(async (trx) => {
+    await lockHold(trx, t);
     const row = await current(trx, t);
     if (row && row.status !== 'active') return false;
     await put(trx, t, 'downgraded', rule, reviewId);
@@ -178,6 +228,7 @@ export async function suspend(trx: Db, t: HoldTarget, reason: string, reviewId: 
 
 /** Lifts the hold a review placed, when that review still holds it. Returns whether it did. */
 export async function lift(trx: Db, t: HoldTarget, reviewId: string): Promise<boolean> {
+  await lockHold(trx, t);
   const row = await current(trx, t);
   if (!row || row.status === 'active' || row.review_id !== reviewId) return false;
   await put(trx, t, 'active', 'review approved', null);
