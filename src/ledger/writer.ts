@@ -1,5 +1,6 @@
 import type { Knex } from 'knex';
 import type { Db } from '../store/db.ts';
+import { isStorageFailure } from '../store/errors.ts';
 import { appendEntries } from './append.ts';
 import { prepare, type LedgerInput, type PreparedEntry } from './entry.ts';
 
@@ -67,7 +68,8 @@ interface Pending<T, S> { job: LedgerJob<T, S>; prepared: PreparedEntry[]; resol
  * next one, written with one statement (multi-row inserts in a WITH) under one lock of the ledger head, so
  * a batch costs the same few round trips and one fsync whatever its size. Every caller is answered only
  * after the COMMIT that holds its entries. If a batch fails, each of its jobs is retried alone, so one
- * bad job cannot sink the others. With `maxBatch` 1 (PGlite's single connection) each job is alone.
+ * bad job cannot sink the others; a storage failure fails the whole batch at once. With `maxBatch` 1
+ * (PGlite's single connection) each job is alone.
  */
 export class LedgerWriter<T = unknown, S = unknown> {
   readonly #db: Db;
@@ -148,8 +150,10 @@ export class LedgerWriter<T = unknown, S = unknown> {
         const results = await this.#write(batch);
         batch.forEach((p, i) => this.#settle(p, results[i]!));
       } catch (error) {
-        if (batch.length === 1) {
-          batch[0]!.reject(error);
+        // Alone, each job would meet the same unreachable database again, one timeout after another (the
+        // last caller of a batch of n waiting n+1 timeouts for its 503): all fail together instead.
+        if (batch.length === 1 || isStorageFailure(error)) {
+          for (const p of batch) p.reject(error);
           continue;
         }
         for (const p of batch) {

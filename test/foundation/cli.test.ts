@@ -126,7 +126,7 @@ describe.skipIf(!onPostgres)('several processes on one database (PostgreSQL only
     expect(r.code).toBe(0);
     const { kid } = JSON.parse(r.stdout);
     let kids: string[] = [];
-    for (let i = 0; i < 50 && !kids.includes(kid); i++) {
+    for (let i = 0; i < 300 && !kids.includes(kid); i++) {
       await new Promise((res) => setTimeout(res, 100));
       kids = (await (await fetch(`${t.url}/jwks`)).json() as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
     }

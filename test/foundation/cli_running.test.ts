@@ -160,7 +160,7 @@ describe('commands work while a development server runs', () => {
     expect(r.code).toBe(0);
     const { kid } = JSON.parse(r.stdout);
     let kids: string[] = [];
-    for (let i = 0; i < 100 && !kids.includes(kid); i++) {
+    for (let i = 0; i < 300 && !kids.includes(kid); i++) {
       kids = ((await (await fetch(`${url()}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((k) => k.kid);
       if (!kids.includes(kid)) await new Promise((res) => setTimeout(res, 100));
     }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.ts';
 import { loadLedgerKey } from '../../src/ledger/key.ts';
 import { publicKeyFrom } from '../../src/ledger/verify.ts';
-import { runCli } from '../helpers/cli.ts';
+import { childEnv, runCli } from '../helpers/cli.ts';
 import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
 
 describe('keys generate', () => {
@@ -81,7 +81,7 @@ describe('npm run example:mcp', () => {
   it('starts the example MCP server on its own, registered at the running intentgate', async () => {
     expect(JSON.parse(readFileSync('package.json', 'utf8')).scripts['example:mcp']).toBe('node --conditions=intentgate-source examples/mcp-expenses/standalone.ts');
     const port = await freePort();
-    const env = { PATH: process.env.PATH ?? '', DATA_DIR: t.env.DATA_DIR!, INTENTGATE_KEK: t.env.INTENTGATE_KEK!, MCP_PORT: String(port), ...(t.env.DATABASE_URL ? { DATABASE_URL: t.env.DATABASE_URL } : {}) };
+    const env = childEnv({ DATA_DIR: t.env.DATA_DIR!, INTENTGATE_KEK: t.env.INTENTGATE_KEK!, MCP_PORT: String(port), ...(t.env.DATABASE_URL ? { DATABASE_URL: t.env.DATABASE_URL } : {}) });
     const child = spawn(process.execPath, ['--conditions=intentgate-source', 'examples/mcp-expenses/standalone.ts'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     try {

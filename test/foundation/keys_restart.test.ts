@@ -32,7 +32,10 @@ describe('key rotation', () => {
     const before = await token();
     const oldKid = decodeProtectedHeader(before).kid!;
 
-    const rotated = await t.admin('POST', '/admin/api/keys/rotate', { overlap_seconds: 2 });
+    // The checks during the overlap must run before it ends, also on a loaded machine: 8 s of it.
+    const OVERLAP = 8;
+    const rotated = await t.admin('POST', '/admin/api/keys/rotate', { overlap_seconds: OVERLAP });
+    const overlapEnds = Date.now() + OVERLAP * 1000;
     expect(rotated.status).toBe(201);
     const { kid: newKid } = await rotated.json() as { kid: string };
     expect(newKid).not.toBe(oldKid);
@@ -44,7 +47,7 @@ describe('key rotation', () => {
     const listed = await (await t.admin('GET', '/admin/api/keys')).json() as { items: Array<{ kid: string; status: string }> };
     expect(listed.items.map((k) => [k.kid, k.status])).toEqual([[oldKid, 'active'], [newKid, 'next']]);
 
-    await new Promise((r) => setTimeout(r, 2200));
+    await new Promise((r) => setTimeout(r, overlapEnds + 200 - Date.now()));
     const after = await token();
     expect(decodeProtectedHeader(after).kid).toBe(newKid);
     // The retired key stays published while tokens it signed can still be live.

@@ -75,9 +75,16 @@ export async function startTestServer(overrides: Overrides = {}, extraEnv: Recor
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...extraEnv,
   };
-  // Admission control sheds by wall-clock waiting time, which tests must not depend on: off unless a test
-  // sets its own limits (test/operations/admission.test.ts).
-  const config = loadConfig('development', env, { ...overrides, server: { max_concurrency: 100_000, ...overrides.server } });
+  // Admission control sheds by wall-clock waiting time, and rate limits count requests per wall-clock second:
+  // a file making many requests would meet them on a fast machine and not on a busy one. Tests must not depend
+  // on either, so both are off unless a test sets its own (test/operations/admission.test.ts,
+  // test/foundation/admin_auth.test.ts, test/foundation/token_rate_limit.test.ts).
+  const unlimited = { burst: 1_000_000, per_second: 1_000_000 };
+  const config = loadConfig('development', env, {
+    ...overrides,
+    server: { max_concurrency: 100_000, ...overrides.server },
+    rate_limits: { token: unlimited, token_per_address: unlimited, admin: unlimited, ...overrides.rate_limits },
+  });
   const t: TestServer = {
     url: `http://127.0.0.1:${port}`,
     issuer: env.ISSUER!,

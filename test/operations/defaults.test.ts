@@ -144,7 +144,7 @@ describe('repeated log lines', () => {
     for (let i = 0; i < 50; i++) log.warn('request failed: storage unavailable', { i });
     // Every line written carries its `i`; a line's `repeated` counts the ones suppressed before it. Together: all 50.
     const told = () => lines.filter((l) => l.i !== undefined).length + lines.reduce((n, l) => n + (typeof l.repeated === 'number' ? l.repeated : 0), 0);
-    for (let i = 0; i < 200 && told() < 50; i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 600 && told() < 50; i++) await new Promise((r) => setTimeout(r, 50));
     expect(told()).toBe(50);
     expect(lines.length).toBeLessThan(50);
     expect(lines.some((l) => typeof l.repeated === 'number')).toBe(true);

@@ -72,7 +72,7 @@ describe.skipIf(!onPostgres)('a network partition from PostgreSQL (PostgreSQL on
     }
     // Late bytes arrive in order once it heals: the pool's connections are usable again, no restart needed.
     let status = 0;
-    for (let i = 0; i < 40 && status !== 200; i++) {
+    for (let i = 0; i < 80 && status !== 200; i++) {
       status = (await tokenRequest(t.url, { grant_type: 'client_credentials', resource: EXPENSES }, creds)).status;
       if (status !== 200) await new Promise((r) => setTimeout(r, 500));
     }
