@@ -1,5 +1,6 @@
 import { DpopProofError, dpopHeader, verifyDpopProof } from '../../packages/resource/src/protocol/dpop_proof.ts';
 import type { Db } from '../store/db.ts';
+import { namedQuery } from '../store/prepared.ts';
 import { rethrowAsStorageFailure } from '../store/errors.ts';
 import { ExchangeError } from './errors.ts';
 
@@ -73,10 +74,10 @@ export async function acceptProof(deps: SenderDeps, proof: string, jkt?: string)
   // The primary key decides. Kept one clock skew longer than it is acceptable, so a peer whose clock
   // runs ahead does not sweep it early.
   const expiresAt = new Date((verified.iat + deps.maxAge + 2 * deps.clockSkew) * 1000);
-  const inserted = await deps.db('dpop_proofs')
-    .insert({ jkt: verified.jkt, jti: verified.jti, expires_at: expiresAt })
-    .onConflict(['jkt', 'jti']).ignore()
-    .returning('jti')
+  // A named statement: one per DPoP request, so knex's query building is worth skipping.
+  const inserted = await namedQuery(deps.db, 'dpop_proof_record',
+    'insert into dpop_proofs (jkt, jti, expires_at) values ($1, $2, $3) on conflict (jkt, jti) do nothing returning jti',
+    [verified.jkt, verified.jti, expiresAt])
     .catch(rethrowAsStorageFailure);
   if (inserted.length === 0) throw invalidProof('DPoP proof has been used before (replay); make a new proof for every request');
   return verified.jkt;
