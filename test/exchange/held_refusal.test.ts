@@ -4,17 +4,12 @@ import { compilePolicy } from '../../src/policy/compile.ts';
 import type { DecisionInput } from '../../src/policy/decide.ts';
 import { parsePolicyDocument } from '../../src/policy/document.ts';
 import { decideRequest } from '../../src/policy/request.ts';
+import { EXPENSES_RESOURCE } from '../helpers/decision.ts';
 
 // At commit, the agent's standing is read again (src/ledger/writer.ts); heldRefusal answers what the decision
 // would have refused on it. Exactly that: a grant the fresh standing still allows stands.
 
-const EXPENSES = {
-  identifier: 'https://expenses.example',
-  scopes: [
-    { name: 'expenses:read', sensitivity: 'internal', operation: 'read' },
-    { name: 'expenses:submit', sensitivity: 'confidential', operation: 'write' },
-  ],
-} as DecisionInput['resource'];
+const EXPENSES = EXPENSES_RESOURCE;
 const ceiling = ['expenses:read', 'expenses:submit'];
 const policy = compilePolicy(parsePolicyDocument(`
 version: 1

@@ -4,19 +4,10 @@ import { loadConfig } from '../../src/config/index.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { EXPENSES, freePort, onPostgres, tokenRequest } from '../helpers/server.ts';
 import { exchangeParams, IDP, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { until } from '../helpers/until.ts';
 
 // Clients, resources and trusted issuers are held in each process's memory (src/registry/cache.ts). A
 // change through the admin API of one instance must be in force on the others: they hear it by NOTIFY.
-
-/** Polls `probe` until it returns true; the delay it took, in ms (the timeout is generous: the machine may be loaded). */
-async function until(probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await probe()) return Math.round(performance.now() - started);
-    if (performance.now() - started > timeoutMs) throw new Error(`the change was not in force after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe('registry changes on one instance', () => {
   let w: World;

@@ -6,6 +6,7 @@ import { parsePolicyDocument } from '../../src/policy/document.ts';
 import { runFixtures } from '../../src/policy/fixtures.ts';
 import { decideRequest } from '../../src/policy/request.ts';
 import { ValidationError } from '../../src/validate/schema.ts';
+import { EXPENSES_RESOURCE } from '../helpers/decision.ts';
 
 const refused = (doc: string): ValidationError => {
   try {
@@ -17,13 +18,7 @@ const refused = (doc: string): ValidationError => {
   throw new Error('accepted');
 };
 
-const EXPENSES = {
-  identifier: 'https://expenses.example',
-  scopes: [
-    { name: 'expenses:read', sensitivity: 'internal', operation: 'read' },
-    { name: 'expenses:submit', sensitivity: 'confidential', operation: 'write' },
-  ],
-} as DecisionInput['resource'];
+const EXPENSES = EXPENSES_RESOURCE;
 
 const input = (extra: Partial<DecisionInput> = {}): DecisionInput => ({
   requestedScopes: ['expenses:read'], resource: EXPENSES, client: { id: 'agent', grant_types: [] },

@@ -7,6 +7,7 @@ import { LISTENER_NAME } from '../../src/store/notify.ts';
 import { startCli } from '../helpers/cli.ts';
 import { freePort, onPostgres, tokenRequest } from '../helpers/server.ts';
 import { exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpers/world.ts';
+import { until } from '../helpers/until.ts';
 
 // Each process holds the agent holds in memory (src/tasks/holds.ts). A hold placed by one instance (a
 // behaviour counter that tripped) must be in force on another, which runs in a process of its own (so it
@@ -14,15 +15,6 @@ import { exchangeParams, startWorld, TOKEN_EXCHANGE, type World } from '../helpe
 // connection frozen) must never let a token be minted for a held agent: the group commit re-checks.
 
 vi.setConfig({ testTimeout: 180_000 });
-
-async function until(probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<number> {
-  const started = performance.now();
-  for (;;) {
-    if (await probe()) return Math.round(performance.now() - started);
-    if (performance.now() - started > timeoutMs) throw new Error(`the change was not in force after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe.skipIf(!onPostgres)('agent holds across two instances (processes) on one database (PostgreSQL only; PGlite has one process)', () => {
   const policy = path.resolve('test/fixtures/policy/agent_counters.yaml');
