@@ -24,6 +24,8 @@ const serverUrl = process.env.DATABASE_URL || 'postgres://postgres@127.0.0.1:543
 const seconds = Number(process.env.BENCH_SECONDS ?? 10);
 const warmup = Number(process.env.BENCH_WARMUP_SECONDS ?? 3);
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
+// Node flags for the intentgate process only, as in `npm run bench` (e.g. --max-semi-space-size=8).
+const serverFlags = (process.env.BENCH_SERVER_FLAGS ?? '').split(' ').filter(Boolean);
 
 interface PhaseSpec { label: string; connections: number; honourRetryAfter: boolean }
 const PHASES: PhaseSpec[] = [
@@ -216,7 +218,7 @@ async function main(): Promise<number> {
   let server: ServerProcess | undefined;
   try {
     database = await createDatabase(serverUrl);
-    server = await ServerProcess.start('intentgate', 'serve.ts', { BENCH_DATABASE_URL: database.url });
+    server = await ServerProcess.start('intentgate', 'serve.ts', { BENCH_DATABASE_URL: database.url }, serverFlags);
     const url = String(server.ready.url);
     const port = Number(new URL(url).port);
     const reg = await register(adminClient(url, String(server.ready.adminToken)));
