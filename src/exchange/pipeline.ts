@@ -6,8 +6,8 @@ import type { CompiledPolicy } from '../policy/compile.ts';
 import type { UserLocks } from '../tasks/user_lock.ts';
 import type { Client } from '../registry/clients.ts';
 import type { PolicyStore } from '../policy/store.ts';
-import { ParentNotLive, StandingChanged, type LedgerWriter } from '../ledger/writer.ts';
-import { heldRefusal, standingRefusal } from './held.ts';
+import { ParentNotLive, StandingChanged, type LedgerWriter, type Standings } from '../ledger/writer.ts';
+import { heldRefusal, standingRefusal, type FreshStandings } from './held.ts';
 import { splitScope } from '../validate/common.ts';
 import { getClient } from '../registry/clients.ts';
 import type { TrustedIssuer } from '../registry/issuers.ts';
@@ -363,15 +363,17 @@ async function decideMintRecord(deps: ExchangeDeps, c: Decided): Promise<Exchang
     ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
   try {
-    const agent = {
-      key: { client_id: client.client_id, issuer: subject.user.issuer, sub: subject.user.sub },
-      refuse: (fresh: unknown) => heldRefusal(policy, input, granted, ceiling, fresh as Standing),
+    // At commit, the agent's standing and, inside a task, the task's, as they are then (src/exchange/held.ts).
+    const standing = {
+      agent: { client_id: client.client_id, issuer: subject.user.issuer, sub: subject.user.sub },
+      ...(input.task ? { task } : {}),
+      refuse: (fresh: Standings<unknown>) => heldRefusal(policy, input, granted, ceiling, fresh as FreshStandings),
     };
-    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', outcome: decision.outcome, granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted, undefined, agent));
+    await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', outcome: decision.outcome, granted_scope: granted, matched_rules: decision.matchedRules, policy_version: decision.policyVersion }, minted, undefined, standing));
   } catch (err) {
     // The parent was revoked after the decision: refused, and recorded as such; the child never existed.
     if (err instanceof ParentNotLive) return deny(invalidRequest('subject_token has been revoked or is no longer live'), decision);
-    // The agent was held for this user after the decision: refused as the hold refuses; nothing was recorded.
+    // The agent (for this user) or the task was held after the decision: refused as the hold refuses; nothing was recorded.
     if (err instanceof StandingChanged) {
       try {
         return await deny(err.refusal as ExchangeError, decision);

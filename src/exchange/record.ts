@@ -53,10 +53,10 @@ export async function recordDenial(ledger: LedgerWriter, record: DecisionRecord,
  * The decision and the token's index row, committed together. Only after the commit is the token
  * returned; if it fails, the caller answers an error and the token is never seen.
  */
-export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted, writes?: (trx: Db) => Promise<void>, agent?: LedgerJob['agent']): Promise<void> {
+export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, minted: Minted, writes?: (trx: Db) => Promise<void>, standing?: LedgerJob['standing']): Promise<void> {
   await ledger.commit({
     ...(writes ? { writes } : {}),
-    ...(agent ? { agent } : {}),
+    ...(standing ? { standing } : {}),
     entries: [entry('exchange.granted', record, { jti: minted.jti, expires_at: minted.exp })],
     ...(record.parent_jti ? { parents: [record.parent_jti] } : {}),
     tokens: [{
@@ -81,7 +81,7 @@ export async function recordGrant(ledger: LedgerWriter, record: DecisionRecord, 
 
 /**
  * Fail closed: a grant or a refusal is answered only once its ledger entry has committed; if it cannot be
- * written, the answer is 503 and no token exists. A parent revoked meanwhile, or the agent held meanwhile,
+ * written, the answer is 503 and no token exists. A parent revoked meanwhile, or the agent or task held meanwhile,
  * is the caller's to answer.
  */
 export async function recorded(write: () => Promise<void>): Promise<void> {

@@ -1,9 +1,9 @@
 import type { Decision, DecisionInput } from '../policy/decide.ts';
 import { decideRequest, type DecisionRequest } from '../policy/request.ts';
 import { buildDecisionContext, contextReads } from './context.ts';
-import { ParentNotLive, StandingChanged } from '../ledger/writer.ts';
+import { ParentNotLive, StandingChanged, type Standings } from '../ledger/writer.ts';
 import type { Standing } from '../tasks/holds.ts';
-import { heldRefusal } from './held.ts';
+import { heldRefusal, taskRefusal, type FreshStandings } from './held.ts';
 import { splitScope } from '../validate/common.ts';
 import { extendTask, getTask, insertTask } from '../tasks/tasks.ts';
 import type { Client } from '../registry/clients.ts';
@@ -171,10 +171,10 @@ export async function startTask(deps: ExchangeDeps, s: TaskStart): Promise<Excha
     const matched = [...new Set(decisions.filter((d) => d.outcome !== 'deny').flatMap((d) => d.matchedRules))];
     // At commit, the agent's standing as it is then: each granted pair must still be granted on it (pipeline.ts).
     const agent = {
-      key: { client_id: client.client_id, issuer: subject.user.issuer, sub: subject.user.sub },
-      refuse: (fresh: unknown) => {
+      agent: { client_id: client.client_id, issuer: subject.user.issuer, sub: subject.user.sub },
+      refuse: (fresh: Standings<unknown>) => {
         for (const p of pairs.filter((x) => granted.includes(x.scope))) {
-          const refusal = heldRefusal(policy, p.input, [p.scope], p.input.resource.scopes.map((x) => x.name), fresh as Standing);
+          const refusal = heldRefusal(policy, p.input, [p.scope], p.input.resource.scopes.map((x) => x.name), fresh as FreshStandings);
           if (refusal) return refusal;
         }
         return undefined;
@@ -236,11 +236,14 @@ async function renewTask(deps: ExchangeDeps, s: TaskStart): Promise<ExchangeResp
     scope: ceiling.scope, resources: ceiling.resources, details: ceiling.details, act: subject.act, ttl,
     ...(record.cnf_jkt ? { cnfJkt: record.cnf_jkt } : {}),
   });
+  // At commit, the task's standing as it is then: a task suspended or revoked since is refused as its token is.
+  const standing = { task: s.task, refuse: (fresh: Standings<unknown>) => taskRefusal(fresh.task as Standing | undefined) };
   try {
     await recorded(() => recordGrant(deps.ledger, { ...record, decision: 'granted', granted_scope: ceiling.scope, policy_version: policy.version }, minted,
-      (trx) => extendTask(trx, s.task, new Date(minted.exp * 1000))));
+      (trx) => extendTask(trx, s.task, new Date(minted.exp * 1000)), standing));
   } catch (err) {
     if (err instanceof ParentNotLive) return deny(invalidRequest('subject_token has been revoked or is no longer live'));
+    if (err instanceof StandingChanged) return deny(err.refusal as ExchangeError);
     throw err;
   }
   return {

@@ -13,16 +13,19 @@ export interface LedgerJob<T = unknown, S = unknown> {
   /** Other rows that must commit with the entries (a started task's row), written before the ledger head is locked. */
   writes?: (trx: Db) => Promise<void>;
   /**
-   * The agent (for one user) whose standing this grant was decided on: re-read at commit, and `refuse`
-   * answers the refusal the decision would have given on that standing (undefined: it stands).
+   * The standings this grant was decided on: its agent's (for one user) and, inside a task, its task's. Re-read
+   * at commit, and `refuse` answers the refusal the decision would have given on them (undefined: it stands).
    */
-  agent?: { key: AgentKey; refuse: (standing: S) => Error | undefined };
+  standing?: { agent?: AgentKey; task?: string; refuse: (fresh: Standings<S>) => Error | undefined };
 }
+
+/** The standings re-read for one job: its agent's and its task's, as it named them. */
+export interface Standings<S> { agent?: S; task?: S }
 
 /** An agent, for one user: the key of its standing. */
 export interface AgentKey { client_id: string; issuer: string; sub: string }
 
-/** A job refused at commit: its agent's standing changed after the decision. Nothing of it was recorded. */
+/** A job refused at commit: its agent's or task's standing changed after the decision. Nothing of it was recorded. */
 export class StandingChanged extends Error {
   readonly refusal: Error;
   constructor(refusal: Error) {
@@ -32,15 +35,16 @@ export class StandingChanged extends Error {
 }
 
 /**
- * The agents' standings, as the writer re-checks them (src/tasks owns agent_holds): handed in, as the
- * TokenIndex is, so the ledger imports no domain above it.
+ * The agents' and tasks' standings, as the writer re-checks them (src/tasks owns agent_holds and tasks): handed
+ * in, as the TokenIndex is, so the ledger imports no domain above it.
  */
 export interface StandingIndex<S> {
   /**
-   * Each agent's standing (in order), locked against change until this transaction ends: a hold written
-   * meanwhile waits for this commit (and then revokes what it recorded), or came first and is seen here.
+   * Each agent's and each task's standing (in order), locked against change until this transaction ends: a
+   * hold or task suspension written meanwhile waits for this commit (and then revokes what it recorded), or
+   * came first and is seen here. One round trip for both.
    */
-  lockStandings(trx: Db, agents: AgentKey[]): Promise<S[]>;
+  lockStandings(trx: Db, agents: AgentKey[], tasks: string[]): Promise<{ agents: S[]; tasks: S[] }>;
 }
 
 /** A parent token was revoked (or expired) between the decision and its child's commit. */
@@ -101,7 +105,7 @@ export class LedgerWriter<T = unknown, S = unknown> {
     });
   }
 
-  /** One transaction for the batch: each job's sequence numbers, or its refusal (its agent is held now). */
+  /** One transaction for the batch: each job's sequence numbers, or its refusal (its agent or task is held now). */
   async #write(batch: Pending<T, S>[]): Promise<Array<number[] | StandingChanged>> {
     return this.#db.transaction(async (trx) => {
       await trx.raw('SET LOCAL synchronous_commit = on');
@@ -121,17 +125,20 @@ export class LedgerWriter<T = unknown, S = unknown> {
     });
   }
 
-  /** The jobs whose agent's standing, read (and locked) now, refuses what they record. */
+  /** The jobs whose agent's or task's standing, read (and locked) now, refuses what they record. */
   async #refusals(trx: Db, batch: Pending<T, S>[]): Promise<Map<Pending<T, S>, StandingChanged>> {
     const refused = new Map<Pending<T, S>, StandingChanged>();
-    const checked = batch.filter((p) => p.job.agent);
+    const checked = batch.filter((p) => p.job.standing && (p.job.standing.agent || p.job.standing.task !== undefined));
     if (!this.#standings || checked.length === 0) return refused;
     const keyOf = (k: AgentKey) => JSON.stringify([k.client_id, k.issuer, k.sub]);
-    const agents = new Map(checked.map((p) => [keyOf(p.job.agent!.key), p.job.agent!.key]));
-    const standings = await this.#standings.lockStandings(trx, [...agents.values()]);
-    const byKey = new Map([...agents.keys()].map((k, i) => [k, standings[i]!]));
+    const agents = new Map(checked.flatMap((p) => (p.job.standing!.agent ? [[keyOf(p.job.standing!.agent), p.job.standing!.agent] as const] : [])));
+    const tasks = [...new Set(checked.flatMap((p) => (p.job.standing!.task !== undefined ? [p.job.standing!.task] : [])))];
+    const read = await this.#standings.lockStandings(trx, [...agents.values()], tasks);
+    const byAgent = new Map([...agents.keys()].map((k, i) => [k, read.agents[i]!]));
+    const byTask = new Map(tasks.map((t, i) => [t, read.tasks[i]!]));
     for (const p of checked) {
-      const refusal = p.job.agent!.refuse(byKey.get(keyOf(p.job.agent!.key))!);
+      const { agent, task, refuse } = p.job.standing!;
+      const refusal = refuse({ ...(agent ? { agent: byAgent.get(keyOf(agent))! } : {}), ...(task !== undefined ? { task: byTask.get(task)! } : {}) });
       if (refusal) refused.set(p, new StandingChanged(refusal));
     }
     return refused;

@@ -107,10 +107,13 @@ function holdOf(review: { kind: string; task: string | null; context: unknown })
  * (its held task token live again).
  */
 export async function reviewDecided(trx: Db, review: { id: string; kind: string; task: string | null; context: unknown }, approved: boolean): Promise<void> {
-  if (review.kind === 'task_suspension' && approved && review.task) await resumeTaskIn(trx, review.task);
+  // Before anything it locks or appends (the hold lock comes before the ledger head, as in the group commit).
+  if (review.kind === 'task_suspension' && approved && review.task) {
+    await lockHold(trx, { per: 'task', task: review.task });
+    await resumeTaskIn(trx, review.task);
+  }
   const hold = holdOf(review);
   if (!hold) return;
-  // Before anything it locks or appends (the hold lock comes before the ledger head, as in the group commit).
   await lockHold(trx, hold);
   if (approved) {
     await lift(trx, hold, review.id);

@@ -39,49 +39,69 @@ export async function standingOf(db: Db, t: HoldTarget): Promise<Standing> {
 }
 
 /*
- * The hold lock: an advisory transaction lock per (agent, user), in the two-int4 key space (class, hash),
- * apart from the one-bigint keys of the user locks. Why a lock and not `for share` on agent_holds: most holds
- * are new rows, and a read that finds no row locks nothing; an INSERT committed after that read's snapshot
- * would let the grant commit after the suspension revoked the agent's tokens, and live on. So every hold
- * write takes it exclusive before it reads or revokes anything, and the ledger's group commit takes it shared,
- * in the statement before its read of the standings: either the hold committed first (and the commit reads
- * it), or the commit did (and the suspension, waiting for it, revokes what it recorded). A hash collision only
- * serialises two unrelated pairs. The embedded database has one connection: its transactions never interleave.
+ * The hold lock: an advisory transaction lock per (agent, user), and one per task, in the two-int4 key space
+ * (class, hash), apart from the one-bigint keys of the user locks. Why a lock and not `for share` on agent_holds:
+ * most holds are new rows, and a read that finds no row locks nothing; an INSERT committed after that read's
+ * snapshot would let the grant commit after the suspension revoked the agent's tokens, and live on. So every
+ * hold write (an agent's, or a task's suspension, downgrade, revocation or lifting) takes it exclusive before it
+ * reads, locks or revokes anything, and the ledger's group commit takes it shared, in the statement before its
+ * read of the standings: either the hold committed first (and the commit reads it), or the commit did (and the
+ * suspension, waiting for it, revokes what it recorded). Taken first on both sides, it also orders a task's
+ * suspension (task row, then its tokens) against a renewal's commit (its parent token, then the task row), which
+ * would otherwise deadlock. A hash collision only serialises two unrelated keys. The embedded database has one
+ * connection: its transactions never interleave.
  */
 const HOLD_LOCK_CLASS = 0x1a7e_0100;
+const TASK_LOCK_CLASS = 0x1a7e_0101;
 const lockText = (client_id: string, issuer: string, sub: string) => JSON.stringify([client_id, issuer, sub]);
 
-/** Takes the target's hold lock (agents only) before its standing is written or its tokens revoked. */
+/** Takes the target's hold lock before its standing is written or its tokens revoked. */
 export async function lockHold(trx: Db, t: HoldTarget): Promise<void> {
-  if (t.per !== 'agent' || isEmbedded(trx)) return;
-  await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [HOLD_LOCK_CLASS, lockText(t.client_id, t.user.issuer, t.user.sub)]);
+  if (isEmbedded(trx)) return;
+  if (t.per === 'task') await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [TASK_LOCK_CLASS, t.task]);
+  else await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [HOLD_LOCK_CLASS, lockText(t.client_id, t.user.issuer, t.user.sub)]);
 }
 
 /**
- * For the ledger's group commit: the standing of each agent (for its user), in order, held against change
- * until the batch commits (the hold lock, shared). One round trip per batch whatever its size: on PostgreSQL
- * the locks and the read are two statements of one simple-query message, each on a snapshot of its own (READ
- * COMMITTED), so the read sees every hold committed before the locks were granted (a read in the locks'
- * statement would not). Their values go as quoted literals (the simple protocol has no parameters).
+ * For the ledger's group commit: the standing of each agent (for its user) and of each task, in order, held
+ * against change until the batch commits (the hold locks, shared). One round trip per batch whatever its size:
+ * on PostgreSQL the locks and the reads are statements of one simple-query message, each on a snapshot of its
+ * own (READ COMMITTED), so the reads see every hold committed before the locks were granted (a read in the
+ * locks' statement would not). Their values go as quoted literals (the simple protocol has no parameters).
+ * A task with no row (a delegation's task from before task tokens) is active.
  */
-export async function lockStandings(trx: Db, agents: Array<{ client_id: string; issuer: string; sub: string }>): Promise<Standing[]> {
-  if (agents.length === 0) return [];
+export async function lockStandings(trx: Db, agents: Array<{ client_id: string; issuer: string; sub: string }>, tasks: string[] = []): Promise<{ agents: Standing[]; tasks: Standing[] }> {
+  if (agents.length === 0 && tasks.length === 0) return { agents: [], tasks: [] };
   type Row = { client_id: string; subject_issuer: string; subject: string; status: Standing['status']; review_id: string | null };
-  let rows: Row[];
-  const read = (list: (values: string[]) => string) => 'select client_id, subject_issuer, subject, status, review_id from agent_holds'
+  type TaskRow = { task: string; status: Standing['status']; review_id: string | null };
+  const readAgents = (list: (values: string[]) => string) => 'select client_id, subject_issuer, subject, status, review_id from agent_holds'
     + ` where (client_id, subject_issuer, subject) in (select * from unnest(${list(agents.map((a) => a.client_id))}, ${list(agents.map((a) => a.issuer))}, ${list(agents.map((a) => a.sub))}))`;
+  const readTasks = (list: (values: string[]) => string) => `select task, status, review_id from tasks where task = any(${list(tasks)})`;
+  let rows: Row[] = [];
+  let taskRows: TaskRow[] = [];
   if (isEmbedded(trx)) {
-    rows = ((await trx.raw(read(() => '?::text[]'), [agents.map((a) => a.client_id), agents.map((a) => a.issuer), agents.map((a) => a.sub)])) as { rows: Row[] }).rows;
+    if (agents.length) rows = ((await trx.raw(readAgents(() => '?::text[]'), [agents.map((a) => a.client_id), agents.map((a) => a.issuer), agents.map((a) => a.sub)])) as { rows: Row[] }).rows;
+    if (tasks.length) taskRows = ((await trx.raw(readTasks(() => '?::text[]'), [tasks])) as { rows: TaskRow[] }).rows;
   } else {
     const list = (values: string[]) => `array[${values.map((v) => pg.escapeLiteral(v)).join(', ')}]::text[]`;
     // Sorted, so two batches always take them in the same order.
-    const texts = [...new Set(agents.map((a) => lockText(a.client_id, a.issuer, a.sub)))].sort();
-    const results = await trx.raw(`select count(pg_advisory_xact_lock_shared(${HOLD_LOCK_CLASS}, hashtext(k))) from unnest(${list(texts)}) as k;\n${read(list)}`) as unknown as Array<{ rows: Row[] }>;
-    if (!Array.isArray(results) || results.length !== 2) throw new Error('the standings round trip answered a different number of statements than it sent');
-    rows = results[1]!.rows;
+    const keys = [
+      ...[...new Set(agents.map((a) => lockText(a.client_id, a.issuer, a.sub)))].sort().map((k) => [HOLD_LOCK_CLASS, k] as const),
+      ...[...new Set(tasks)].sort().map((k) => [TASK_LOCK_CLASS, k] as const),
+    ];
+    const locks = `select count(pg_advisory_xact_lock_shared(c, hashtext(k))) from unnest(array[${keys.map(([c]) => c).join(', ')}]::int[], ${list(keys.map(([, k]) => k))}) as u(c, k)`;
+    const statements = [locks, ...(agents.length ? [readAgents(list)] : []), ...(tasks.length ? [readTasks(list)] : [])];
+    const results = await trx.raw(statements.join(';\n')) as unknown as Array<{ rows: unknown[] }>;
+    if (!Array.isArray(results) || results.length !== statements.length) throw new Error('the standings round trip answered a different number of statements than it sent');
+    if (agents.length) rows = results[1]!.rows as Row[];
+    if (tasks.length) taskRows = results[statements.length - 1]!.rows as TaskRow[];
   }
   const held = new Map(rows.map((r) => [lockText(r.client_id, r.subject_issuer, r.subject), { status: r.status, review_id: r.review_id ?? null }]));
-  return agents.map((a) => held.get(lockText(a.client_id, a.issuer, a.sub)) ?? ACTIVE);
+  const byTask = new Map(taskRows.map((r) => [r.task, { status: r.status, review_id: r.review_id ?? null }]));
+  return {
+    agents: agents.map((a) => held.get(lockText(a.client_id, a.issuer, a.sub)) ?? ACTIVE),
+    tasks: tasks.map((t) => byTask.get(t) ?? ACTIVE),
+  };
 }
 
 /** Every change to agent_holds is notified here, in its transaction: each process then reloads its copy. */
@@ -191,13 +211,12 @@ async function current(trx: Db, t: HoldTarget): Promise<{ status: string; review
 
 async function put(trx: Db, t: HoldTarget, status: 'active' | 'suspended' | 'downgraded', reason: string, reviewId: string | null): Promise<void> {
   const now = new Date();
+  await lockHold(trx, t);
   if (t.per === 'task') {
     await trx('tasks').insert({ task: t.task, status, reason, review_id: reviewId, updated_at: now }).onConflict('task').merge();
   } else if (status === 'active') {
-    await lockHold(trx, t);
     await writingHolds(trx, () => trx('agent_holds').where(agentKey(t)).del());
   } else {
-    await lockHold(trx, t);
     await writingHolds(trx, () => trx('agent_holds').insert({ ...agentKey(t), status, reason, review_id: reviewId, updated_at: now })
       .onConflict(['client_id', 'subject_issuer', 'subject']).merge());
   }

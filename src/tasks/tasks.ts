@@ -8,6 +8,7 @@ import type { Db } from '../store/db.ts';
 import { isLive } from '../tokens/live.ts';
 import { taskHasTokens, tokensOfTask } from '../tokens/issued.ts';
 import { releaseTaskToken, revokeCascadeIn } from '../tokens/revoke.ts';
+import { lockHold } from './holds.ts';
 
 /** The tables src/tasks owns: no other folder queries them (test/foundation/table_owners.test.ts). */
 export const OWNED_TABLES = ['tasks'] as const;
@@ -248,6 +249,9 @@ export type TaskChange = 'suspend' | 'resume' | 'revoke';
  */
 export async function changeTask(db: Db, task: string, change: TaskChange, actor: string, reason: string | undefined): Promise<boolean> {
   return db.transaction(async (trx) => {
+    // The task's hold lock before its row and tokens: a grant in the task committing meanwhile either commits
+    // first (and is revoked here) or waits and reads the new state (src/tasks/holds.ts, lockHold).
+    await lockHold(trx, { per: 'task', task });
     const row = await lockTask(trx, task);
     if (!row) return false;
     const state = shown(row);

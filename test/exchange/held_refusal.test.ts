@@ -2,11 +2,12 @@ import { describe, expect, it } from 'vitest';
 import { heldRefusal } from '../../src/exchange/held.ts';
 import { compilePolicy } from '../../src/policy/compile.ts';
 import type { DecisionInput } from '../../src/policy/decide.ts';
+import type { Standing } from '../../src/tasks/holds.ts';
 import { parsePolicyDocument } from '../../src/policy/document.ts';
 import { decideRequest } from '../../src/policy/request.ts';
 import { EXPENSES_RESOURCE } from '../helpers/decision.ts';
 
-// At commit, the agent's standing is read again (src/ledger/writer.ts); heldRefusal answers what the decision
+// At commit, the agent's and the task's standings are read again (src/ledger/writer.ts); heldRefusal answers what the decision
 // would have refused on it. Exactly that: a grant the fresh standing still allows stands.
 
 const EXPENSES = EXPENSES_RESOURCE;
@@ -23,12 +24,14 @@ const input = (extra: Partial<DecisionInput> = {}): DecisionInput => ({
   agent: { status: 'active', review_id: null }, ...extra,
 });
 /** What the exchange granted on `i` (its decision as it was made), then the refusal on `fresh`. */
-const atCommit = (i: DecisionInput, fresh: Parameters<typeof heldRefusal>[4]) => {
+const atCommitWith = (i: DecisionInput, fresh: Parameters<typeof heldRefusal>[4]) => {
   const granted = decideRequest(policy, i).grantedScopes.filter((s) => ceiling.includes(s));
   expect(granted.length).toBeGreaterThan(0);
   const r = heldRefusal(policy, i, granted, ceiling, fresh);
   return r && { error: r.code, reasons: r.extra.reasons, review_id: r.extra.review_id };
 };
+/** The agent's standing at commit. */
+const atCommit = (i: DecisionInput, agent: Standing) => atCommitWith(i, { agent });
 
 describe('the refusal at commit for an agent held since its decision', () => {
   it('lets the grant stand when the standing is unchanged, or was lifted', () => {
@@ -56,5 +59,32 @@ describe('the refusal at commit for an agent held since its decision', () => {
     const redeeming = input({ requestedScopes: ['expenses:submit'], review: { id: 'rev_2', state: 'approved' } });
     expect(atCommit(redeeming, { status: 'downgraded', review_id: 'rev_2' })).toBeUndefined();
     expect(atCommit(redeeming, { status: 'downgraded', review_id: 'rev_3' })).toMatchObject({ reasons: ['agent_downgraded'] });
+  });
+});
+
+describe('the refusal at commit for a task held since its decision', () => {
+  const inTask = (over: Partial<DecisionInput> = {}) => input({ task: { status: 'active', review_id: null }, ...over });
+  const task = (status: string, review_id: string | null = null) => ({ task: { status, review_id } as Standing, agent: { status: 'active', review_id: null } as Standing });
+
+  it('lets the grant stand when the task is as decided, or was resumed', () => {
+    expect(atCommitWith(inTask(), task('active'))).toBeUndefined();
+    const down = inTask({ task: { status: 'downgraded', review_id: null } });
+    expect(atCommitWith(down, task('downgraded'))).toBeUndefined();
+    expect(atCommitWith(down, task('active'))).toBeUndefined();
+  });
+
+  it('refuses as a suspended or revoked task\'s token is refused (src/exchange/task_subject.ts)', () => {
+    expect(atCommitWith(inTask(), task('suspended', 'rev_9'))).toEqual({ error: 'access_denied', reasons: ['task_suspended'], review_id: 'rev_9' });
+    expect(atCommitWith(inTask(), task('suspended'))).toEqual({ error: 'access_denied', reasons: ['task_suspended'], review_id: undefined });
+    expect(atCommitWith(inTask(), task('revoked'))).toEqual({ error: 'invalid_request', reasons: undefined, review_id: undefined });
+    // Both held since: the task's refusal, as the decision gives it first.
+    expect(atCommitWith(inTask(), { task: { status: 'suspended', review_id: 'rev_9' }, agent: { status: 'suspended', review_id: 'rev_8' } }))
+      .toMatchObject({ reasons: ['task_suspended'], review_id: 'rev_9' });
+  });
+
+  it('once the task is downgraded: refuses a write, lets a read stand', () => {
+    expect(atCommitWith(inTask({ requestedScopes: ['expenses:read', 'expenses:submit'] }), task('downgraded'))).toMatchObject({ error: 'access_denied', reasons: ['task_downgraded'] });
+    expect(atCommitWith(inTask({ requestedScopes: ['expenses:read'] }), task('downgraded'))).toBeUndefined();
+    expect(atCommitWith(inTask({ requestedScopes: [] }), task('downgraded'))).toMatchObject({ error: 'access_denied', reasons: ['task_downgraded'] });
   });
 });

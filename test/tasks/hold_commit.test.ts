@@ -40,9 +40,9 @@ describe('a grant\'s commit and an agent hold for the same user', () => {
           grant_type: 'token-exchange', issued_at: new Date(now), expires_at: new Date(now + 600_000), kind: 'access',
         }],
         ...(writes ? { writes } : {}),
-        agent: {
-          key: { client_id: 'agent', issuer: 'https://idp.test', sub },
-          refuse: (s) => ((s as Standing).status === 'suspended' ? new Error('agent_suspended') : undefined),
+        standing: {
+          agent: { client_id: 'agent', issuer: 'https://idp.test', sub },
+          refuse: (s) => ((s.agent as Standing).status === 'suspended' ? new Error('agent_suspended') : undefined),
         },
       },
     };
