@@ -1,8 +1,11 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { main } from '../../src/cli/main.ts';
+import { readServerRecord } from '../../src/ops/server_record.ts';
+import { embeddedLock } from '../../src/store/embedded_lock.ts';
 
 const CLI = path.resolve('src/cli.ts');
 
@@ -31,6 +34,12 @@ function collector() {
  * database) stays with runCli.
  */
 export async function runCliHere(args: string[], env: Record<string, string>): Promise<CliResult> {
+  // The embedded lock takes its own pid for no holder: a server of this process on the same embedded database
+  // must have left its address (server.json), or the command would open the database a second time.
+  if (!env.DATABASE_URL && env.DATA_DIR && embeddedLock(env.DATA_DIR).holder() === undefined
+    && existsSync(path.join(env.DATA_DIR, 'server.pid')) && !readServerRecord(env.DATA_DIR)?.admin_token) {
+    throw new Error(`a server of this process holds ${env.DATA_DIR} without an admin address: use runCli`);
+  }
   const stdout = collector();
   const stderr = collector();
   const code = await main(args, { env: { ...env }, stdout: stdout.stream, stderr: stderr.stream });
