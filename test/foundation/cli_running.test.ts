@@ -4,7 +4,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli/commands.ts';
 import { createDb } from '../../src/store/db.ts';
-import { runCli, runCliHere, startCli } from '../helpers/cli.ts';
+import { runCli, runCliHere, runScript, startCli } from '../helpers/cli.ts';
 import { freePort, freshDatabase, onPostgres, tokenRequest } from '../helpers/server.ts';
 
 const KEK = randomBytes(32).toString('base64url');
@@ -191,5 +191,20 @@ describe('commands work while a development server runs', () => {
     expect(badSince.code).toBe(2);
     oneLine(badSince.stderr);
     expect(badSince.stderr).toContain('since must look like 7d');
+  }, 300_000);
+
+  // The other cases run main() in this process; this one is the binary as installed, in its own process: the
+  // bin shim, the exit code, and a long output through a pipe that must arrive whole before the process exits.
+  it('the binary in its own process writes the whole export to a pipe and exits with the command\'s code', async () => {
+    const here = await cli(['ledger', 'export']);
+    const bin = await runScript('bin/intentgate.js', ['ledger', 'export'], env);
+    expect(bin.code).toBe(0);
+    expect(bin.stderr).toBe('');
+    expect(bin.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(here.stdout.trim().split('\n').length);
+    expect(bin.stdout.startsWith(here.stdout)).toBe(true);
+    expect(bin.stdout.endsWith('}\n')).toBe(true);
+    const wrong = await runScript('bin/intentgate.js', ['ledger', 'export', '--since', 'yesterday'], env);
+    expect(wrong.code).toBe(2);
+    oneLine(wrong.stderr);
   }, 300_000);
 });
