@@ -67,10 +67,10 @@ async function allAdmins(api: AdminApi): Promise<Item[]> {
   return items;
 }
 
-export async function applyFile(api: AdminApi, text: string, dir: string, { dryRun }: { dryRun: boolean }): Promise<void> {
+export async function applyFile(api: AdminApi, text: string, dir: string, { dryRun, out }: { dryRun: boolean; out: NodeJS.WritableStream }): Promise<void> {
   const doc = parse(text);
   const counts = { created: 0, updated: 0, unchanged: 0 };
-  const say = (line: string) => process.stdout.write(`${dryRun ? 'would have ' : ''}${line}\n`);
+  const say = (line: string) => out.write(`${dryRun ? 'would have ' : ''}${line}\n`);
   // Where an item failed, named, so a long file's mistake is found at once.
   const at = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
     try {
@@ -160,8 +160,8 @@ export async function applyFile(api: AdminApi, text: string, dir: string, { dryR
 
   const total = counts.created + counts.updated + counts.unchanged;
   if (counts.created + counts.updated === 0) {
-    process.stdout.write(`nothing to change: all ${total} declared items are as declared\n`);
+    out.write(`nothing to change: all ${total} declared items are as declared\n`);
   } else {
-    process.stdout.write(`${dryRun ? 'would have ' : ''}${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged\n`);
+    out.write(`${dryRun ? 'would have ' : ''}${counts.created} created, ${counts.updated} updated, ${counts.unchanged} unchanged\n`);
   }
 }

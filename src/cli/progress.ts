@@ -2,16 +2,16 @@
  * Progress on stderr for commands that can run long: nothing for the first second (a quick command stays
  * quiet), then at most a line a second; `always` shows every update at once (`--progress`).
  */
-export function progress(label: string, always = false) {
+export function progress(stderr: NodeJS.WritableStream & { isTTY?: boolean }, label: string, always = false) {
   const started = Date.now();
   let lastShown = 0;
   let shown = false;
   let what = '';
-  const tty = process.stderr.isTTY === true;
+  const tty = stderr.isTTY === true;
   const show = () => {
     const secs = Math.floor((Date.now() - started) / 1000);
     const line = `${label}: ${what ? `${what}, ` : ''}${secs} s`;
-    process.stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
+    stderr.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
     shown = true;
     lastShown = Date.now();
   };
@@ -29,7 +29,7 @@ export function progress(label: string, always = false) {
     },
     done() {
       clearInterval(ticker);
-      if (shown && tty) process.stderr.write('\n');
+      if (shown && tty) stderr.write('\n');
     },
   };
 }

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../helpers/cli.ts';
+import { runCliHere } from '../helpers/cli.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 // `intentgate apply`: declarative, idempotent set-up, here against a running server's database.
@@ -49,7 +49,7 @@ function write(name: string, doc: unknown): string {
 describe('intentgate apply', () => {
   it('creates what is declared, then a second run changes nothing and says so', async () => {
     const file = write('setup.yaml', declared('apply:read', 'reviewer'));
-    const first = await runCli(['apply', file], env);
+    const first = await runCliHere(['apply', file], env);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
     expect(first.stdout).toContain('created issuer https://idp.apply.example');
@@ -65,7 +65,7 @@ describe('intentgate apply', () => {
     const current = await (await t.admin('GET', '/admin/api/policies/current')).json() as { document: string; source: string };
     expect(current.document).toContain('apply:read');
 
-    const second = await runCli(['apply', file], env);
+    const second = await runCliHere(['apply', file], env);
     expect(second.code).toBe(0);
     expect(second.stdout).toBe('nothing to change: all 6 declared items are as declared\n');
     expect((await (await t.admin('GET', '/admin/api/policies')).json() as { items: unknown[] }).items).toHaveLength(2);
@@ -73,13 +73,13 @@ describe('intentgate apply', () => {
 
   it('updates only the fields that differ; --dry-run says what it would do and does nothing', async () => {
     const file = write('changed.yaml', declared('apply:read apply:write', 'auditor'));
-    const dry = await runCli(['apply', file, '--dry-run'], env);
+    const dry = await runCliHere(['apply', file, '--dry-run'], env);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('would have updated client apply-agent (scope)');
     expect(dry.stdout).toContain('would have updated admin rita (role reviewer -> auditor)');
     expect(((await (await t.admin('GET', '/admin/api/clients/apply-agent')).json()) as { scope: string }).scope).toBe('apply:read');
 
-    const real = await runCli(['apply', file], env);
+    const real = await runCliHere(['apply', file], env);
     expect(real.code).toBe(0);
     expect(real.stdout).toBe([
       'updated client apply-agent (scope)',
@@ -88,7 +88,7 @@ describe('intentgate apply', () => {
       '',
     ].join('\n'));
     expect(((await (await t.admin('GET', '/admin/api/clients/apply-agent')).json()) as { scope: string }).scope).toBe('apply:read apply:write');
-    expect((await runCli(['apply', file], env)).stdout).toMatch(/^nothing to change/);
+    expect((await runCliHere(['apply', file], env)).stdout).toMatch(/^nothing to change/);
   }, 300_000);
 
   it('a mistake is one line naming the item or the section', async () => {
@@ -102,7 +102,7 @@ describe('intentgate apply', () => {
       ['clients: [unclosed', /not valid YAML/],
     ];
     for (const [doc, message] of cases) {
-      const r = await runCli(['apply', write('bad.yaml', doc)], env);
+      const r = await runCliHere(['apply', write('bad.yaml', doc)], env);
       expect(r.code, JSON.stringify(doc)).toBe(2);
       expect(r.stderr.trimEnd().split('\n'), r.stderr).toHaveLength(1);
       expect(r.stderr).toMatch(message);

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../../src/cli/commands.ts';
 import { createDb } from '../../src/store/db.ts';
-import { runCli, startCli } from '../helpers/cli.ts';
+import { runCli, runCliHere, runScript, startCli } from '../helpers/cli.ts';
 import { freePort, freshDatabase, onPostgres, tokenRequest } from '../helpers/server.ts';
 
 const KEK = randomBytes(32).toString('base64url');
@@ -49,10 +49,10 @@ describe('a port already in use', () => {
 describe('every command has its own --help; mistakes are one line', () => {
   it('prints each command\'s usage', async () => {
     const runnable = COMMANDS.filter((c) => c.words[0] !== 'start-dev' && c.words[0] !== 'serve');
-    // Four at a time: each is a process start on a shared machine.
+    // Four at a time, as the commands of a shell script might be.
     for (let i = 0; i < runnable.length; i += 4) {
       await Promise.all(runnable.slice(i, i + 4).map(async (c) => {
-        const r = await runCli([...c.words, '--help'], {});
+        const r = await runCliHere([...c.words, '--help'], {});
         expect(r.code, c.words.join(' ')).toBe(0);
         expect(r.stdout.startsWith(`usage: intentgate ${c.words.join(' ')}`)).toBe(true);
         expect(r.stdout.length).toBeGreaterThan(c.usage.length + 30);
@@ -69,7 +69,7 @@ describe('every command has its own --help; mistakes are one line', () => {
     [['client', 'rotate-secret'], /takes <client_id>, got none/],
     [['frobnicate'], /unknown command: frobnicate/],
   ])('%j', async (args, message) => {
-    const r = await runCli(args, { INTENTGATE_KEK: KEK, DATA_DIR: '/nonexistent-ig' });
+    const r = await runCliHere(args, { INTENTGATE_KEK: KEK, DATA_DIR: '/nonexistent-ig' });
     expect(r.code).toBe(2);
     oneLine(r.stderr);
     expect(r.stderr).toMatch(message);
@@ -83,7 +83,7 @@ describe('commands work while a development server runs', () => {
   let proc: ReturnType<typeof startCli>;
   const adminToken = `boot-${randomBytes(12).toString('hex')}`;
   const url = () => `http://127.0.0.1:${port}`;
-  const cli = (args: string[], extra: Record<string, string> = {}) => runCli(args, { ...env, ...extra });
+  const cli = (args: string[], extra: Record<string, string> = {}) => runCliHere(args, { ...env, ...extra });
 
   beforeAll(async () => {
     const db = await freshDatabase();
@@ -191,5 +191,20 @@ describe('commands work while a development server runs', () => {
     expect(badSince.code).toBe(2);
     oneLine(badSince.stderr);
     expect(badSince.stderr).toContain('since must look like 7d');
+  }, 300_000);
+
+  // The other cases run main() in this process; this one is the binary as installed, in its own process: the
+  // bin shim, the exit code, and a long output through a pipe that must arrive whole before the process exits.
+  it('the binary in its own process writes the whole export to a pipe and exits with the command\'s code', async () => {
+    const here = await cli(['ledger', 'export']);
+    const bin = await runScript('bin/intentgate.js', ['ledger', 'export'], env);
+    expect(bin.code).toBe(0);
+    expect(bin.stderr).toBe('');
+    expect(bin.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(here.stdout.trim().split('\n').length);
+    expect(bin.stdout.startsWith(here.stdout)).toBe(true);
+    expect(bin.stdout.endsWith('}\n')).toBe(true);
+    const wrong = await runScript('bin/intentgate.js', ['ledger', 'export', '--since', 'yesterday'], env);
+    expect(wrong.code).toBe(2);
+    oneLine(wrong.stderr);
   }, 300_000);
 });

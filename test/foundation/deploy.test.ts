@@ -7,14 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.ts';
 import { loadLedgerKey } from '../../src/ledger/key.ts';
 import { publicKeyFrom } from '../../src/ledger/verify.ts';
-import { childEnv, runCli } from '../helpers/cli.ts';
+import { childEnv, runCliHere } from '../helpers/cli.ts';
 import { freePort, startTestServer, type TestServer } from '../helpers/server.ts';
 
 describe('keys generate', () => {
   it('makes every secret production needs, which production mode then accepts', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ig-keys-'));
     const file = path.join(dir, 'secrets', 'ledger-key.pem');
-    const r = await runCli(['keys', 'generate', '--ledger-key', file], {});
+    const r = await runCliHere(['keys', 'generate', '--ledger-key', file], {});
     expect(r.code).toBe(0);
     const vars = Object.fromEntries(r.stdout.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     expect(Object.keys(vars)).toEqual(['INTENTGATE_KEK', 'ADMIN_TOKEN', 'INTENTGATE_LEDGER_KEY']);
@@ -32,7 +32,7 @@ describe('keys generate', () => {
     // The public half, for verifiers (ledger verify --public-key), beside it.
     await expect(publicKeyFrom(readFileSync(path.join(dir, 'secrets', 'ledger-key.pub.pem'), 'utf8'))).resolves.toBeDefined();
 
-    const again = await runCli(['keys', 'generate', '--ledger-key', file], {});
+    const again = await runCliHere(['keys', 'generate', '--ledger-key', file], {});
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/exists; choose another --ledger-key FILE/);
   }, 120_000);

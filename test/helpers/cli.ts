@@ -1,6 +1,11 @@
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { main } from '../../src/cli/main.ts';
+import { readServerRecord } from '../../src/ops/server_record.ts';
+import { embeddedLock } from '../../src/store/embedded_lock.ts';
 
 const CLI = path.resolve('src/cli.ts');
 
@@ -14,6 +19,32 @@ export function childEnv(env: Record<string, string>): Record<string, string> {
 }
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
+
+/** A stream that keeps what is written to it. */
+function collector() {
+  let text = '';
+  const stream = new Writable({ write(chunk, _enc, done) { text += chunk; done(); } });
+  return { stream, text: () => text };
+}
+
+/**
+ * Runs `intentgate ...` in this process, through the entry the binary uses, with only the given environment
+ * and its own stdout/stderr: the same command without the cost of starting Node (most CLI cases). What only a
+ * process shows (the bin shim, signals, a running server, output to a pipe, a second process on one
+ * database) stays with runCli.
+ */
+export async function runCliHere(args: string[], env: Record<string, string>): Promise<CliResult> {
+  // The embedded lock takes its own pid for no holder: a server of this process on the same embedded database
+  // must have left its address (server.json), or the command would open the database a second time.
+  if (!env.DATABASE_URL && env.DATA_DIR && embeddedLock(env.DATA_DIR).holder() === undefined
+    && existsSync(path.join(env.DATA_DIR, 'server.pid')) && !readServerRecord(env.DATA_DIR)?.admin_token) {
+    throw new Error(`a server of this process holds ${env.DATA_DIR} without an admin address: use runCli`);
+  }
+  const stdout = collector();
+  const stderr = collector();
+  const code = await main(args, { env: { ...env }, stdout: stdout.stream, stderr: stderr.stream });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
 
 /** Runs `intentgate ...` as a separate process on this Node, with only the given environment. */
 export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {

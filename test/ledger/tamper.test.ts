@@ -5,7 +5,7 @@ import { chainOf, leafOf } from '../../src/ledger/hash.ts';
 import { canonicalBytes } from '../../src/ledger/canonical.ts';
 import { publicKeyFrom, verifyLedger, type VerifyReport } from '../../src/ledger/verify.ts';
 import type { Db } from '../../src/store/db.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCliHere } from '../helpers/cli.ts';
 import { exchangeParams, startWorld, type World } from '../helpers/world.ts';
 
 let w: World;
@@ -60,7 +60,7 @@ describe('the ledger is append-only and verifiable', () => {
     const report = await verify();
     expect(report).toMatchObject({ ok: true, entries: pristine.length, checkpoints: 1, anchors: 1 });
     expect(report.head_hash).toBe(Buffer.from(pristine.at(-1)!.chain_hash as Buffer).toString('hex'));
-    const cli = await runCli(['ledger', 'verify', '--anchors', anchors], { DATABASE_URL: w.t.env.DATABASE_URL ?? '', DATA_DIR: w.t.env.DATA_DIR!, INTENTGATE_KEK: w.t.env.INTENTGATE_KEK! });
+    const cli = await runCliHere(['ledger', 'verify', '--anchors', anchors], { DATABASE_URL: w.t.env.DATABASE_URL ?? '', DATA_DIR: w.t.env.DATA_DIR!, INTENTGATE_KEK: w.t.env.INTENTGATE_KEK! });
     // On PostgreSQL the CLI opens the database itself; on the embedded one (open in this process) it asks the
     // running server, through the admin API.
     expect(cli.code).toBe(0);

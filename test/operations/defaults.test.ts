@@ -6,7 +6,7 @@ import { createLogger } from '../../src/ops/log.ts';
 import { startServer } from '../../src/server.ts';
 import { createDb, type Db } from '../../src/store/db.ts';
 import { nowSeconds } from '../../packages/resource/src/protocol/time.ts';
-import { runCli } from '../helpers/cli.ts';
+import { runCliHere } from '../helpers/cli.ts';
 import { freshDatabase } from '../helpers/server.ts';
 import { ACCESS_TOKEN_TYPE, exchangeParams, startWorld, type World } from '../helpers/world.ts';
 
@@ -52,7 +52,7 @@ describe('key rotation overlap', () => {
   it('refuses it in the CLI too, and refuses a configured default below the minimum', async () => {
     const db = await freshDatabase();
     try {
-      const r = await runCli(['keys', 'rotate', '--overlap', '10'], { ...db.env, INTENTGATE_KEK: w.t.env.INTENTGATE_KEK! });
+      const r = await runCliHere(['keys', 'rotate', '--overlap', '10'], { ...db.env, INTENTGATE_KEK: w.t.env.INTENTGATE_KEK! });
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(/at least 60 s/);
     } finally {

@@ -5,7 +5,7 @@ import { decodeJwt, exportJWK, generateKeyPair, SignJWT } from 'jose';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDb, type Db } from '../../src/store/db.ts';
-import { runCli, startCli } from '../helpers/cli.ts';
+import { runCliHere, startCli } from '../helpers/cli.ts';
 import { freePort, freshDatabase, onPostgres, tokenRequest } from '../helpers/server.ts';
 import { ACCESS_TOKEN_TYPE, details, EXPENSES, IDP, TOKEN_EXCHANGE } from '../helpers/world.ts';
 
@@ -137,7 +137,7 @@ describe.skipIf(!onPostgres)('three instances on one database, one killed mid-lo
     const seqs = (await db('ledger_entries').orderBy('seq').select('seq')).map((r: { seq: number }) => Number(r.seq));
     expect(seqs).toEqual(Array.from({ length: Number(head.seq) }, (_, k) => k + 1));
 
-    const verify = await runCli(['ledger', 'verify'], env);
+    const verify = await runCliHere(['ledger', 'verify'], env);
     expect(verify.stdout).toMatch(/^ledger OK: /);
     expect(verify.code).toBe(0);
   }, 180_000);
