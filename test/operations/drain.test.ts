@@ -52,6 +52,24 @@ async function slowExchange(url: string, form: string): Promise<{ finish(): void
   const { port } = new URL(url);
   const socket = net.connect(Number(port), '127.0.0.1');
   await new Promise<void>((r) => socket.once('connect', () => r()));
+  // 'connect' only means the kernel completed the handshake: on a busy machine the connection may still wait in
+  // the listen backlog, and a listener that closes resets what is queued there (a connection the server never
+  // had). One answered request on it first proves the server accepted it, as a kept-alive client's would be.
+  socket.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+  await new Promise<void>((resolve, reject) => {
+    let head = '';
+    const onData = (d: Buffer) => {
+      head += d.toString('latin1');
+      const end = head.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const length = Number(/\r\ncontent-length:\s*(\d+)/i.exec(head.slice(0, end))?.[1] ?? 0);
+      if (head.length < end + 4 + length) return;
+      socket.off('data', onData);
+      resolve();
+    };
+    socket.on('data', onData);
+    socket.once('error', reject);
+  });
   const half = Math.floor(form.length / 2);
   socket.write(`POST /token HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nAuthorization: ${basicAuth(...w.creds.agent!)}\r\n`
     + `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${Buffer.byteLength(form)}\r\n\r\n${form.slice(0, half)}`);
