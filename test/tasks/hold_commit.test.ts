@@ -1,31 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LedgerWriter, StandingChanged, type LedgerJob } from '../../src/ledger/writer.ts';
-import { createDb, isEmbedded, type Db } from '../../src/store/db.ts';
-import { migrate } from '../../src/store/migrate.ts';
+import { describe, expect, it } from 'vitest';
+import { StandingChanged, type LedgerJob } from '../../src/ledger/writer.ts';
 import { suspendHold } from '../../src/tasks/behaviour.ts';
-import { lockStandings, suspend, type Standing } from '../../src/tasks/holds.ts';
-import { issuedTokensInsert, lockLiveParents, type IssuedToken } from '../../src/tokens/issued.ts';
-import { freshDatabase } from '../helpers/server.ts';
+import { suspend, type Standing } from '../../src/tasks/holds.ts';
+import { type IssuedToken } from '../../src/tokens/issued.ts';
+import { commitWriterFixture } from '../helpers/commit_writer.ts';
 
 // The group commit re-reads each grant's agent standing, and a hold write and a commit never interleave
 // (src/tasks/holds.ts, the hold lock): whichever commits first, no token for a held agent stays live.
 // On PGlite (one connection) the transactions queue for the connection: the same two orders, nothing between.
 describe('a grant\'s commit and an agent hold for the same user', () => {
-  let database: Awaited<ReturnType<typeof freshDatabase>>;
-  let db: Db;
-  let writer: LedgerWriter<IssuedToken, unknown>;
-  beforeAll(async () => {
-    database = await freshDatabase();
-    db = createDb({ databaseUrl: database.env.DATABASE_URL, dataDir: database.env.DATA_DIR! });
-    await migrate(db);
-    writer = new LedgerWriter<IssuedToken, unknown>(db, isEmbedded(db) ? 1 : 64, { insert: issuedTokensInsert, lockLiveParents }, { lockStandings });
-  }, 60_000);
-  afterAll(async () => {
-    await db?.destroy();
-    await database?.drop();
-  });
+  const fx = commitWriterFixture();
 
   const user = (sub: string) => ({ issuer: 'https://idp.test', sub });
   const grant = (sub: string, writes?: LedgerJob['writes']): { jti: string; job: LedgerJob<IssuedToken, unknown> } => {
@@ -47,7 +33,7 @@ describe('a grant\'s commit and an agent hold for the same user', () => {
       },
     };
   };
-  const statusOf = async (jti: string) => (await db('issued_tokens').where({ jti }).first('status') as { status: string } | undefined)?.status;
+  const statusOf = async (jti: string) => (await fx.db('issued_tokens').where({ jti }).first('status') as { status: string } | undefined)?.status;
   const settledWithin = async (p: Promise<unknown>, ms: number) => {
     let settled = false;
     p.then(() => { settled = true; }, () => { settled = true; });
@@ -60,14 +46,14 @@ describe('a grant\'s commit and an agent hold for the same user', () => {
     let end!: () => void;
     const isWritten = new Promise<void>((r) => { written = r; });
     const ended = new Promise<void>((r) => { end = r; });
-    const hold = db.transaction(async (trx) => {
+    const hold = fx.db.transaction(async (trx) => {
       await suspend(trx, { per: 'agent', client_id: 'agent', user: user('ann') }, 'test', null);
       written();
       await ended;
     });
     await isWritten;
     const { jti, job } = grant('ann');
-    const commit = writer.commit(job);
+    const commit = fx.writer.commit(job);
     expect(await settledWithin(commit, 300)).toBe(false);
     end();
     await hold;
@@ -76,7 +62,7 @@ describe('a grant\'s commit and an agent hold for the same user', () => {
     expect((err as StandingChanged).refusal.message).toBe('agent_suspended');
     expect(await statusOf(jti)).toBeUndefined();
     // Another agent's (or user's) grant is untouched by it.
-    await expect(writer.commit(grant('bea').job)).resolves.toHaveLength(1);
+    await expect(fx.writer.commit(grant('bea').job)).resolves.toHaveLength(1);
   });
 
   it('a commit under way first: the suspension waits for it, then revokes what it recorded', async () => {
@@ -86,23 +72,23 @@ describe('a grant\'s commit and an agent hold for the same user', () => {
     const going = new Promise<void>((r) => { go = r; });
     // The commit holds its transaction open after its standing check (its rows are written after this).
     const { jti, job } = grant('cal', async () => { inside(); await going; });
-    const commit = writer.commit(job);
+    const commit = fx.writer.commit(job);
     await isInside;
     const binding = { client_id: 'agent', user: user('cal'), task: null, scope: [], resource: '', details: [] };
-    const suspension = suspendHold(db, { per: 'agent', client_id: 'agent', user: user('cal') }, binding, {}, ['test']);
+    const suspension = suspendHold(fx.db, { per: 'agent', client_id: 'agent', user: user('cal') }, binding, {}, ['test']);
     expect(await settledWithin(suspension, 300)).toBe(false);
     go();
     await expect(commit).resolves.toHaveLength(1);
     await suspension;
     expect(await statusOf(jti)).toBe('revoked');
     // And from now on the commit refuses.
-    await expect(writer.commit(grant('cal').job)).rejects.toBeInstanceOf(StandingChanged);
+    await expect(fx.writer.commit(grant('cal').job)).rejects.toBeInstanceOf(StandingChanged);
   });
 
   it('reads the standing of users whose names need quoting, and only theirs', async () => {
     const odd = 'd\'o\\"x; --';
-    await suspend(db, { per: 'agent', client_id: 'agent', user: user(odd) }, 'test', null);
-    await expect(writer.commit(grant(odd).job)).rejects.toBeInstanceOf(StandingChanged);
-    await expect(writer.commit(grant(`${odd}2`).job)).resolves.toHaveLength(1);
+    await suspend(fx.db, { per: 'agent', client_id: 'agent', user: user(odd) }, 'test', null);
+    await expect(fx.writer.commit(grant(odd).job)).rejects.toBeInstanceOf(StandingChanged);
+    await expect(fx.writer.commit(grant(`${odd}2`).job)).resolves.toHaveLength(1);
   });
 });

@@ -1,18 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ExchangeError } from '../../src/exchange/errors.ts';
 import { taskRefusal } from '../../src/exchange/held.ts';
 import { queryLedger } from '../../src/ledger/query.ts';
-import { LedgerWriter, StandingChanged, type LedgerJob } from '../../src/ledger/writer.ts';
-import { createDb, isEmbedded, type Db } from '../../src/store/db.ts';
-import { migrate } from '../../src/store/migrate.ts';
+import { StandingChanged, type LedgerJob } from '../../src/ledger/writer.ts';
 import { downgradeTask } from '../../src/tasks/behaviour.ts';
-import { lockHold, lockStandings, suspend, type Standing } from '../../src/tasks/holds.ts';
+import { lockHold, suspend, type Standing } from '../../src/tasks/holds.ts';
 import { changeTask, extendTask, insertTask } from '../../src/tasks/tasks.ts';
-import { issuedTokensInsert, lockLiveParents, type IssuedToken } from '../../src/tokens/issued.ts';
+import { type IssuedToken } from '../../src/tokens/issued.ts';
 import { revokeCascadeIn } from '../../src/tokens/revoke.ts';
-import { freshDatabase } from '../helpers/server.ts';
+import { commitWriterFixture } from '../helpers/commit_writer.ts';
 
 // The group commit re-reads the task's standing of every grant inside a task, and a task's suspension (or
 // revocation) and a commit never interleave (src/tasks/holds.ts, the hold lock): whichever commits first, no
@@ -20,19 +18,7 @@ import { freshDatabase } from '../helpers/server.ts';
 // The jobs are shaped as the exchange's: a tool call (child of the task token) and a renewal (a new task
 // token, child of the old one, moving the task's expiry). On PGlite (one connection) the transactions queue.
 describe('a grant\'s commit and its task\'s suspension', () => {
-  let database: Awaited<ReturnType<typeof freshDatabase>>;
-  let db: Db;
-  let writer: LedgerWriter<IssuedToken, unknown>;
-  beforeAll(async () => {
-    database = await freshDatabase();
-    db = createDb({ databaseUrl: database.env.DATABASE_URL, dataDir: database.env.DATA_DIR! });
-    await migrate(db);
-    writer = new LedgerWriter<IssuedToken, unknown>(db, isEmbedded(db) ? 1 : 64, { insert: issuedTokensInsert, lockLiveParents }, { lockStandings });
-  }, 60_000);
-  afterAll(async () => {
-    await db?.destroy();
-    await database?.drop();
-  });
+  const fx = commitWriterFixture();
 
   const user = { issuer: 'https://idp.test', sub: 'tia' };
   const token = (task: string, kind: 'task' | 'access', parent?: string, scope = 'expenses:read'): IssuedToken => {
@@ -47,7 +33,7 @@ describe('a grant\'s commit and its task\'s suspension', () => {
   const started = async () => {
     const task = `tsk_${randomBytes(6).toString('hex')}`;
     const t = token(task, 'task');
-    await writer.commit({
+    await fx.writer.commit({
       entries: [entry(task, t.jti)], tokens: [t],
       writes: (trx) => insertTask(trx, {
         task, client_id: 'agent', user, intent: 'test', scope: ['expenses:read'], resources: ['https://expenses.test'], authorization_details: [],
@@ -73,8 +59,8 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     };
     return { jti: t.jti, job };
   };
-  const statusOf = async (jti: string) => (await db('issued_tokens').where({ jti }).first('status') as { status: string } | undefined)?.status;
-  const ledgerHas = async (task: string, jti: string) => (await queryLedger(db, { task }, 200)).items.some((e) => e.payload.jti === jti);
+  const statusOf = async (jti: string) => (await fx.db('issued_tokens').where({ jti }).first('status') as { status: string } | undefined)?.status;
+  const ledgerHas = async (task: string, jti: string) => (await queryLedger(fx.db, { task }, 200)).items.some((e) => e.payload.jti === jti);
   const settledWithin = async (p: Promise<unknown>, ms: number) => {
     let settled = false;
     p.then(() => { settled = true; }, () => { settled = true; });
@@ -103,7 +89,7 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     const isWritten = new Promise<void>((r) => { written = r; });
     const ended = new Promise<void>((r) => { end = r; });
     // As suspendHold does for a task: the hold lock, the revocation (task token held), the new state.
-    const suspension = db.transaction(async (trx) => {
+    const suspension = fx.db.transaction(async (trx) => {
       await lockHold(trx, { per: 'task', task });
       await revokeCascadeIn(trx, { task }, 'system', 'behaviour: test', { holdTaskToken: true });
       await suspend(trx, { per: 'task', task }, 'test', 'rev_t1');
@@ -112,7 +98,7 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     });
     await isWritten;
     const { jti, job } = toolCall(task, taskJti);
-    const commit = writer.commit(job);
+    const commit = fx.writer.commit(job);
     expect(await settledWithin(commit, 300)).toBe(false);
     end();
     await suspension;
@@ -122,16 +108,16 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     expect(await ledgerHas(task, jti)).toBe(false);
     // Another task's grant is untouched by it.
     const other = await started();
-    await expect(writer.commit(toolCall(other.task, other.taskJti).job)).resolves.toHaveLength(1);
+    await expect(fx.writer.commit(toolCall(other.task, other.taskJti).job)).resolves.toHaveLength(1);
   });
 
   it('tool call first: the admin\'s suspension waits for its commit, then revokes what it recorded', async () => {
     const { task, taskJti } = await started();
     const g = gate();
     const { jti, job } = toolCall(task, taskJti, g.hold);
-    const commit = writer.commit(job);
+    const commit = fx.writer.commit(job);
     await g.isInside;
-    const suspension = changeTask(db, task, 'suspend', 'admin', 'looks odd');
+    const suspension = changeTask(fx.db, task, 'suspend', 'admin', 'looks odd');
     expect(await settledWithin(suspension, 300)).toBe(false);
     g.go();
     await expect(commit).resolves.toHaveLength(1);
@@ -139,7 +125,7 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     expect(await statusOf(jti)).toBe('revoked');
     expect(await statusOf(taskJti)).toBe('suspended');
     // From now on the commit refuses (no review: an admin's suspension).
-    expect(await refusalOf(writer.commit(toolCall(task, taskJti).job))).toMatchObject({ error: 'access_denied', reasons: ['task_suspended'], review_id: undefined });
+    expect(await refusalOf(fx.writer.commit(toolCall(task, taskJti).job))).toMatchObject({ error: 'access_denied', reasons: ['task_suspended'], review_id: undefined });
   });
 
   it('renewal first: the admin\'s revocation waits for its commit, then revokes the new task token', async () => {
@@ -148,16 +134,16 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     // The renewal holds its parent (the old task token) and will write the task's row; the revocation locks
     // the row, then the tokens. Without the hold lock taken first on both sides, these two deadlock.
     const { jti, job } = renewal(task, taskJti, g.hold);
-    const commit = writer.commit(job);
+    const commit = fx.writer.commit(job);
     await g.isInside;
-    const revocation = changeTask(db, task, 'revoke', 'admin', 'done');
+    const revocation = changeTask(fx.db, task, 'revoke', 'admin', 'done');
     expect(await settledWithin(revocation, 300)).toBe(false);
     g.go();
     await expect(commit).resolves.toHaveLength(1);
     await expect(revocation).resolves.toBe(true);
     expect(await statusOf(jti)).toBe('revoked');
     expect(await statusOf(taskJti)).toBe('revoked');
-    expect(await refusalOf(writer.commit(renewal(task, taskJti).job)))
+    expect(await refusalOf(fx.writer.commit(renewal(task, taskJti).job)))
       .toEqual({ error: 'invalid_request', description: 'subject_token has been revoked or is no longer live', reasons: undefined, review_id: undefined });
   });
 
@@ -167,7 +153,7 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     let end!: () => void;
     const isWritten = new Promise<void>((r) => { written = r; });
     const ended = new Promise<void>((r) => { end = r; });
-    const revocation = db.transaction(async (trx) => {
+    const revocation = fx.db.transaction(async (trx) => {
       await lockHold(trx, { per: 'task', task });
       await trx('tasks').where({ task }).update({ status: 'revoked' });
       await revokeCascadeIn(trx, { task }, 'admin', 'task revoked: test');
@@ -176,7 +162,7 @@ describe('a grant\'s commit and its task\'s suspension', () => {
     });
     await isWritten;
     const { jti, job } = renewal(task, taskJti);
-    const commit = writer.commit(job);
+    const commit = fx.writer.commit(job);
     expect(await settledWithin(commit, 300)).toBe(false);
     end();
     await revocation;
@@ -187,22 +173,22 @@ describe('a grant\'s commit and its task\'s suspension', () => {
 
   it('a task downgraded since the decision: a write is refused at commit, a read stands', async () => {
     const { task, taskJti } = await started();
-    await downgradeTask(db, task, 'volume', {});
+    await downgradeTask(fx.db, task, 'volume', {});
     // As the exchange builds it: a write (no read scope left) is refused; this stand-in refuses only suspensions and
-    // revocations, so the downgrade is checked through the standing the writer hands it.
+    // revocations, so the downgrade is checked through the standing the fx.writer hands it.
     const seen: unknown[] = [];
     const t = token(task, 'access', taskJti, 'expenses:submit');
     const job: LedgerJob<IssuedToken, unknown> = {
       entries: [entry(task, t.jti)], tokens: [t], parents: [taskJti],
       standing: { task, refuse: (s) => { seen.push(s.task); return (s.task as Standing).status === 'downgraded' ? new Error('task_downgraded') : undefined; } },
     };
-    await expect(writer.commit(job)).rejects.toBeInstanceOf(StandingChanged);
+    await expect(fx.writer.commit(job)).rejects.toBeInstanceOf(StandingChanged);
     expect(seen).toEqual([{ status: 'downgraded', review_id: null }]);
     expect(await statusOf(t.jti)).toBeUndefined();
     // A task with no row (a delegation's task from before task tokens) is active.
     const legacy = `tsk_${randomBytes(6).toString('hex')}`;
     const seenLegacy: unknown[] = [];
-    await writer.commit({ entries: [entry(legacy, 'x')], standing: { task: legacy, refuse: (s) => { seenLegacy.push(s.task); return undefined; } } });
+    await fx.writer.commit({ entries: [entry(legacy, 'x')], standing: { task: legacy, refuse: (s) => { seenLegacy.push(s.task); return undefined; } } });
     expect(seenLegacy).toEqual([{ status: 'active', review_id: null }]);
   });
 });
